@@ -1,0 +1,276 @@
+"""Decoding the sampled frames of one video with PyAV, by seeking.
+
+Only the frames between a target's keyframe and the target are decoded, and
+only the chosen frames are kept, so memory per video is bounded by a few
+frames whatever the video's length. The frames are those Data-Juicer's
+full-keyframe-pass algorithm picks (see :mod:`textsieve.video.sampling`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Literal
+
+import av
+import numpy as np
+
+from ..errors import ErrorKind, VideoError
+from .sampling import TargetMatcher, effective_frame_count, interval_targets, uniform_targets
+
+SamplingMethod = Literal["uniform", "interval", "keyframe"]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Inputs past these are refused before decoding (``bad_resolution`` /
+    ``too_long``): a corrupt header claiming 100k x 100k pixels must not
+    allocate gigabytes."""
+
+    max_pixels: int = 8192 * 8192
+    max_duration_s: float = 24 * 3600.0
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    path: str
+    width: int
+    height: int
+    duration: Fraction  # seconds
+    frames: int | None  # as the container states it; None when unknown
+    time_base: Fraction
+    codec: str
+
+
+@dataclass
+class SampledVideo:
+    info: VideoInfo
+    images: list[np.ndarray]  # RGB uint8, H x W x 3, one per chosen frame
+    times: list[float]  # presentation time of each chosen frame, seconds
+    decoded: int  # frames decoded to get them: the decode cost
+
+
+def open_video(path: str) -> av.container.InputContainer:
+    """Open ``path`` or raise a :class:`VideoError` saying what is wrong."""
+    if not os.path.exists(path):
+        raise VideoError(ErrorKind.MISSING_FILE, f"{path}: no such file", path)
+    if os.path.isdir(path):
+        raise VideoError(ErrorKind.UNREADABLE, f"{path}: is a folder, not a video file", path)
+    if os.path.getsize(path) == 0:
+        raise VideoError(ErrorKind.EMPTY_FILE, f"{path}: file is empty (0 bytes)", path)
+    try:
+        return av.open(path, metadata_errors="ignore")
+    except (av.error.FFmpegError, UnicodeDecodeError, OSError) as exc:
+        raise VideoError(
+            ErrorKind.UNREADABLE,
+            f"{path}: FFmpeg cannot read it as a video ({exc}); it may not be a video, "
+            "or be cut before its index (a truncated MP4 whose moov atom is at the end)",
+            path,
+        ) from exc
+
+
+def probe(container: av.container.InputContainer, path: str, limits: Limits) -> VideoInfo:
+    """Stream facts needed for sampling, checked against ``limits``."""
+    if not container.streams.video:
+        kinds = sorted({s.type for s in container.streams}) or ["none"]
+        raise VideoError(ErrorKind.NO_VIDEO_STREAM, f"{path}: no video stream (streams: {', '.join(kinds)})", path)
+    stream = container.streams.video[0]
+    width, height = stream.codec_context.width, stream.codec_context.height
+    if width <= 0 or height <= 0 or width * height > limits.max_pixels:
+        raise VideoError(
+            ErrorKind.BAD_RESOLUTION,
+            f"{path}: frame size {width}x{height} is outside 1..{limits.max_pixels} pixels "
+            "(raise limits.max_pixels if it is real)",
+            path,
+        )
+    if stream.time_base is None:
+        raise VideoError(ErrorKind.BAD_TIMESTAMPS, f"{path}: video stream has no time base", path)
+    duration = _duration(container, stream, path)
+    if duration > limits.max_duration_s:
+        raise VideoError(
+            ErrorKind.TOO_LONG,
+            f"{path}: duration {float(duration):.0f} s exceeds {limits.max_duration_s:.0f} s "
+            "(raise limits.max_duration_s if it is real)",
+            path,
+        )
+    return VideoInfo(
+        path=path,
+        width=width,
+        height=height,
+        duration=duration,
+        frames=stream.frames or None,
+        time_base=Fraction(stream.time_base),
+        codec=stream.codec_context.name,
+    )
+
+
+def _duration(container: av.container.InputContainer, stream: av.video.stream.VideoStream, path: str) -> Fraction:
+    # Data-Juicer reads stream.duration only (and fails where it is absent, as
+    # in Matroska/WebM); the fallbacks keep those files usable.
+    if stream.duration is not None and stream.duration > 0:
+        return stream.duration * Fraction(stream.time_base)
+    if container.duration is not None and container.duration > 0:
+        return Fraction(container.duration, av.time_base)
+    last = None
+    for packet in container.demux(stream):
+        if packet.pts is not None:
+            last = packet.pts if last is None else max(last, packet.pts)
+    container.seek(0)
+    if last is None:
+        raise VideoError(
+            ErrorKind.BAD_TIMESTAMPS,
+            f"{path}: no duration and no packet timestamps (a raw elementary stream?); remux it into MP4/MKV",
+            path,
+        )
+    return last * Fraction(stream.time_base)
+
+
+def sample_targets(info: VideoInfo, n: int, method: SamplingMethod, interval_s: float) -> list[Fraction]:
+    if method == "interval":
+        return interval_targets(info.duration, Fraction(interval_s).limit_denominator(1000), n)
+    return uniform_targets(info.duration, effective_frame_count(n, info.frames))
+
+
+def sample_video(
+    path: str,
+    n: int = 3,
+    method: SamplingMethod = "uniform",
+    interval_s: float = 1.0,
+    limits: Limits = Limits(),
+) -> SampledVideo:
+    """Open, check and sample one video; always closes the container."""
+    container = open_video(path)
+    try:
+        info = probe(container, path, limits)
+        targets = sample_targets(info, n, method, interval_s)
+        stream = container.streams.video[0]
+        counter = _Counter(container, stream)
+        try:
+            if method == "keyframe":
+                picked = _keyframes_at(counter, stream, targets, path)
+            else:
+                picked = _exact_frames(counter, stream, targets, info.duration, path)
+        except av.error.FFmpegError as exc:
+            raise VideoError(
+                ErrorKind.DECODE_ERROR,
+                f"{path}: decoding failed ({exc}); the file is probably truncated or corrupt",
+                path,
+            ) from exc
+        if not picked:
+            raise VideoError(ErrorKind.DECODE_ERROR, f"{path}: no frame could be decoded", path)
+        return SampledVideo(
+            info=info,
+            images=[_rgb(frame) for _, frame in picked],
+            times=[float(t) for t, _ in picked],
+            decoded=counter.decoded,
+        )
+    finally:
+        container.close()
+
+
+class _Counter:
+    """The container's seek/decode, counting decoded frames."""
+
+    def __init__(self, container: av.container.InputContainer, stream):
+        self.container, self.decoded = container, 0
+        self.seek = container.seek
+
+    def decode(self, stream):
+        for frame in self.container.decode(stream):
+            self.decoded += 1
+            yield frame
+
+
+def _rgb(frame: av.VideoFrame) -> np.ndarray:
+    # The same conversion as Data-Juicer's np.asarray(frame.to_image()).
+    return frame.to_ndarray(format="rgb24")
+
+
+def _frame_time(frame: av.VideoFrame, time_base: Fraction, path: str) -> Fraction:
+    if frame.pts is None:
+        raise VideoError(ErrorKind.BAD_TIMESTAMPS, f"{path}: decoded frame has no timestamp", path)
+    return frame.pts * time_base
+
+
+def _check_not_truncated(duration: Fraction, last_time: Fraction, path: str) -> None:
+    # A clean early end of stream: the file lost its tail but kept its index.
+    if duration - last_time > max(Fraction(1), duration / 5):
+        raise VideoError(
+            ErrorKind.TRUNCATED,
+            f"{path}: frames end at {float(last_time):.2f} s of a declared {float(duration):.2f} s; "
+            "the file is probably truncated",
+            path,
+        )
+
+
+def _exact_frames(
+    container, stream, targets: list[Fraction], duration: Fraction, path: str
+) -> list[tuple[Fraction, av.VideoFrame]]:
+    """Decode forward from the keyframe before each target, skipping long
+    gaps by seeking; the result equals a full decode fed to TargetMatcher."""
+    if not targets:
+        return []
+    time_base = Fraction(stream.time_base)
+    matcher = TargetMatcher(targets)
+    last: tuple[Fraction, av.VideoFrame] | None = None
+    seen_until: int | None = None  # frames at or before this pts were already offered
+    gop = Fraction(1)  # longest keyframe interval seen, seconds: below it, decoding on beats seeking
+    key_time: Fraction | None = None
+    may_seek = True
+    seek_at: Fraction | None = targets[0] if targets[0] > gop else None
+
+    while True:
+        if seek_at is not None:
+            container.seek(int(seek_at / time_base), stream=stream, backward=True, any_frame=False)
+        landed = seek_at is None
+        next_seek: Fraction | None = None
+        restart = False
+        for frame in container.decode(stream):
+            time = _frame_time(frame, time_base, path)
+            if not landed:
+                landed = True
+                if time > seek_at and (seen_until is None or frame.pts > seen_until):
+                    # The demuxer overshot the keyframe before the target:
+                    # decode again from the start, without seeking.
+                    may_seek, restart = False, True
+                    break
+            if seen_until is not None and frame.pts <= seen_until:
+                continue
+            if frame.key_frame:
+                if key_time is not None:
+                    gop = max(gop, time - key_time)
+                key_time = time
+            last = (time, frame)
+            matcher.offer(time, bool(frame.key_frame), last)
+            if matcher.done:
+                return matcher.picked()
+            if may_seek and matcher.pending - time > gop:
+                next_seek = matcher.pending
+                break
+        if restart:
+            container.seek(0)
+            seek_at = None
+        elif next_seek is not None:
+            seek_at = next_seek
+        else:  # end of stream
+            break
+        key_time = None  # keyframe spacing is only measured along a continuous decode
+        seen_until = last[1].pts if last else None
+    if last is not None:
+        _check_not_truncated(duration, last[0], path)
+        matcher.finish(last)
+    return matcher.picked()
+
+
+def _keyframes_at(container, stream, targets: list[Fraction], path: str) -> list[tuple[Fraction, av.VideoFrame]]:
+    """Opt-in cheap sampling: the keyframe at or before each target (one
+    decoded frame per target). Not Data-Juicer's frames."""
+    time_base = Fraction(stream.time_base)
+    picked = []
+    for target in targets:
+        container.seek(int(target / time_base), stream=stream, backward=True, any_frame=False)
+        for frame in container.decode(stream):
+            picked.append((_frame_time(frame, time_base, path), frame))
+            break
+    return picked

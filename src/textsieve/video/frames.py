@@ -245,8 +245,10 @@ def _exact_frames(
             matcher.offer(time, bool(frame.key_frame), last)
             if matcher.done:
                 return matcher.picked()
-            if may_seek and matcher.pending - time > gop:
-                next_seek = matcher.pending
+            target = matcher.pending
+            if may_seek and target - time > gop and (seek_at is None or target > seek_at):
+                # (a second seek for the same target would land on the same keyframe)
+                next_seek = target
                 break
         if restart:
             container.seek(0)

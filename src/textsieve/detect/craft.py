@@ -1,0 +1,104 @@
+"""CRAFT through EasyOCR, detection only, on one explicit device.
+
+The model is built on the CPU and then moved: EasyOCR's own GPU path wraps
+the network in ``DataParallel`` over every visible GPU, which is exactly the
+memory blow-up textsieve exists to avoid.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import ConfigError
+from .area import Detections
+from .weights import find_craft_weights
+
+
+@dataclass(frozen=True)
+class CraftParams:
+    """``easyocr.Reader.detect`` arguments; the defaults are Data-Juicer's
+    (it calls ``detect`` with none)."""
+
+    min_size: int = 20
+    text_threshold: float = 0.7
+    low_text: float = 0.4
+    link_threshold: float = 0.4
+    canvas_size: int = 2560
+    mag_ratio: float = 1.0
+    slope_ths: float = 0.1
+    ycenter_ths: float = 0.5
+    height_ths: float = 0.5
+    width_ths: float = 0.5
+    add_margin: float = 0.1
+
+
+@lru_cache(maxsize=1)
+def easyocr_languages() -> frozenset[str]:
+    """EasyOCR's language codes, read from its config module alone so that
+    validating a recipe does not import torch."""
+    spec = importlib.util.find_spec("easyocr")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError("EasyOCR is not installed: pip install easyocr")
+    path = f"{list(spec.submodule_search_locations)[0]}/config.py"
+    config_spec = importlib.util.spec_from_file_location("_easyocr_config", path)
+    module = importlib.util.module_from_spec(config_spec)
+    config_spec.loader.exec_module(module)
+    return frozenset(module.all_lang_list)
+
+
+def validate_languages(languages: Sequence[str]) -> list[str]:
+    """Data-Juicer passes its languages to EasyOCR, which refuses unknown ones;
+    CRAFT itself is language independent, so they change nothing else."""
+    unknown = sorted(set(languages) - easyocr_languages())
+    if unknown:
+        raise ConfigError(f"languages_to_detect: unknown EasyOCR language code(s) {unknown}")
+    return list(languages)
+
+
+class CraftDetector:
+    """Callable detector: a list of RGB frames in, one :class:`Detections` per
+    frame out. Frames of equal size run through the network as one batch."""
+
+    name = "craft"
+
+    def __init__(self, device: str = "cpu", params: CraftParams = CraftParams(), weights_dir: str | None = None):
+        import torch  # imported here: the parent process never needs it
+        import easyocr
+
+        folder = find_craft_weights(weights_dir)
+        # Languages only pick a recogniser, which is not built; 'en' needs no file.
+        reader = easyocr.Reader(
+            ["en"],
+            gpu=False,
+            model_storage_directory=str(folder),
+            user_network_directory=str(folder),
+            download_enabled=False,
+            recognizer=False,
+            verbose=False,
+            quantize=False,
+        )
+        self.device = str(device)
+        reader.detector = reader.detector.to(torch.device(self.device))
+        reader.device = self.device
+        self._reader = reader
+        self.params = params
+
+    def __call__(self, images: Sequence[np.ndarray]) -> list[Detections]:
+        results: list[Detections | None] = [None] * len(images)
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for i, image in enumerate(images):
+            by_shape.setdefault(image.shape, []).append(i)
+        for indices in by_shape.values():
+            batch = np.stack([images[i] for i in indices]) if len(indices) > 1 else images[indices[0]]
+            horizontal, free = self._reader.detect(batch, reformat=len(indices) == 1, **asdict(self.params))
+            for i, h, f in zip(indices, horizontal, free):
+                results[i] = Detections(
+                    horizontal=[[float(v) for v in box] for box in h],
+                    free=[[[float(v) for v in point] for point in quad] for quad in f],
+                )
+        return results  # type: ignore[return-value]

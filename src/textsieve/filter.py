@@ -1,0 +1,53 @@
+"""Per-video statistics and the keep/drop decision: pure, no I/O.
+
+Executors compute frame ratios wherever they like and call these, so every
+executor (and ``textsieve decide`` on saved stats) decides the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Sequence
+
+import numpy as np
+
+Aggregate = Literal["mean", "max", "p90"]
+AnyOrAll = Literal["any", "all"]
+
+STATS_FIELD = "__dj__stats__"
+STAT_KEY = "video_ocr_area_ratio"
+
+
+def video_ratio(frame_ratios: Sequence[float], how: Aggregate = "mean") -> float:
+    """One number per video from its frames' ratios; Data-Juicer uses the mean."""
+    if not frame_ratios:
+        raise ValueError("a video needs at least one frame ratio")
+    values = np.asarray(frame_ratios, dtype=np.float64)
+    if how == "mean":
+        return float(np.mean(values))
+    if how == "max":
+        return float(values.max())
+    if how == "p90":
+        return float(np.percentile(values, 90))
+    raise ValueError(f"unknown aggregate {how!r}; use mean, max or p90")
+
+
+def keep_sample(ratios: Sequence[float], min_ratio: float, max_ratio: float, any_or_all: AnyOrAll) -> bool:
+    """Keep when each video's ratio is in [min, max] (inclusive), then any or
+    all over the sample's videos; a sample without videos is kept."""
+    if not ratios:
+        return True
+    inside = [min_ratio <= r <= max_ratio for r in ratios]
+    if any_or_all == "any":
+        return any(inside)
+    if any_or_all == "all":
+        return all(inside)
+    raise ValueError(f"any_or_all must be 'any' or 'all', got {any_or_all!r}")
+
+
+def with_stats(sample: dict, ratios: Sequence[float]) -> dict:
+    """The sample unchanged plus Data-Juicer's stats field."""
+    out = dict(sample)
+    stats = dict(out.get(STATS_FIELD) or {})
+    stats[STAT_KEY] = [float(r) for r in ratios]
+    out[STATS_FIELD] = stats
+    return out

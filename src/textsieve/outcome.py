@@ -1,0 +1,53 @@
+"""What happened to one input sample: kept, dropped or error. Every input
+sample gets exactly one outcome; the summary counts them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Status = Literal["kept", "dropped", "error"]
+
+
+@dataclass
+class VideoStats:
+    path: str
+    ratio: float
+    frame_times: list[float]
+    frame_ratios: list[float]
+    width: int
+    height: int
+    duration_s: float
+    decoded_frames: int
+
+    def to_json(self) -> dict:
+        return {
+            "video": self.path,
+            "ratio": self.ratio,
+            "frame_times": self.frame_times,
+            "frame_ratios": self.frame_ratios,
+            "width": self.width,
+            "height": self.height,
+            "duration_s": self.duration_s,
+        }
+
+
+@dataclass
+class SampleOutcome:
+    index: int
+    sample: Any
+    status: Status
+    ratios: list[float] = field(default_factory=list)  # per video, in the sample's order
+    videos: list[VideoStats] = field(default_factory=list)  # distinct videos
+    error: dict | None = None  # {"kind", "video", "message"}
+
+    def stats_record(self) -> dict:
+        return {
+            "index": self.index,
+            "status": self.status,
+            "video_ocr_area_ratio": self.ratios,
+            "videos": [v.to_json() for v in self.videos],
+        }
+
+    def error_record(self) -> dict:
+        return {"index": self.index, **(self.error or {}), "sample": self.sample}

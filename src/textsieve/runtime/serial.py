@@ -1,0 +1,86 @@
+"""One process, one device: decode, detect and decide each sample in turn.
+
+The reference executor: the parallel ones must give the same outputs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Callable
+
+from ..config import RunConfig
+from ..data.dataset import count_rows, read_rows
+from ..data.export import ExportWriter
+from ..errors import ErrorKind, VideoError
+from ..outcome import SampleOutcome, VideoStats
+from ..report.summary import SummaryBuilder
+from .steps import Detect, SampleJob, decode, detect_in_batches, error_outcome, judge, limits_of, prepare, video_stats
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(device: str) -> str:
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda:0" if torch.cuda.is_available() else "cpu"
+
+
+def run_serial(config: RunConfig, make_detector: Callable[[str], Detect] | None = None) -> dict:
+    """Run the whole dataset; returns the summary (also written to summary.json)."""
+    device = resolve_device(config.device)
+    if make_detector is None:
+        from ..detect.craft import CraftDetector
+
+        def make_detector(dev: str) -> Detect:
+            return CraftDetector(device=dev, weights_dir=config.weights_dir)
+
+    detector: Detect | None = None
+    op = config.filter
+    limits = limits_of(config)
+    base_dir = str(config.dataset.parent)
+    total = count_rows(config.dataset)
+    writer = ExportWriter(config.export_dir, config.kept_file)
+    summary = SummaryBuilder()
+    last_log = time.monotonic()
+    for row in read_rows(config.dataset):
+        job = prepare(row, op, base_dir)
+        if isinstance(job, SampleJob):
+            if detector is None and job.unique:
+                detector = make_detector(device)
+            job = _judge_job(job, detector, config, limits, summary)
+        writer.write(job)
+        summary.add(job)
+        if time.monotonic() - last_log > 10:
+            last_log = time.monotonic()
+            writer.flush()
+            log.info("%d/%s samples: %s", summary.processed, total or "?", dict(summary.status))
+    result = summary.build(
+        total if total is not None else summary.processed,
+        executor="serial",
+        detector={"name": "craft", "device": device, "batch_size": config.batch_size},
+        config=config.model_dump(),
+    )
+    writer.finalize(result)
+    return result
+
+
+def _judge_job(job: SampleJob, detector: Detect | None, config: RunConfig, limits, summary: SummaryBuilder) -> SampleOutcome:
+    stats: dict[str, VideoStats] = {}
+    for path in job.unique:
+        try:
+            t0 = time.perf_counter()
+            sampled = decode(path, config.filter, limits)
+            t1 = time.perf_counter()
+            try:
+                detections = detect_in_batches(detector, sampled.images, config.batch_size)
+            except Exception as exc:  # a detector failure on one video must not end the run
+                raise VideoError(ErrorKind.DETECTOR_ERROR, f"{path}: detector failed: {exc!r}", path) from exc
+            summary.time("decode", t1 - t0)
+            summary.time("detect", time.perf_counter() - t1)
+        except VideoError as exc:
+            return error_outcome(job.row, exc)
+        stats[path] = video_stats(sampled, detections, config.filter)
+    return judge(job, stats, config.filter)

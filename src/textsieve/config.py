@@ -65,7 +65,10 @@ class OcrFilter(BaseModel):
     def _languages(cls, value: Union[str, list[str]]) -> list[str]:
         from .detect.craft import validate_languages
 
-        return validate_languages([value] if isinstance(value, str) else value)
+        try:
+            return validate_languages([value] if isinstance(value, str) else value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
 
 
 class RunConfig(BaseModel):

@@ -72,7 +72,12 @@ def _judge_job(job: SampleJob, detector: Detect | None, config: RunConfig, limit
     for path in job.unique:
         try:
             t0 = time.perf_counter()
-            sampled = decode(path, config.filter, limits)
+            try:
+                sampled = decode(path, config.filter, limits)
+            except VideoError:
+                raise
+            except Exception as exc:  # a decoder bug on one file must not end the run
+                raise VideoError(ErrorKind.DECODE_ERROR, f"{path}: unexpected decoding error {exc!r}", path) from exc
             t1 = time.perf_counter()
             try:
                 detections = detect_in_batches(detector, sampled.images, config.batch_size)

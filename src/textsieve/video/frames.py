@@ -116,13 +116,13 @@ def _duration(container: av.container.InputContainer, stream: av.video.stream.Vi
     for packet in container.demux(stream):
         if packet.pts is not None:
             last = packet.pts if last is None else max(last, packet.pts)
-    container.seek(0)
     if last is None:
         raise VideoError(
             ErrorKind.BAD_TIMESTAMPS,
             f"{path}: no duration and no packet timestamps (a raw elementary stream?); remux it into MP4/MKV",
             path,
         )
+    container.seek(0)
     return last * Fraction(stream.time_base)
 
 
@@ -146,17 +146,10 @@ def sample_video(
         targets = sample_targets(info, n, method, interval_s)
         stream = container.streams.video[0]
         counter = _Counter(container, stream)
-        try:
-            if method == "keyframe":
-                picked = _keyframes_at(counter, stream, targets, path)
-            else:
-                picked = _exact_frames(counter, stream, targets, info.duration, path)
-        except av.error.FFmpegError as exc:
-            raise VideoError(
-                ErrorKind.DECODE_ERROR,
-                f"{path}: decoding failed ({exc}); the file is probably truncated or corrupt",
-                path,
-            ) from exc
+        if method == "keyframe":
+            picked = _keyframes_at(counter, stream, targets, path)
+        else:
+            picked = _exact_frames(counter, stream, targets, info.duration, path)
         if not picked:
             raise VideoError(ErrorKind.DECODE_ERROR, f"{path}: no frame could be decoded", path)
         return SampledVideo(
@@ -165,6 +158,12 @@ def sample_video(
             times=[float(t) for t, _ in picked],
             decoded=counter.decoded,
         )
+    except av.error.FFmpegError as exc:
+        raise VideoError(
+            ErrorKind.DECODE_ERROR,
+            f"{path}: decoding failed ({exc}); the file is probably truncated or corrupt",
+            path,
+        ) from exc
     finally:
         container.close()
 

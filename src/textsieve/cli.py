@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
@@ -32,6 +33,12 @@ RUN_FLAGS = {
     "interval_s": "filter.interval_s",
     "max_video_pixels": "max_video_pixels",
     "max_video_duration_s": "max_video_duration_s",
+    "gpu_reserve": "gpu_reserve",
+    "gpu_reserve_fraction": "gpu_reserve_fraction",
+    "max_replicas_per_gpu": "max_replicas_per_gpu",
+    "cpu_fallback": "cpu_fallback",
+    "plan_frame_size": "plan_frame_size",
+    "simulate_gpus": "simulate_gpus",
 }
 
 
@@ -56,6 +63,14 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-video-pixels", type=int)
     p.add_argument("--max-video-duration-s", type=float)
     p.add_argument("--strict", action="store_true", default=None, help="exit 1 if any sample ends in errors.jsonl")
+    g = p.add_argument_group("planning")
+    g.add_argument("--gpu-reserve", help="memory kept free on every GPU, at least (default 1GiB)")
+    g.add_argument("--gpu-reserve-fraction", type=float, help="... or this share of its total (default 0.05)")
+    g.add_argument("--max-replicas-per-gpu", type=int, help="default 2")
+    g.add_argument("--no-cpu-fallback", dest="cpu_fallback", action="store_false", default=None,
+                   help="fail instead of running on the CPU when no GPU fits a replica")
+    g.add_argument("--plan-frame-size", help="largest frame size to plan memory for (default 1920x1080)")
+    g.add_argument("--simulate-gpus", help='simulated GPUs, "TOTAL:FREE,..." (e.g. "80GiB:72GiB,24GiB:3GiB") or a JSON file')
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,6 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_run_flags(sub.add_parser("run", help="filter a dataset"))
+    plan = sub.add_parser("plan", help="show how the run would use this machine's GPUs, CPUs and RAM")
+    _add_run_flags(plan)
+    plan.add_argument("--json", action="store_true", help="print the plan as JSON")
+    prof = sub.add_parser("profile", help="measure the detector's memory per replica on a device and cache it")
+    _add_run_flags(prof)
     demo = sub.add_parser("demo", help="make a small dataset with drawn text and filter it")
     demo.add_argument("--out", default="textsieve-demo", help="folder for the demo data and outputs")
     demo.add_argument("--max-area-ratio", type=float, default=0.1)
@@ -77,11 +97,54 @@ def config_from_args(args: argparse.Namespace):
     return build_config(args.recipe, overrides)
 
 
+def cmd_plan(args: argparse.Namespace) -> int:
+    from .report.plan_table import render_plan
+    from .runtime.planning import plan_for
+
+    inventory, plan = plan_for(config_from_args(args))
+    if args.json:
+        print(json.dumps({"inventory": inventory.to_json(), "plan": plan.to_json()}, indent=2))
+    else:
+        render_plan(inventory, plan)
+    return 0 if plan.ok else 1
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    from .resources.profile import cache_file, measure
+    from .runtime.planning import DETECTOR
+
+    config = config_from_args(args)
+    device = config.device if config.device != "auto" else _auto_device()
+    width, height = config.frame_size
+    print(f"Profiling {DETECTOR} on {device}: batch {config.batch_size} at {width}x{height} (in a child process) ...")
+    params = {"weights_dir": config.weights_dir} if config.weights_dir else {}
+    result = measure(DETECTOR, params, device, config.batch_size, width, height)
+    print(
+        f"{result['device_name']}: host peak {result['host_bytes'] / 2**30:.2f} GiB, "
+        f"GPU {result['gpu_bytes'] / 2**30:.2f} GiB, {result['seconds_per_batch']:.2f} s per batch "
+        f"(child pid {result['pid']}); cached in {cache_file()}"
+    )
+    return 0
+
+
+def _auto_device() -> str:
+    from .runtime.serial import resolve_device
+
+    return resolve_device("auto")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    from .report.plan_table import render_plan
+    from .runtime.planning import plan_for
     from .runtime.serial import run_serial
 
     config = config_from_args(args)
-    summary = run_serial(config)
+    config.require_io()
+    inventory, plan = plan_for(config)
+    render_plan(inventory, plan)
+    if not plan.ok:
+        return 2
+    summary = run_serial(config, plan)
     counts = summary["counts"]
     print(
         f"{counts['input']} samples: {counts['kept']} kept, {counts['dropped']} dropped, "
@@ -110,7 +173,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        return {"run": cmd_run, "demo": cmd_demo}[args.command](args)
+        commands = {"run": cmd_run, "plan": cmd_plan, "profile": cmd_profile, "demo": cmd_demo}
+        return commands[args.command](args)
     except ConfigError as exc:
         print(f"textsieve: {exc}", file=sys.stderr)
         return 2

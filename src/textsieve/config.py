@@ -74,8 +74,8 @@ class OcrFilter(BaseModel):
 class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    dataset_path: str
-    export_path: str
+    dataset_path: str | None = None  # required by `run`; `plan` and `profile` do without
+    export_path: str | None = None
     np: int | None = Field(None, ge=1)  # Data-Juicer's process count: caps the total workers
     filter: OcrFilter = Field(default_factory=OcrFilter)
     # textsieve's own settings
@@ -85,6 +85,39 @@ class RunConfig(BaseModel):
     strict: bool = False  # exit non-zero when any sample ends in errors.jsonl
     max_video_pixels: int = Field(8192 * 8192, ge=1)
     max_video_duration_s: float = Field(24 * 3600.0, gt=0)
+    # planning (see docs/planner.md)
+    gpu_reserve: str = "1GiB"  # kept free on every GPU: at least this ...
+    gpu_reserve_fraction: float = Field(0.05, ge=0, lt=1)  # ... or this share of its total
+    max_replicas_per_gpu: int = Field(2, ge=1)
+    cpu_fallback: bool = True  # run on the CPU when no GPU fits a replica
+    plan_frame_size: str = "1920x1080"  # largest frame size expected, for the memory plan
+    simulate_gpus: str | None = None  # e.g. "80GiB:72GiB,24GiB:3GiB" (total:free) or a JSON file
+
+    @field_validator("gpu_reserve")
+    @classmethod
+    def _size(cls, value: str) -> str:
+        from .resources.inventory import parse_size
+
+        parse_size(str(value))
+        return str(value)
+
+    @field_validator("plan_frame_size")
+    @classmethod
+    def _frame_size(cls, value: str) -> str:
+        w, sep, h = str(value).lower().partition("x")
+        if not (sep and w.isdigit() and h.isdigit() and int(w) > 0 and int(h) > 0):
+            raise ValueError("use WIDTHxHEIGHT, e.g. 1920x1080")
+        return str(value).lower()
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        w, _, h = self.plan_frame_size.partition("x")
+        return int(w), int(h)
+
+    def require_io(self) -> None:
+        for key, flag in (("dataset_path", "--dataset"), ("export_path", "--export")):
+            if not getattr(self, key):
+                raise ConfigError(f"{key} is required (recipe key or flag {flag})")
 
     @property
     def dataset(self) -> Path:

@@ -12,9 +12,12 @@ from typing import Callable
 from ..config import RunConfig
 from ..data.dataset import count_rows, read_rows
 from ..data.export import ExportWriter
-from ..errors import ErrorKind, VideoError
+from ..detect import registry
+from ..errors import ConfigError, ErrorKind, VideoError
 from ..outcome import SampleOutcome, VideoStats
 from ..report.summary import SummaryBuilder
+from ..resources.planner import Plan, Replica
+from .planning import DETECTOR, plan_for
 from .steps import Detect, SampleJob, decode, detect_in_batches, error_outcome, judge, limits_of, prepare, video_stats
 
 log = logging.getLogger(__name__)
@@ -28,14 +31,33 @@ def resolve_device(device: str) -> str:
     return "cuda:0" if torch.cuda.is_available() else "cpu"
 
 
-def run_serial(config: RunConfig, make_detector: Callable[[str], Detect] | None = None) -> dict:
-    """Run the whole dataset; returns the summary (also written to summary.json)."""
-    device = resolve_device(config.device)
+def bind_replica(replica: Replica) -> None:
+    """Apply a replica's plan to this process before its model is built."""
+    import torch
+
+    if replica.device.startswith("cuda"):
+        if replica.memory_fraction:
+            torch.cuda.set_per_process_memory_fraction(replica.memory_fraction, torch.device(replica.device))
+    else:
+        torch.set_num_threads(replica.threads)
+
+
+def run_serial(config: RunConfig, plan: Plan | None = None, make_detector: Callable[[str], Detect] | None = None) -> dict:
+    """Run the whole dataset on the plan's first replica; returns the summary
+    (also written to summary.json)."""
+    config.require_io()
+    if plan is None:
+        _, plan = plan_for(config)
+    if not plan.ok:
+        raise ConfigError(plan.error or "the plan found no device to run on")
+    replica = plan.replicas[0]
+    device = replica.device
     if make_detector is None:
-        from ..detect.craft import CraftDetector
+        key = registry.prepare(DETECTOR, **({"weights_dir": config.weights_dir} if config.weights_dir else {}))
 
         def make_detector(dev: str) -> Detect:
-            return CraftDetector(device=dev, weights_dir=config.weights_dir)
+            bind_replica(replica)
+            return registry.get(key, dev)
 
     detector: Detect | None = None
     op = config.filter
@@ -60,7 +82,8 @@ def run_serial(config: RunConfig, make_detector: Callable[[str], Detect] | None 
     result = summary.build(
         total if total is not None else summary.processed,
         executor="serial",
-        detector={"name": "craft", "device": device, "batch_size": config.batch_size},
+        detector={"name": DETECTOR, "device": device, "batch_size": config.batch_size},
+        plan=plan.to_json(),
         config=config.model_dump(),
     )
     writer.finalize(result)

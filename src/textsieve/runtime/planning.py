@@ -1,0 +1,46 @@
+"""From a run's config to its plan: inventory (real or simulated), measured
+model cost, limits. Shared by `textsieve plan`, `profile` and `run`."""
+
+from __future__ import annotations
+
+from ..config import RunConfig
+from ..detect.registry import DECLARED_COSTS
+from ..resources.inventory import Inventory, machine_inventory, parse_size
+from ..resources.planner import Plan, PlanLimits, plan
+from ..resources.profile import plan_cost
+
+DETECTOR = "craft"
+
+
+def limits_for(config: RunConfig) -> PlanLimits:
+    return PlanLimits(
+        reserve_bytes=parse_size(config.gpu_reserve),
+        reserve_fraction=config.gpu_reserve_fraction,
+        max_replicas_per_gpu=config.max_replicas_per_gpu,
+        np=config.np,
+        allow_cpu_fallback=config.cpu_fallback,
+        force_cpu=config.device == "cpu",
+        batch_size=config.batch_size,
+    )
+
+
+def inventory_for(config: RunConfig) -> Inventory:
+    inventory = machine_inventory(simulate=config.simulate_gpus)
+    if config.device.startswith("cuda:") and not config.simulate_gpus:
+        # an explicit device narrows the plan to that GPU
+        index = int(config.device.split(":", 1)[1])
+        inventory = Inventory(
+            gpus=tuple(g for g in inventory.gpus if g.index == index),
+            cpu_cores=inventory.cpu_cores,
+            ram_available=inventory.ram_available,
+            source=inventory.source,
+            notes=inventory.notes + (f"device {config.device}: other GPUs not used",),
+        )
+    return inventory
+
+
+def plan_for(config: RunConfig, inventory: Inventory | None = None) -> tuple[Inventory, Plan]:
+    inventory = inventory or inventory_for(config)
+    width, height = config.frame_size
+    cost = plan_cost(DETECTOR, [g.name for g in inventory.gpus], config.batch_size, width, height, DECLARED_COSTS[DETECTOR])
+    return inventory, plan(inventory, cost, limits_for(config))

@@ -58,8 +58,10 @@ def test_plan_invariants(inv, cost, limits):
         caps.append(min(limits.max_replicas_per_gpu, max(0, g.budget) // cost.gpu_bytes))
     placed = sum(g.replicas for g in p.gpus)
     np_cap = None if limits.np is None else max(1, limits.np - 1)
-    # no fitting replica left unused below the caps
-    assert placed == (sum(caps) if np_cap is None else min(np_cap, sum(caps)))
+    host_cap = max(0, (inv.ram_available - limits.decoder_bytes) // cost.host_bytes)
+    # no fitting replica left unused below the caps, and host RAM never oversubscribed
+    assert placed == min(sum(caps), host_cap, sum(caps) if np_cap is None else np_cap)
+    assert placed * cost.host_bytes + limits.decoder_bytes <= max(inv.ram_available, limits.decoder_bytes)
     # breadth first by capacity: a GPU with room left is never two replicas
     # behind another, nor one behind a GPU that had less room when it got it
     for i, gi in enumerate(p.gpus):

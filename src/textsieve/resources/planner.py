@@ -90,9 +90,11 @@ def _fmt(n: int | float) -> str:
 def plan(inventory: Inventory, cost: ModelCost, limits: PlanLimits = PlanLimits()) -> Plan:
     reasons: list[str] = [f"per-replica cost: {_fmt(cost.gpu_bytes)} GPU, {_fmt(cost.host_bytes)} host ({cost.source})"]
     np_cap = None if limits.np is None else max(1, limits.np - 1)  # leave one process to decode
+    # every replica process also needs host RAM, and one decoder must fit beside them
+    host_cap = max(0, (inventory.ram_available - limits.decoder_bytes) // max(1, cost.host_bytes))
     gpus: list[GpuPlan] = []
     if not limits.force_cpu:
-        gpus = _plan_gpus(inventory, cost, limits, np_cap)
+        gpus = _plan_gpus(inventory, cost, limits, np_cap, int(host_cap))
     placed = sum(g.replicas for g in gpus)
     if placed:
         replicas = [
@@ -116,7 +118,7 @@ def plan(inventory: Inventory, cost: ModelCost, limits: PlanLimits = PlanLimits(
     return _plan_cpu(inventory, cost, limits, gpus, reasons)
 
 
-def _plan_gpus(inventory: Inventory, cost: ModelCost, limits: PlanLimits, np_cap: int | None) -> list[GpuPlan]:
+def _plan_gpus(inventory: Inventory, cost: ModelCost, limits: PlanLimits, np_cap: int | None, host_cap: int) -> list[GpuPlan]:
     gpus = []
     for g in inventory.gpus:
         reserve = max(limits.reserve_bytes, int(limits.reserve_fraction * g.total))
@@ -124,7 +126,7 @@ def _plan_gpus(inventory: Inventory, cost: ModelCost, limits: PlanLimits, np_cap
         fits = max(0, budget // cost.gpu_bytes) if cost.gpu_bytes > 0 else 0
         gpus.append(GpuPlan(g.index, g.uuid, g.name, g.total, g.free, reserve, budget, int(fits), 0, 0.0, ""))
     caps = [min(limits.max_replicas_per_gpu, g.fits) for g in gpus]
-    remaining = sum(caps) if np_cap is None else min(np_cap, sum(caps))
+    remaining = min(sum(caps), host_cap, sum(caps) if np_cap is None else np_cap)
     # Breadth first (replicas on distinct GPUs run in parallel), each GPU
     # only up to what its own budget holds, roomiest first: under an np cap
     # the replicas land on the GPUs with the most room.
@@ -142,7 +144,11 @@ def _plan_gpus(inventory: Inventory, cost: ModelCost, limits: PlanLimits, np_cap
         if g.fits == 0:
             g.reason = f"budget {_fmt(g.budget)} (free {_fmt(g.free)} - reserve {_fmt(g.reserve)}) < one replica {_fmt(cost.gpu_bytes)}"
         elif g.replicas < cap:
-            g.reason = f"np={limits.np} caps the total; {g.fits} would fit"
+            g.reason = (
+                f"host RAM for {host_cap} replica process(es) caps the total; {g.fits} would fit"
+                if np_cap is None or host_cap < np_cap
+                else f"np={limits.np} caps the total; {g.fits} would fit"
+            )
         elif g.replicas == limits.max_replicas_per_gpu and g.fits > g.replicas:
             g.reason = f"max_replicas_per_gpu={limits.max_replicas_per_gpu} (budget fits {g.fits})"
         else:

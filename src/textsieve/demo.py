@@ -41,7 +41,7 @@ def run_demo(out: Path, max_area_ratio: float = 0.1) -> dict:
         }
     )
     console.print(f"Filtering with CRAFT: keep samples whose videos have text area ratio <= {max_area_ratio} ...")
-    summary = run_serial(config)
+    summary = run_serial(config, restart=True)
 
     drawn = {f"{name}.mp4": drawn_text_ratio(spec) for name, spec in specs.items()}
     table = Table(title="textsieve demo")
@@ -68,7 +68,7 @@ def run_demo(out: Path, max_area_ratio: float = 0.1) -> dict:
     counts = summary["counts"]
     console.print(
         f"{counts['input']} samples -> {counts['kept']} kept, {counts['dropped']} dropped, {counts['error']} errors "
-        f"(adds up: {counts['adds_up']}) in {summary['wall_s']:.1f} s"
+        f"(adds up: {counts['adds_up']}) in {summary['this_session']['wall_s']:.1f} s"
     )
     console.print(f"Outputs in {export}: " + ", ".join(sorted(p.name for p in export.iterdir())))
     return summary

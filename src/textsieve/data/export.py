@@ -1,18 +1,29 @@
 """The export folder: kept / dropped / errors / stats as JSON lines, and
-summary.json. Lines are appended to ``*.part`` files and flushed per batch;
-the final names appear only when the run completes (atomic renames)."""
+summary.json.
+
+During a run each output is a ``*.part`` file of ``<index>\\t<json>`` lines,
+appended in completion order. A commit flushes them and records their sizes
+in the journal (:mod:`textsieve.data.journal`); resuming truncates them back
+to the last commit, so a line is never lost or doubled. Finishing sorts each
+part by sample index (chunked external merge: bounded memory) into its final
+name, so outputs are in input order whatever the parallelism or restarts.
+"""
 
 from __future__ import annotations
 
+import heapq
 import json
 import os
+import tempfile
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Iterator
 
 from ..filter import with_stats
 from ..outcome import SampleOutcome
 
 PART = ".part"
+OUTPUTS = ("kept", "dropped", "errors", "stats")
+SORT_CHUNK_LINES = 200_000
 
 
 def dumps(obj: Any) -> str:
@@ -34,39 +45,103 @@ def write_json_atomic(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
+def output_paths(export_dir: Path, kept_file: Path) -> dict[str, Path]:
+    return {
+        "kept": Path(kept_file),
+        "dropped": export_dir / "dropped.jsonl",
+        "errors": export_dir / "errors.jsonl",
+        "stats": export_dir / "stats.jsonl",
+    }
+
+
+def part_of(path: Path) -> Path:
+    return path.with_name(path.name + PART)
+
+
 class ExportWriter:
-    def __init__(self, export_dir: Path, kept_file: Path):
+    def __init__(self, export_dir: Path, kept_file: Path, offsets: dict[str, int] | None = None):
+        """Open the part files; ``offsets`` (from the journal) truncates them
+        to the last committed state, else they start empty."""
         self.dir = Path(export_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.paths = {
-            "kept": Path(kept_file),
-            "dropped": self.dir / "dropped.jsonl",
-            "errors": self.dir / "errors.jsonl",
-            "stats": self.dir / "stats.jsonl",
-        }
-        self._files: dict[str, IO[str]] = {
-            name: open(path.with_name(path.name + PART), "w", encoding="utf-8") for name, path in self.paths.items()
-        }
+        self.paths = output_paths(self.dir, Path(kept_file))
+        self._files: dict[str, IO[bytes]] = {}
+        for name, path in self.paths.items():
+            f = open(part_of(path), "a+b")
+            f.truncate((offsets or {}).get(name, 0))
+            f.seek(0, os.SEEK_END)
+            self._files[name] = f
 
     def write(self, outcome: SampleOutcome) -> None:
-        if outcome.status == "error":
-            self._files["errors"].write(dumps(outcome.error_record()) + "\n")
-            return
-        target = "kept" if outcome.status == "kept" else "dropped"
-        self._files[target].write(dumps(with_stats(outcome.sample, outcome.ratios)) + "\n")
-        self._files["stats"].write(dumps(outcome.stats_record()) + "\n")
+        def put(name: str, obj: Any) -> None:
+            self._files[name].write(f"{outcome.index}\t{dumps(obj)}\n".encode("utf-8"))
 
-    def flush(self) -> None:
-        for f in self._files.values():
+        if outcome.status == "error":
+            put("errors", outcome.error_record())
+            return
+        put("kept" if outcome.status == "kept" else "dropped", with_stats(outcome.sample, outcome.ratios))
+        put("stats", outcome.stats_record())
+
+    def commit(self) -> dict[str, int]:
+        """Make what was written durable; returns the part files' sizes."""
+        sizes = {}
+        for name, f in self._files.items():
             f.flush()
+            os.fsync(f.fileno())
+            sizes[name] = f.tell()
+        return sizes
 
     def close(self) -> None:
         for f in self._files.values():
             f.close()
 
-    def finalize(self, summary: dict) -> None:
-        """Close, move every part file to its final name, then write the summary."""
+    def finalize(self) -> None:
+        """Sort every part into its final file by sample index. The parts
+        stay until :meth:`remove_parts`, so a crash here loses nothing."""
+        self.commit()
         self.close()
         for path in self.paths.values():
-            os.replace(path.with_name(path.name + PART), path)
-        write_json_atomic(self.dir / "summary.json", summary)
+            sort_part(part_of(path), path)
+
+    def remove_parts(self) -> None:
+        for path in self.paths.values():
+            part_of(path).unlink(missing_ok=True)
+
+
+def _indexed(lines: Iterator[bytes]) -> Iterator[tuple[int, bytes]]:
+    for line in lines:
+        head, _, body = line.partition(b"\t")
+        yield int(head), body
+
+
+def sort_part(part: Path, final: Path) -> None:
+    """Write ``part``'s lines to ``final`` ordered by index, without the index,
+    in bounded memory: sorted chunks on disk, then a k-way merge."""
+    chunks: list[Path] = []
+    with open(part, "rb") as src, tempfile.TemporaryDirectory(dir=final.parent) as tmp:
+        while True:
+            block = [next(src, None) for _ in range(SORT_CHUNK_LINES)]
+            block = sorted(_indexed(b for b in block if b), key=lambda t: t[0])
+            if not block:
+                break
+            chunk = Path(tmp) / f"{len(chunks)}.chunk"
+            with open(chunk, "wb") as out:
+                out.writelines(b"%d\t%s" % (i, body) for i, body in block)
+            chunks.append(chunk)
+        files = [open(c, "rb") for c in chunks]
+        try:
+            tmp_final = final.with_name(final.name + ".sorting")
+            with open(tmp_final, "wb") as out:
+                for _, body in heapq.merge(*(_indexed(f) for f in files), key=lambda t: t[0]):
+                    out.write(body)
+            os.replace(tmp_final, final)
+        finally:
+            for f in files:
+                f.close()
+
+
+def read_jsonl(path: Path) -> Iterator[dict]:
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                yield json.loads(line)

@@ -36,23 +36,25 @@ class SummaryBuilder:
     def processed(self) -> int:
         return sum(self.status.values())
 
-    def build(self, input_count: int, **sections: Any) -> dict:
+    def build(self, input_count: int, totals: dict[str, int], error_kinds: dict[str, int], **sections: Any) -> dict:
+        """``totals`` and ``error_kinds`` count the final outputs (resumed runs
+        included); throughput and timings are this session's."""
         wall = time.time() - self.started
-        counts = {k: self.status.get(k, 0) for k in ("kept", "dropped", "error")}
-        total = sum(counts.values())
+        counts = {k: totals.get(k, 0) for k in ("kept", "dropped", "error")}
         return {
             "textsieve_version": __version__,
             "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "counts": {"input": input_count, **counts, "adds_up": total == input_count},
-            "errors_by_kind": dict(sorted(self.error_kinds.items())),
-            "videos_judged": self.videos,
-            "frames_detected": self.frames,
-            "frames_decoded": self.decoded,
-            "wall_s": round(wall, 3),
-            "throughput": {
-                "samples_per_s": round(total / wall, 4) if wall > 0 else None,
+            "counts": {"input": input_count, **counts, "adds_up": sum(counts.values()) == input_count},
+            "errors_by_kind": dict(sorted(error_kinds.items())),
+            "this_session": {
+                "samples": self.processed,
+                "videos_judged": self.videos,
+                "frames_detected": self.frames,
+                "frames_decoded": self.decoded,
+                "wall_s": round(wall, 3),
+                "samples_per_s": round(self.processed / wall, 4) if wall > 0 else None,
                 "videos_per_s": round(self.videos / wall, 4) if wall > 0 else None,
+                "timings_s": {k: round(v, 3) for k, v in sorted(self.timings.items())},
             },
-            "timings_s": {k: round(v, 3) for k, v in sorted(self.timings.items())},
             **sections,
         }

@@ -10,12 +10,12 @@ import time
 from typing import Callable
 
 from ..config import RunConfig
-from ..data.dataset import count_rows, read_rows
-from ..data.export import ExportWriter
+from ..data.dataset import read_rows
 from ..detect import registry
 from ..errors import ConfigError, ErrorKind, VideoError
 from ..outcome import SampleOutcome, VideoStats
 from ..report.summary import SummaryBuilder
+from .collector import Collector
 from ..resources.planner import Plan, Replica
 from .planning import DETECTOR, plan_for
 from .steps import Detect, SampleJob, decode, detect_in_batches, error_outcome, judge, limits_of, prepare, video_stats
@@ -42,7 +42,8 @@ def bind_replica(replica: Replica) -> None:
         torch.set_num_threads(replica.threads)
 
 
-def run_serial(config: RunConfig, plan: Plan | None = None, make_detector: Callable[[str], Detect] | None = None) -> dict:
+def run_serial(config: RunConfig, plan: Plan | None = None, make_detector: Callable[[str], Detect] | None = None,
+               restart: bool = False) -> dict:
     """Run the whole dataset on the plan's first replica; returns the summary
     (also written to summary.json)."""
     config.require_io()
@@ -63,31 +64,17 @@ def run_serial(config: RunConfig, plan: Plan | None = None, make_detector: Calla
     op = config.filter
     limits = limits_of(config)
     base_dir = str(config.dataset.parent)
-    total = count_rows(config.dataset)
-    writer = ExportWriter(config.export_dir, config.kept_file)
-    summary = SummaryBuilder()
-    last_log = time.monotonic()
+    collector = Collector(config, plan, "serial", restart=restart)
     for row in read_rows(config.dataset):
+        if row.index in collector.done:
+            continue
         job = prepare(row, op, base_dir)
         if isinstance(job, SampleJob):
             if detector is None and job.unique:
                 detector = make_detector(device)
-            job = _judge_job(job, detector, config, limits, summary)
-        writer.write(job)
-        summary.add(job)
-        if time.monotonic() - last_log > 10:
-            last_log = time.monotonic()
-            writer.flush()
-            log.info("%d/%s samples: %s", summary.processed, total or "?", dict(summary.status))
-    result = summary.build(
-        total if total is not None else summary.processed,
-        executor="serial",
-        detector={"name": DETECTOR, "device": device, "batch_size": config.batch_size},
-        plan=plan.to_json(),
-        config=config.model_dump(),
-    )
-    writer.finalize(result)
-    return result
+            job = _judge_job(job, detector, config, limits, collector.summary)
+        collector.add(job)
+    return collector.finish(detector={"name": DETECTOR, "device": device, "batch_size": config.batch_size})
 
 
 def _judge_job(job: SampleJob, detector: Detect | None, config: RunConfig, limits, summary: SummaryBuilder) -> SampleOutcome:

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from rich.console import Console
+
 from .errors import ConfigError
 
 log = logging.getLogger("textsieve")
@@ -39,6 +41,8 @@ RUN_FLAGS = {
     "cpu_fallback": "cpu_fallback",
     "plan_frame_size": "plan_frame_size",
     "simulate_gpus": "simulate_gpus",
+    "executor": "executor",
+    "decode_timeout_s": "decode_timeout_s",
 }
 
 
@@ -63,6 +67,9 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-video-pixels", type=int)
     p.add_argument("--max-video-duration-s", type=float)
     p.add_argument("--strict", action="store_true", default=None, help="exit 1 if any sample ends in errors.jsonl")
+    p.add_argument("--executor", choices=["local", "serial"], help="local (default): decoders + replicas; serial: one process")
+    p.add_argument("--decode-timeout-s", type=float, help="per-video decode time limit (default 300)")
+    p.add_argument("--restart", action="store_true", help="discard a previous run in the export folder and start over")
     g = p.add_argument_group("planning")
     g.add_argument("--gpu-reserve", help="memory kept free on every GPU, at least (default 1GiB)")
     g.add_argument("--gpu-reserve-fraction", type=float, help="... or this share of its total (default 0.05)")
@@ -83,6 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--json", action="store_true", help="print the plan as JSON")
     prof = sub.add_parser("profile", help="measure the detector's memory per replica on a device and cache it")
     _add_run_flags(prof)
+    decide = sub.add_parser("decide", help="re-decide kept/dropped from a finished run's stats, without detecting again")
+    decide.add_argument("--export", required=True, help="the run's export folder")
+    decide.add_argument("--min-area-ratio", type=float)
+    decide.add_argument("--max-area-ratio", type=float)
+    decide.add_argument("--any-or-all", choices=["any", "all"])
+    decide.add_argument("--kept-file", help="kept samples file if the run used a .jsonl export_path")
     demo = sub.add_parser("demo", help="make a small dataset with drawn text and filter it")
     demo.add_argument("--out", default="textsieve-demo", help="folder for the demo data and outputs")
     demo.add_argument("--max-area-ratio", type=float, default=0.1)
@@ -135,16 +148,27 @@ def _auto_device() -> str:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .report.plan_table import render_plan
+    from .runtime.collector import AlreadyComplete
     from .runtime.planning import plan_for
-    from .runtime.serial import run_serial
 
     config = config_from_args(args)
     config.require_io()
     inventory, plan = plan_for(config)
-    render_plan(inventory, plan)
+    render_plan(inventory, plan, Console(stderr=True))
     if not plan.ok:
         return 2
-    summary = run_serial(config, plan)
+    try:
+        if config.executor == "serial" or config.np == 1:
+            from .runtime.serial import run_serial
+
+            summary = run_serial(config, plan, restart=args.restart)
+        else:
+            from .runtime.local import LocalExecutor
+
+            summary = LocalExecutor(config, plan, restart=args.restart).run()
+    except AlreadyComplete as done:
+        print(f"textsieve: {done}")
+        return 0
     counts = summary["counts"]
     print(
         f"{counts['input']} samples: {counts['kept']} kept, {counts['dropped']} dropped, "
@@ -156,6 +180,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     if config.strict and counts["error"]:
         print(f"--strict: {counts['error']} sample(s) failed, see {config.export_dir / 'errors.jsonl'}", file=sys.stderr)
         return 1
+    return 0
+
+
+def cmd_decide(args: argparse.Namespace) -> int:
+    from .runtime.decide import redecide
+
+    summary = redecide(Path(args.export), args.min_area_ratio, args.max_area_ratio, args.any_or_all, args.kept_file)
+    c = summary["counts"]
+    print(f"re-decided {c['kept'] + c['dropped']} judged samples: {c['kept']} kept, {c['dropped']} dropped ({c['error']} errors unchanged)")
     return 0
 
 
@@ -173,7 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        commands = {"run": cmd_run, "plan": cmd_plan, "profile": cmd_profile, "demo": cmd_demo}
+        commands = {"run": cmd_run, "plan": cmd_plan, "profile": cmd_profile, "decide": cmd_decide, "demo": cmd_demo}
         return commands[args.command](args)
     except ConfigError as exc:
         print(f"textsieve: {exc}", file=sys.stderr)

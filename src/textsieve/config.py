@@ -83,6 +83,8 @@ class RunConfig(BaseModel):
     batch_size: int = Field(8, ge=1)  # frames per detector forward pass
     weights_dir: str | None = None
     strict: bool = False  # exit non-zero when any sample ends in errors.jsonl
+    executor: Literal["local", "serial"] = "local"  # serial: one process (np: 1 means the same)
+    decode_timeout_s: float = Field(300.0, gt=0)  # per video; past it the decoder is killed: `timeout`
     max_video_pixels: int = Field(8192 * 8192, ge=1)
     max_video_duration_s: float = Field(24 * 3600.0, gt=0)
     # planning (see docs/planner.md)

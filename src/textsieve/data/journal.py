@@ -27,6 +27,16 @@ def fingerprint(settings: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def _flat(settings: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
 @dataclass
 class Resumed:
     done: set[int] = field(default_factory=set)
@@ -61,8 +71,8 @@ class Journal:
         except ValueError:
             raise ConfigError(f"{self.path} is not a textsieve journal; remove it or pass --restart") from None
         if header.get("fingerprint") != self.key:
-            old = header.get("settings", {})
-            changed = sorted(k for k in set(old) | set(self.settings) if old.get(k) != self.settings.get(k))
+            old, new = _flat(header.get("settings", {})), _flat(self.settings)
+            changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
             raise ConfigError(
                 f"{self.path.parent} holds a run with other settings (changed: {', '.join(changed) or 'unknown'}); "
                 "pass --restart to discard it and start over, or choose another export folder"

@@ -15,10 +15,11 @@ from ..detect import registry
 from ..errors import ConfigError, ErrorKind, VideoError
 from ..outcome import SampleOutcome, VideoStats
 from ..report.summary import SummaryBuilder
+from ..resources.planner import Plan
 from .collector import Collector
-from ..resources.planner import Plan, Replica
 from .planning import DETECTOR, plan_for
 from .steps import Detect, SampleJob, decode, detect_in_batches, error_outcome, judge, limits_of, prepare, video_stats
+from .workers import bind_replica
 
 log = logging.getLogger(__name__)
 
@@ -29,17 +30,6 @@ def resolve_device(device: str) -> str:
     import torch
 
     return "cuda:0" if torch.cuda.is_available() else "cpu"
-
-
-def bind_replica(replica: Replica) -> None:
-    """Apply a replica's plan to this process before its model is built."""
-    import torch
-
-    if replica.device.startswith("cuda"):
-        if replica.memory_fraction:
-            torch.cuda.set_per_process_memory_fraction(replica.memory_fraction, torch.device(replica.device))
-    else:
-        torch.set_num_threads(replica.threads)
 
 
 def run_serial(config: RunConfig, plan: Plan | None = None, make_detector: Callable[[str], Detect] | None = None,
@@ -63,7 +53,7 @@ def run_serial(config: RunConfig, plan: Plan | None = None, make_detector: Calla
     detector: Detect | None = None
     op = config.filter
     limits = limits_of(config)
-    base_dir = str(config.dataset.parent)
+    base_dir = str(config.dataset.parent.resolve())
     collector = Collector(config, plan, "serial", restart=restart)
     for row in read_rows(config.dataset):
         if row.index in collector.done:

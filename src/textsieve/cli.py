@@ -52,7 +52,7 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--export", help="export folder, or a .jsonl file for kept samples (recipe: export_path)")
     p.add_argument("--np", type=int, help="cap on worker processes (Data-Juicer's np)")
     p.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
-    p.add_argument("--batch-size", type=int, help="frames per detector forward pass (default 8)")
+    p.add_argument("--batch-size", type=int, help="frames per detector forward pass (default: 8 on GPU, 1 on CPU)")
     p.add_argument("--weights-dir", help="folder holding craft_mlt_25k.pth (default: installed package)")
     p.add_argument("--min-area-ratio", type=float)
     p.add_argument("--max-area-ratio", type=float)
@@ -123,15 +123,17 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
+    from .resources.planner import GPU_BATCH
     from .resources.profile import cache_file, measure
     from .runtime.planning import DETECTOR
 
     config = config_from_args(args)
     device = config.device if config.device != "auto" else _auto_device()
     width, height = config.frame_size
-    print(f"Profiling {DETECTOR} on {device}: batch {config.batch_size} at {width}x{height} (in a child process) ...")
+    batch = config.batch_size or GPU_BATCH
+    print(f"Profiling {DETECTOR} on {device}: batch {batch} at {width}x{height} (in a child process) ...")
     params = {"weights_dir": config.weights_dir} if config.weights_dir else {}
-    result = measure(DETECTOR, params, device, config.batch_size, width, height)
+    result = measure(DETECTOR, params, device, batch, width, height)
     print(
         f"{result['device_name']}: host peak {result['host_bytes'] / 2**30:.2f} GiB, "
         f"GPU {result['gpu_bytes'] / 2**30:.2f} GiB, {result['seconds_per_batch']:.2f} s per batch "

@@ -80,7 +80,7 @@ class RunConfig(BaseModel):
     filter: OcrFilter = Field(default_factory=OcrFilter)
     # textsieve's own settings
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    batch_size: int = Field(8, ge=1)  # frames per detector forward pass
+    batch_size: int | None = Field(None, ge=1)  # frames per forward pass; default: 8 on a GPU, 1 on a CPU
     weights_dir: str | None = None
     strict: bool = False  # exit non-zero when any sample ends in errors.jsonl
     executor: Literal["local", "serial"] = "local"  # serial: one process (np: 1 means the same)

@@ -17,6 +17,10 @@ from dataclasses import asdict, dataclass, field
 from .inventory import GiB, Inventory
 
 MiB = 1 << 20
+GPU_BATCH = 8
+# Measured on a 2-core CPU, CRAFT at 320x240: 0.19 s/frame one by one, 0.26 at
+# batch 8 (bench/RESULTS.md). Batches pay off on GPUs, not on CPUs.
+CPU_BATCH = 1
 
 
 @dataclass(frozen=True)
@@ -39,7 +43,7 @@ class PlanLimits:
     np: int | None = None  # caps replicas + decoders
     allow_cpu_fallback: bool = True
     force_cpu: bool = False
-    batch_size: int = 8
+    batch_size: int | None = None  # None: GPU_BATCH on a GPU, CPU_BATCH on a CPU
     decoder_bytes: int = 600 * MiB  # RAM per decode worker (a 4K frame set + decoder state)
     cpu_threads_per_replica: int = 4
     host_cores_per_gpu_replica: float = 0.5  # feeding and post-processing on the host
@@ -78,6 +82,7 @@ class Plan:
     cost: ModelCost
     reasons: list[str] = field(default_factory=list)
     error: str | None = None
+    decoder_threads: int = 1  # FFmpeg threads per decoder
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -103,7 +108,11 @@ def plan(inventory: Inventory, cost: ModelCost, limits: PlanLimits = PlanLimits(
         decoders, why = _decoders(inventory, limits, replicas, cost)
         reasons.append(f"{placed} GPU replica(s) on {sum(1 for g in gpus if g.replicas)} GPU(s)")
         reasons.append(why)
-        return Plan(True, "gpu", replicas, decoders, limits.batch_size, gpus, cost, reasons)
+        spare = inventory.cpu_cores - placed * limits.host_cores_per_gpu_replica
+        threads = max(1, int(spare // decoders))
+        reasons.append(f"{threads} FFmpeg thread(s) per decoder: the cores left shared among decoders")
+        return Plan(True, "gpu", replicas, decoders, limits.batch_size or GPU_BATCH, gpus, cost, reasons,
+                    decoder_threads=threads)
 
     if limits.force_cpu:
         reasons.append("device is cpu: GPUs not used")
@@ -113,7 +122,7 @@ def plan(inventory: Inventory, cost: ModelCost, limits: PlanLimits = PlanLimits(
         reasons.append("no GPU visible")
     if not (limits.allow_cpu_fallback or limits.force_cpu):
         error = "nothing fits: " + "; ".join(f"GPU {g.index}: {g.reason}" for g in gpus) if gpus else "no GPU visible"
-        return Plan(False, "none", [], 0, limits.batch_size, gpus, cost, reasons,
+        return Plan(False, "none", [], 0, limits.batch_size or GPU_BATCH, gpus, cost, reasons,
                     error=error + " (allow the CPU fallback, lower the reserve, or free GPU memory)")
     return _plan_cpu(inventory, cost, limits, gpus, reasons)
 
@@ -190,5 +199,10 @@ def _plan_cpu(inventory: Inventory, cost: ModelCost, limits: PlanLimits, gpus: l
         f"{n} CPU replica(s) x {threads} thread(s) = min(cores {cores} / {limits.cpu_threads_per_replica}, "
         f"RAM {_fmt(inventory.ram_available)} / {_fmt(cost.host_bytes)})"
     )
-    reasons.append(f"decoders: {decoders} (detection dominates on a CPU; decoders only need to keep replicas fed)")
-    return Plan(True, "cpu", replicas, decoders, limits.batch_size, gpus, cost, reasons)
+    reasons.append(
+        f"decoders: {decoders} x 1 FFmpeg thread (detection dominates on a CPU: the replicas get the cores, "
+        "a decoder only keeps them fed)"
+    )
+    if limits.batch_size is None:
+        reasons.append(f"batch {CPU_BATCH}: on a CPU, CRAFT is fastest per frame one frame at a time")
+    return Plan(True, "cpu", replicas, decoders, limits.batch_size or CPU_BATCH, gpus, cost, reasons, decoder_threads=1)

@@ -94,12 +94,15 @@ class LocalExecutor:
         self.decoders: list[Worker] = []
         self.replicas: list[Worker] = []
         self.restarts = {"decode": 0, "replica": 0}
+        self.busy = {"replica": 0.0}  # seconds the replicas spent detecting (incl. their first model load)
+        self.batches: list[int] = []
         self._next_id = 0
 
     # ---- workers -----------------------------------------------------------
     def _spawn_decoder(self, index: int) -> Worker:
         parent, child = CTX.Pipe()
-        proc = CTX.Process(target=decode_worker, args=(child, self.op.model_dump(), asdict(self.limits), self.faults),
+        args = (child, self.op.model_dump(), asdict(self.limits), self.faults, self.plan.decoder_threads)
+        proc = CTX.Process(target=decode_worker, args=args,
                            name=f"textsieve-decode-{index}", daemon=True)
         proc.start()
         child.close()
@@ -282,6 +285,8 @@ class LocalExecutor:
         else:
             batch, w.task = w.task, None
             w.batch_size = msg[3]
+            self.busy["replica"] += msg[4]
+            self.batches.append(len(batch))
             self._on_detected(batch, msg[2])
 
     # ---- main loop ---------------------------------------------------------
@@ -316,7 +321,9 @@ class LocalExecutor:
             self._shutdown()
         return self.collector.finish(
             detector={"name": DETECTOR, "replicas": [asdict(r) for r in self.plan.replicas], "batch_size": self.plan.batch_size},
-            workers={"decoders": self.plan.decoders, "replicas": len(self.plan.replicas), "restarts": self.restarts},
+            workers={"decoders": self.plan.decoders, "replicas": len(self.plan.replicas), "restarts": self.restarts,
+                     "replica_busy_s": round(self.busy["replica"], 3), "batches": len(self.batches),
+                     "mean_batch": round(sum(self.batches) / max(1, len(self.batches)), 2)},
             wall_s=round(time.monotonic() - started, 3),
         )
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from ..config import RunConfig
 from ..detect.registry import DECLARED_COSTS
 from ..resources.inventory import Inventory, machine_inventory, parse_size
-from ..resources.planner import Plan, PlanLimits, plan
+from ..resources.planner import GPU_BATCH, Plan, PlanLimits, plan
 from ..resources.profile import plan_cost
 
 DETECTOR = "craft"
@@ -42,5 +42,6 @@ def inventory_for(config: RunConfig) -> Inventory:
 def plan_for(config: RunConfig, inventory: Inventory | None = None) -> tuple[Inventory, Plan]:
     inventory = inventory or inventory_for(config)
     width, height = config.frame_size
-    cost = plan_cost(DETECTOR, [g.name for g in inventory.gpus], config.batch_size, width, height, DECLARED_COSTS[DETECTOR])
+    batch = config.batch_size or GPU_BATCH  # memory is planned for the larger, GPU batch
+    cost = plan_cost(DETECTOR, [g.name for g in inventory.gpus], batch, width, height, DECLARED_COSTS[DETECTOR])
     return inventory, plan(inventory, cost, limits_for(config))

@@ -62,12 +62,13 @@ def run_serial(config: RunConfig, plan: Plan | None = None, make_detector: Calla
         if isinstance(job, SampleJob):
             if detector is None and job.unique:
                 detector = make_detector(device)
-            job = _judge_job(job, detector, config, limits, collector.summary)
+            job = _judge_job(job, detector, config, plan.batch_size, limits, collector.summary)
         collector.add(job)
-    return collector.finish(detector={"name": DETECTOR, "device": device, "batch_size": config.batch_size})
+    return collector.finish(detector={"name": DETECTOR, "device": device, "batch_size": plan.batch_size})
 
 
-def _judge_job(job: SampleJob, detector: Detect | None, config: RunConfig, limits, summary: SummaryBuilder) -> SampleOutcome:
+def _judge_job(job: SampleJob, detector: Detect | None, config: RunConfig, batch_size: int, limits,
+               summary: SummaryBuilder) -> SampleOutcome:
     stats: dict[str, VideoStats] = {}
     for path in job.unique:
         try:
@@ -80,7 +81,7 @@ def _judge_job(job: SampleJob, detector: Detect | None, config: RunConfig, limit
                 raise VideoError(ErrorKind.DECODE_ERROR, f"{path}: unexpected decoding error {exc!r}", path) from exc
             t1 = time.perf_counter()
             try:
-                detections = detect_in_batches(detector, sampled.images, config.batch_size)
+                detections = detect_in_batches(detector, sampled.images, batch_size)
             except Exception as exc:  # a detector failure on one video must not end the run
                 raise VideoError(ErrorKind.DETECTOR_ERROR, f"{path}: detector failed: {exc!r}", path) from exc
             summary.time("decode", t1 - t0)

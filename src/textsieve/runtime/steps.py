@@ -24,8 +24,8 @@ def limits_of(config: RunConfig) -> Limits:
     return Limits(max_pixels=config.max_video_pixels, max_duration_s=config.max_video_duration_s)
 
 
-def decode(path: str, op: OcrFilter, limits: Limits) -> SampledVideo:
-    return sample_video(path, op.frame_sample_num, op.sampling, op.interval_s, limits)
+def decode(path: str, op: OcrFilter, limits: Limits, threads: int = 0) -> SampledVideo:
+    return sample_video(path, op.frame_sample_num, op.sampling, op.interval_s, limits, threads)
 
 
 def video_stats(sampled: SampledVideo, detections: Sequence[Detections], op: OcrFilter) -> VideoStats:

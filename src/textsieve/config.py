@@ -83,7 +83,8 @@ class RunConfig(BaseModel):
     batch_size: int | None = Field(None, ge=1)  # frames per forward pass; default: 8 on a GPU, 1 on a CPU
     weights_dir: str | None = None
     strict: bool = False  # exit non-zero when any sample ends in errors.jsonl
-    executor: Literal["local", "serial"] = "local"  # serial: one process (np: 1 means the same)
+    executor: Literal["local", "serial", "ray"] = "local"  # serial: one process (np: 1 means the same)
+    ray_address: str | None = None  # for executor ray: "auto", "ray://host:10001", or None for a local cluster
     decode_timeout_s: float = Field(300.0, gt=0)  # per video; past it the decoder is killed: `timeout`
     max_video_pixels: int = Field(8192 * 8192, ge=1)
     max_video_duration_s: float = Field(24 * 3600.0, gt=0)

@@ -42,7 +42,7 @@ def semantic_settings(config: RunConfig) -> dict:
 
 
 class Collector:
-    def __init__(self, config: RunConfig, plan: Plan, executor: str, restart: bool = False,
+    def __init__(self, config: RunConfig, plan: Plan | None, executor: str, restart: bool = False,
                  commit_every_s: float = 2.0, gpu_query=None):
         self.config, self.plan, self.executor = config, plan, executor
         self.journal = Journal(config.export_dir, semantic_settings(config), restart=restart)
@@ -55,8 +55,10 @@ class Collector:
         self.writer = ExportWriter(config.export_dir, config.kept_file, self.journal.resumed.offsets)
         self.total = count_rows(config.dataset)
         self.summary = SummaryBuilder()
-        reserves = {g.index: g.reserve for g in plan.gpus}
-        query = gpu_query if gpu_query is not None else (nvml_query if plan.gpus and not config.simulate_gpus else None)
+        # GPUs are watched where this process runs; a cluster run's nodes report their own
+        gpus = plan.gpus if plan is not None else []
+        reserves = {g.index: g.reserve for g in gpus}
+        query = gpu_query if gpu_query is not None else (nvml_query if gpus and not config.simulate_gpus else None)
         self.monitor = ResourceMonitor(query, reserves).start()
         self.progress = Progress(self.total, len(self.done), self.monitor)
         self._pending: list[int] = []
@@ -93,7 +95,7 @@ class Collector:
             executor=self.executor,
             resumed_with_done=len(self.journal.resumed.done),
             resources=self.monitor.report(),
-            plan=self.plan.to_json(),
+            **({"plan": self.plan.to_json()} if self.plan is not None else {}),
             config=self.config.model_dump(),
             pid=os.getpid(),
             **sections,

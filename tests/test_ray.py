@@ -1,0 +1,110 @@
+"""The Ray executor on a real local Ray cluster started by the test, with
+declared (simulated) GPUs and the detector on the CPU."""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+from textsieve.config import build_config
+from textsieve.resources.inventory import GiB, parse_simulated
+from textsieve.resources.planner import ModelCost, PlanLimits, plan
+from textsieve.runtime.ray_exec import NodePlan, RayExecutor, pools_from_plans, split_by_weight
+from textsieve.runtime.serial import run_serial
+from textsieve.synthetic import TextBlock, VideoSpec, write_video
+
+ray = pytest.importorskip("ray")
+
+OUTPUTS = ("kept.jsonl", "dropped.jsonl", "errors.jsonl", "stats.jsonl")
+COST = ModelCost("craft", int(2.5 * GiB), int(1.5 * GiB), "test")
+
+
+def node(node_id: str, spec: str, **limits) -> NodePlan:
+    inv = parse_simulated(spec, cpu=32, ram=256 * GiB)
+    return NodePlan(node_id, node_id, inv, plan(inv, COST, PlanLimits(**limits)))
+
+
+def test_pools_group_nodes_by_replicas_per_gpu():
+    pools = pools_from_plans([
+        node("a", "80GiB:79GiB," * 8),  # 2 per GPU (max_replicas_per_gpu)
+        node("b", "24GiB:23GiB," * 4, max_replicas_per_gpu=4),  # 23 - 1.2 = 21.8 GiB -> 8 fit, capped at 4
+        node("c", "16GiB:15GiB," * 2),  # 15 - 1 = 14 GiB -> 5 fit, capped at 2
+        node("d", ""),  # CPU only: 32 cores / 4 -> 8 CPU replicas
+    ])
+    by_k = {p.k: p for p in pools}
+    assert by_k[2].nodes == ["a", "c"] and by_k[2].size == 16 + 4 and by_k[2].num_gpus == 0.5
+    assert by_k[4].nodes == ["b"] and by_k[4].size == 16 and by_k[4].num_gpus == 0.25
+    assert by_k[0].nodes == ["d"] and by_k[0].size == 8 and by_k[0].num_gpus == 0.0
+
+
+def test_a_half_full_gpu_lowers_its_nodes_k():
+    pools = pools_from_plans([node("a", "80GiB:79GiB,80GiB:79GiB,80GiB:7GiB", max_replicas_per_gpu=4)])
+    # 7 - 4 = 3 GiB fits one replica: Ray packs by count, so the node runs 1 per GPU
+    assert [(p.k, p.size) for p in pools] == [(1, 3)]
+
+
+def test_split_by_weight_is_proportional_and_complete():
+    shares = split_by_weight(list(range(100)), [3, 1])
+    assert sorted(shares[0] + shares[1]) == list(range(100))
+    assert len(shares[0]) == 75 and len(shares[1]) == 25
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("raydata")
+    rows = []
+    for i, text in enumerate(["Hello", "", "Some caption", "Big words here", "", "Text"]):
+        blocks = (TextBlock(text, 10, 60, size=24),) if text else ()
+        write_video(d / f"v{i}.mp4", VideoSpec(width=200, height=150, frames=10, gop=5, fps=Fraction(10), blocks=blocks))
+        rows.append({"id": i, "videos": [f"v{i}.mp4"]})
+    rows += [{"id": "missing", "videos": ["nope.mp4"]}, {"id": "empty", "videos": []},
+             {"id": "pair", "videos": ["v0.mp4", "v2.mp4"]}]
+    path = d / "data.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"RAY_USAGE_STATS_ENABLED": "0"}})
+    yield
+    ray.shutdown()
+
+
+def cfg(dataset: Path, export: Path, **extra):
+    return build_config(overrides={"dataset_path": str(dataset), "export_path": str(export),
+                                   "filter.max_area_ratio": 0.05, "simulate_gpus": "16GiB:16GiB,16GiB:16GiB",
+                                   "max_replicas_per_gpu": 1, "executor": "ray", **extra})
+
+
+def read(folder: Path) -> dict[str, str]:
+    return {name: (folder / name).read_text() for name in OUTPUTS}
+
+
+def test_ray_outputs_equal_the_local_executors_and_follow_the_plan(cluster, dataset, tmp_path):
+    run_serial(build_config(overrides={"dataset_path": str(dataset), "export_path": str(tmp_path / "serial"),
+                                       "filter.max_area_ratio": 0.05}))
+    summary = RayExecutor(cfg(dataset, tmp_path / "ray")).run()
+    assert read(tmp_path / "ray") == read(tmp_path / "serial")
+    assert summary["counts"]["adds_up"] and summary["counts"]["input"] == 9
+    detail = summary["executor_detail"]
+    # one pool: k=1 replica per declared GPU, inventory taken on the node itself
+    assert [(p["k"], p["size"], p["num_gpus"]) for p in detail["pools"]] == [(1, 2, 1.0)]
+    assert detail["nodes"][0]["plan"]["device_kind"] == "gpu"
+    # one actor per declared GPU, each bound by Ray to its own GPU
+    assert sorted(detail["actors_per_gpu"]) == ["0", "1"] and set(detail["actors_per_gpu"].values()) == {1}
+    assert all(a["cuda_visible_devices"] == a["gpu_ids"][0] for a in detail["actors"])
+
+
+def test_ray_killed_actor_loses_no_sample(cluster, dataset, tmp_path, monkeypatch):
+    monkeypatch.setenv("TEXTSIEVE_FAULTS", json.dumps({"crash_replica_calls": [2], "once_dir": str(tmp_path)}))
+    run_serial(build_config(overrides={"dataset_path": str(dataset), "export_path": str(tmp_path / "serial"),
+                                       "filter.max_area_ratio": 0.05}))
+    summary = RayExecutor(cfg(dataset, tmp_path / "ray")).run()
+    assert (tmp_path / "ray-replica-crash-2").exists()  # the fault fired: an actor died mid-run
+    assert read(tmp_path / "ray") == read(tmp_path / "serial")
+    assert summary["counts"]["adds_up"]

@@ -191,7 +191,7 @@ class DetectStage:
         self.model = registry.get(key, self.device)
         self.fallback = (lambda images: registry.get(key, "cpu")(images)) if self.device != "cpu" and cpu_fallback else None
         self.sizer = BatchSizer(batch_size)
-        self.faults = Faults(**{k: v if k == "once_dir" else tuple(v) for k, v in faults_json.items()})
+        self.faults = Faults.from_json(faults_json)
         self.calls = 0
         ctx = ray.get_runtime_context()
         self.where = {"node": ctx.get_node_id(), "gpu_ids": gpu_ids, "pid": os.getpid(), "device": self.device,

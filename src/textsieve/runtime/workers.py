@@ -41,11 +41,13 @@ class Faults:
             return False
 
     @classmethod
+    def from_json(cls, data: dict) -> "Faults":
+        return cls(**{k: v if k == "once_dir" else tuple(v) for k, v in data.items()})
+
+    @classmethod
     def from_env(cls) -> "Faults":
         raw = os.environ.get("TEXTSIEVE_FAULTS")
-        if not raw:
-            return cls()
-        return cls(**{k: v if k == "once_dir" else tuple(v) for k, v in json.loads(raw).items()})
+        return cls.from_json(json.loads(raw)) if raw else cls()
 
     def to_json(self) -> dict:
         return asdict(self)

@@ -101,7 +101,7 @@ def dj_env(work: Path, venv: Path) -> tuple[Path, dict]:
 
 
 def recipe(path: Path, dataset: Path, export: Path, np_: int | None) -> Path:
-    lines = [f"project_name: textsieve-bench", f"dataset_path: {dataset}", f"export_path: {export}"]
+    lines = ["project_name: textsieve-bench", f"dataset_path: {dataset}", f"export_path: {export}"]
     if np_:
         lines.append(f"np: {np_}")
     lines += ["open_tracer: false", "process:", "  - video_ocr_area_ratio_filter:",

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from textsieve.config import build_config
 from textsieve.detect.craft import CraftDetector
-from textsieve.runtime.steps import decode, detect_in_batches, limits_of
+from textsieve.runtime.steps import decode, limits_of
 from textsieve.synthetic import TextBlock, VideoSpec, write_video
 
 
@@ -70,7 +70,8 @@ def compute_floor(dataset: Path) -> tuple[float, float, int]:
         t0 = time.perf_counter()
         sampled = decode(path, config.filter, limits_of(config))
         t1 = time.perf_counter()
-        detect_in_batches(detector, sampled.images, 1)  # the plan's CPU batch
+        for image in sampled.images:  # one at a time: the plan's CPU batch
+            detector([image])
         decode_s += t1 - t0
         detect_s += time.perf_counter() - t1
         frames += len(sampled.images)

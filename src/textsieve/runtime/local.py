@@ -26,7 +26,6 @@ import numpy as np
 
 from ..config import RunConfig
 from ..data.dataset import read_rows
-from ..detect.area import Detections
 from ..errors import ErrorKind, VideoError
 from ..outcome import VideoStats
 from ..resources.planner import Plan
@@ -179,14 +178,15 @@ class LocalExecutor:
             state = self.samples.get(frame.sample)
             if state is None:
                 continue  # the sample already failed
-            if not isinstance(result, Detections):
-                self._fail(frame.sample, {**result, "video": frame.path, "message": f"{frame.path}: {result['message']}"})
-                continue
             video = state.videos[frame.path]
             video.results[frame.slot] = result
             video.waiting -= 1
             if video.waiting == 0:
-                state.stats[frame.path] = video_stats(video.sampled, video.results, self.op)
+                try:
+                    state.stats[frame.path] = video_stats(video.sampled, video.results, self.op)
+                except VideoError as exc:
+                    self._fail(frame.sample, exc.record())
+                    continue
                 if len(state.stats) == len(state.videos):
                     self._finish(frame.sample)
 

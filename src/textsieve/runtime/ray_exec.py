@@ -30,7 +30,7 @@ import numpy as np
 
 from ..config import RunConfig
 from ..data.dataset import read_rows
-from ..errors import ConfigError, ErrorKind, VideoError
+from ..errors import ConfigError, VideoError
 from ..resources.inventory import Inventory
 from ..resources.planner import Plan, plan
 from .collector import Collector
@@ -149,9 +149,6 @@ def _decode_row(row: dict[str, Any], op_json: dict, limits_json: dict, base_dir:
             sampled[path] = decode(path, op, limits)
         except VideoError as exc:
             return {"index": r.index, "payload": pickle.dumps(("outcome", error_outcome(r, exc)))}
-        except Exception as exc:  # a decoder bug on one file fails that sample only
-            err = VideoError(ErrorKind.DECODE_ERROR, f"{path}: unexpected decoding error {exc!r}", path)
-            return {"index": r.index, "payload": pickle.dumps(("outcome", error_outcome(r, err)))}
     return {"index": r.index, "payload": pickle.dumps(("job", job, sampled))}
 
 
@@ -226,16 +223,13 @@ class DetectStage:
                 outcomes.append(item[1])
                 continue
             _, job, sampled = item
-            stats, failure = {}, None
-            for path, video in sampled.items():
-                dets = [results[(n, path, slot)] for slot in range(len(video.images))]
-                bad = next((d for d in dets if isinstance(d, dict)), None)
-                if bad is not None:
-                    failure = VideoError(ErrorKind(bad["kind"]), f"{path}: {bad['message']}", path)
-                    break
-                video.images = []
-                stats[path] = video_stats(video, dets, self.op)
-            outcomes.append(error_outcome(job.row, failure) if failure else judge(job, stats, self.op))
+            try:
+                stats = {path: video_stats(video, [results[(n, path, slot)] for slot in range(len(video.images))], self.op)
+                         for path, video in sampled.items()}
+            except VideoError as exc:
+                outcomes.append(error_outcome(job.row, exc))
+            else:
+                outcomes.append(judge(job, stats, self.op))
         return {"index": [o.index for o in outcomes], "outcome": [pickle.dumps(o) for o in outcomes],
                 "actor": [json.dumps(self.where)] * len(outcomes)}
 

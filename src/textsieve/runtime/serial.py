@@ -18,7 +18,8 @@ from ..report.summary import SummaryBuilder
 from ..resources.planner import Plan
 from .collector import Collector
 from .planning import DETECTOR, plan_for
-from .steps import Detect, SampleJob, decode, detect_in_batches, error_outcome, judge, limits_of, prepare, video_stats
+from .batching import BatchSizer, detect_with_backoff
+from .steps import Detect, SampleJob, decode, error_outcome, judge, limits_of, prepare, video_stats
 from .workers import bind_replica
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ def run_serial(config: RunConfig, plan: Plan | None = None, make_detector: Calla
     limits = limits_of(config)
     base_dir = str(config.dataset.parent.resolve())
     collector = Collector(config, plan, "serial", restart=restart)
+    sizer = BatchSizer(plan.batch_size)
     for row in read_rows(config.dataset):
         if row.index in collector.done:
             continue
@@ -62,31 +64,26 @@ def run_serial(config: RunConfig, plan: Plan | None = None, make_detector: Calla
         if isinstance(job, SampleJob):
             if detector is None and job.unique:
                 detector = make_detector(device)
-            job = _judge_job(job, detector, config, plan.batch_size, limits, collector.summary)
+            job = _judge_job(job, detector, config, sizer, limits, collector.summary)
         collector.add(job)
     return collector.finish(detector={"name": DETECTOR, "device": device, "batch_size": plan.batch_size})
 
 
-def _judge_job(job: SampleJob, detector: Detect | None, config: RunConfig, batch_size: int, limits,
+def _judge_job(job: SampleJob, detector: Detect | None, config: RunConfig, sizer: BatchSizer, limits,
                summary: SummaryBuilder) -> SampleOutcome:
     stats: dict[str, VideoStats] = {}
     for path in job.unique:
         try:
             t0 = time.perf_counter()
-            try:
-                sampled = decode(path, config.filter, limits)
-            except VideoError:
-                raise
-            except Exception as exc:  # a decoder bug on one file must not end the run
-                raise VideoError(ErrorKind.DECODE_ERROR, f"{path}: unexpected decoding error {exc!r}", path) from exc
+            sampled = decode(path, config.filter, limits)
             t1 = time.perf_counter()
             try:
-                detections = detect_in_batches(detector, sampled.images, batch_size)
+                detections = detect_with_backoff(sampled.images, detector, sizer)
             except Exception as exc:  # a detector failure on one video must not end the run
                 raise VideoError(ErrorKind.DETECTOR_ERROR, f"{path}: detector failed: {exc!r}", path) from exc
             summary.time("decode", t1 - t0)
             summary.time("detect", time.perf_counter() - t1)
+            stats[path] = video_stats(sampled, detections, config.filter)
         except VideoError as exc:
             return error_outcome(job.row, exc)
-        stats[path] = video_stats(sampled, detections, config.filter)
     return judge(job, stats, config.filter)

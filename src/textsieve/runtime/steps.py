@@ -25,11 +25,22 @@ def limits_of(config: RunConfig) -> Limits:
 
 
 def decode(path: str, op: OcrFilter, limits: Limits, threads: int = 0) -> SampledVideo:
-    return sample_video(path, op.frame_sample_num, op.sampling, op.interval_s, limits, threads)
+    """Sample one video; any failure is a VideoError for that video only."""
+    try:
+        return sample_video(path, op.frame_sample_num, op.sampling, op.interval_s, limits, threads)
+    except VideoError:
+        raise
+    except Exception as exc:  # a decoder bug on one file must not end the run
+        raise VideoError(ErrorKind.DECODE_ERROR, f"{path}: unexpected decoding error {exc!r}", path) from exc
 
 
-def video_stats(sampled: SampledVideo, detections: Sequence[Detections], op: OcrFilter) -> VideoStats:
+def video_stats(sampled: SampledVideo, detections: Sequence[Detections | dict], op: OcrFilter) -> VideoStats:
+    """Stats of a video from its frames' detections; a frame that got an
+    error record instead (``gpu_oom``, ``detector_error``) fails the video."""
     info = sampled.info
+    bad = next((d for d in detections if not isinstance(d, Detections)), None)
+    if bad is not None:
+        raise VideoError(ErrorKind(bad["kind"]), f"{info.path}: {bad['message']}", info.path)
     ratios = [frame_text_ratio(d, info.width, info.height, op.area_mode) for d in detections]
     return VideoStats(
         path=info.path,
@@ -41,13 +52,6 @@ def video_stats(sampled: SampledVideo, detections: Sequence[Detections], op: Ocr
         duration_s=float(info.duration),
         decoded_frames=sampled.decoded,
     )
-
-
-def detect_in_batches(detect: Detect, images: Sequence[np.ndarray], batch_size: int) -> list[Detections]:
-    out: list[Detections] = []
-    for start in range(0, len(images), batch_size):
-        out.extend(detect(images[start : start + batch_size]))
-    return out
 
 
 @dataclass

@@ -95,9 +95,6 @@ def decode_worker(conn: Connection, op_json: dict, limits_json: dict, faults: Fa
             conn.send(("ok", task_id, decode(path, op, limits, threads)))
         except VideoError as exc:
             conn.send(("err", task_id, exc.record()))
-        except Exception as exc:  # a decoder bug on one file must not kill the worker
-            conn.send(("err", task_id, {"kind": ErrorKind.DECODE_ERROR.value, "video": path,
-                                        "message": f"{path}: unexpected decoding error {exc!r}"}))
 
 
 def replica_worker(conn: Connection, spec: ReplicaSpec, faults: Faults) -> None:
@@ -127,10 +124,10 @@ def replica_worker(conn: Connection, spec: ReplicaSpec, faults: Faults) -> None:
         if device.startswith("cuda"):
             torch.cuda.empty_cache()
 
-    fallback = None
-    if device != "cpu" and spec.cpu_fallback:
-        def fallback(images):
-            return registry.get(key, "cpu")(images)
+    def cpu_detect(images):
+        return registry.get(key, "cpu")(images)
+
+    fallback = cpu_detect if device != "cpu" and spec.cpu_fallback else None
 
     while True:
         task = conn.recv()

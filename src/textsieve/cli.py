@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from rich.console import Console
 
 from .errors import ConfigError
 
@@ -44,6 +43,9 @@ RUN_FLAGS = {
     "executor": "executor",
     "address": "ray_address",
     "decode_timeout_s": "decode_timeout_s",
+    "detector": "filter.detector",
+    "max_side": "filter.max_side",
+    "calibration": "filter.calibration",
 }
 
 
@@ -65,6 +67,10 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--aggregate", choices=["mean", "max", "p90"], help="per-video statistic (default mean)")
     p.add_argument("--sampling", choices=["uniform", "interval", "keyframe"], help="frame sampling (default uniform)")
     p.add_argument("--interval-s", type=float, help="seconds between frames for --sampling interval")
+    p.add_argument("--detector", choices=["craft", "ppocr"],
+                   help="craft (default, Data-Juicer's) or ppocr (PP-OCR DBNet, ~15x faster on a CPU; see docs/fast-detector.md)")
+    p.add_argument("--max-side", type=int, help="scale frames to this long side before detection (default: native)")
+    p.add_argument("--calibration", help="a `textsieve calibrate` file mapping the fast detector's ratios to CRAFT's")
     p.add_argument("--max-video-pixels", type=int)
     p.add_argument("--max-video-duration-s", type=float)
     p.add_argument("--strict", action="store_true", default=None, help="exit 1 if any sample ends in errors.jsonl")
@@ -93,6 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--json", action="store_true", help="print the plan as JSON")
     prof = sub.add_parser("profile", help="measure the detector's memory per replica on a device and cache it")
     _add_run_flags(prof)
+    cal = sub.add_parser("calibrate", help="fit the map from the fast detector's ratios to CRAFT's on a sample of your dataset")
+    _add_run_flags(cal)
+    cal.add_argument("--samples", type=int, default=200, help="samples drawn at random from the dataset (default 200)")
+    cal.add_argument("--seed", type=int, default=0, help="seed of the random draw and the folds")
+    cal.add_argument("--out", help="calibration file (default: <export>/calibration-<detector>.json)")
     decide = sub.add_parser("decide", help="re-decide kept/dropped from a finished run's stats, without detecting again")
     decide.add_argument("--export", required=True, help="the run's export folder")
     decide.add_argument("--min-area-ratio", type=float)
@@ -128,15 +139,15 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def cmd_profile(args: argparse.Namespace) -> int:
     from .resources.planner import GPU_BATCH
     from .resources.profile import cache_file, measure
-    from .runtime.planning import DETECTOR
+    from .runtime.planning import detect_frame_size, detector_spec
 
     config = config_from_args(args)
     device = config.device if config.device != "auto" else _auto_device()
-    width, height = config.frame_size
+    width, height = detect_frame_size(config)
     batch = config.batch_size or GPU_BATCH
-    print(f"Profiling {DETECTOR} on {device}: batch {batch} at {width}x{height} (in a child process) ...")
-    params = {"weights_dir": config.weights_dir} if config.weights_dir else {}
-    result = measure(DETECTOR, params, device, batch, width, height)
+    name, params = detector_spec(config)
+    print(f"Profiling {name} on {device}: batch {batch} at {width}x{height} (in a child process) ...")
+    result = measure(name, params, device, batch, width, height)
     print(
         f"{result['device_name']}: host peak {result['host_bytes'] / 2**30:.2f} GiB, "
         f"GPU {result['gpu_bytes'] / 2**30:.2f} GiB, {result['seconds_per_batch']:.2f} s per batch "
@@ -152,33 +163,17 @@ def _auto_device() -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .report.plan_table import render_plan
     from .runtime.collector import AlreadyComplete
-    from .runtime.planning import plan_for
+    from .runtime.execute import execute
 
     config = config_from_args(args)
-    config.require_io()
     try:
-        if config.executor == "ray":
-            from .runtime.ray_exec import RayExecutor
-
-            summary = RayExecutor(config, restart=args.restart, address=config.ray_address).run()
-            return _report(config, summary)
-        inventory, plan = plan_for(config)
-        render_plan(inventory, plan, Console(stderr=True))
-        if not plan.ok:
-            return 2
-        if config.executor == "serial" or config.np == 1:
-            from .runtime.serial import run_serial
-
-            summary = run_serial(config, plan, restart=args.restart)
-        else:
-            from .runtime.local import LocalExecutor
-
-            summary = LocalExecutor(config, plan, restart=args.restart).run()
+        summary = execute(config, restart=args.restart)
     except AlreadyComplete as done:
         print(f"textsieve: {done}")
         return 0
+    if summary is None:
+        return 2
     return _report(config, summary)
 
 
@@ -194,6 +189,15 @@ def _report(config, summary: dict) -> int:
     if config.strict and counts["error"]:
         print(f"--strict: {counts['error']} sample(s) failed, see {config.export_dir / 'errors.jsonl'}", file=sys.stderr)
         return 1
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from .runtime.calibrate import print_report, run_calibration
+
+    config = config_from_args(args)
+    calibration, path = run_calibration(config, args.samples, args.seed, args.out, restart=args.restart)
+    print_report(calibration, path)
     return 0
 
 
@@ -220,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        commands = {"run": cmd_run, "plan": cmd_plan, "profile": cmd_profile, "decide": cmd_decide, "demo": cmd_demo}
+        commands = {"run": cmd_run, "plan": cmd_plan, "profile": cmd_profile, "calibrate": cmd_calibrate, "decide": cmd_decide, "demo": cmd_demo}
         return commands[args.command](args)
     except ConfigError as exc:
         print(f"textsieve: {exc}", file=sys.stderr)

@@ -19,13 +19,16 @@ class VideoStats:
     height: int
     duration_s: float
     decoded_frames: int
+    raw_frame_ratios: list[float] | None = None  # the detector's own, when a calibration mapped them
 
     def to_json(self) -> dict:
+        raw = {} if self.raw_frame_ratios is None else {"raw_frame_ratios": self.raw_frame_ratios}
         return {
             "video": self.path,
             "ratio": self.ratio,
             "frame_times": self.frame_times,
             "frame_ratios": self.frame_ratios,
+            **raw,
             "width": self.width,
             "height": self.height,
             "duration_s": self.duration_s,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 
@@ -45,6 +46,10 @@ class VideoSpec:
     faststart: bool = False  # mp4: put the index (moov) before the data
     blocks: tuple[TextBlock, ...] = field(default_factory=tuple)
     background: tuple[int, int, int] = (30, 60, 90)
+    # "busy": a photo-like scene (smooth colour fields, shapes, fine stripes)
+    # under the text, where detectors find false text and miss real text
+    scene: str = "flat"
+    seed: int = 0
 
 
 def _font(size: int) -> ImageFont.FreeTypeFont:
@@ -68,11 +73,38 @@ def drawn_text_ratio(spec: VideoSpec, frame_index: int = 0) -> float:
     return float(mask.mean())
 
 
+@lru_cache(maxsize=4)
+def _busy_scene(width: int, height: int, seed: int) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(0, 256, size=(max(2, height // 60), max(2, width // 60), 3), dtype=np.uint8)
+    image = Image.fromarray(coarse).resize((width, height), Image.Resampling.BICUBIC)
+    draw = ImageDraw.Draw(image)
+    unit = max(4, min(width, height) // 12)
+    for _ in range(12):
+        x, y = int(rng.integers(0, width)), int(rng.integers(0, height))
+        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+        shape = rng.integers(0, 3)
+        if shape == 0:
+            draw.rectangle((x, y, x + unit * int(rng.integers(1, 4)), y + unit), fill=colour)
+        elif shape == 1:
+            draw.ellipse((x, y, x + unit * 2, y + unit * 2), outline=colour, width=max(1, unit // 8))
+        else:
+            draw.line((x, y, x + unit * 3, y + int(rng.integers(-unit, unit))), fill=colour, width=max(1, unit // 10))
+    # fine vertical stripes (fences, foliage, railings): stroke-like texture
+    x0, y0 = int(rng.integers(0, width // 2)), int(rng.integers(0, height // 2))
+    for k in range(0, unit * 3, max(2, unit // 6)):
+        draw.line((x0 + k, y0, x0 + k, y0 + unit * 2), fill=(230, 230, 230), width=1)
+    return image
+
+
 def render_frame(spec: VideoSpec, index: int) -> np.ndarray:
     """RGB frame ``index`` of the video described by ``spec``."""
     shade = int(20 * math.sin(index / 3.0))
     bg = tuple(max(0, min(255, c + shade)) for c in spec.background)
-    image = Image.new("RGB", (spec.width, spec.height), bg)
+    if spec.scene == "busy":
+        image = _busy_scene(spec.width, spec.height, spec.seed).copy()
+    else:
+        image = Image.new("RGB", (spec.width, spec.height), bg)
     draw = ImageDraw.Draw(image)
     # a marker that moves every frame, away from typical text areas
     side = max(4, spec.height // 24)

@@ -60,6 +60,17 @@ def validate_languages(languages: Sequence[str]) -> list[str]:
     return list(languages)
 
 
+def bind_torch(replica) -> None:
+    """Apply a replica's plan to torch in this process, before the model is built."""
+    import torch
+
+    if replica.device.startswith("cuda"):
+        if replica.memory_fraction:
+            torch.cuda.set_per_process_memory_fraction(replica.memory_fraction, torch.device(replica.device))
+    else:
+        torch.set_num_threads(replica.threads)
+
+
 def _channels_last(net):
     """CRAFT with NHWC activations: oneDNN's fast path on CPUs (1.3x at 360p,
     1.4x at 720p on 2 AVX2 cores, same boxes: bench/RESULTS.md)."""

@@ -19,7 +19,8 @@ from .inventory import GiB, Inventory
 MiB = 1 << 20
 GPU_BATCH = 8
 # Measured on a 2-core CPU, CRAFT at 320x240: 0.19 s/frame one by one, 0.26 at
-# batch 8 (bench/RESULTS.md). Batches pay off on GPUs, not on CPUs.
+# batch 8; PP-OCR at 640x360: 0.029-0.035 s/frame at batch 1-8 (bench/RESULTS.md).
+# Batches pay off on GPUs, not on CPUs.
 CPU_BATCH = 1
 
 
@@ -68,7 +69,8 @@ class GpuPlan:
 class Replica:
     device: str  # "cuda:N" or "cpu"
     memory_fraction: float | None  # of the device's total, GPU only
-    threads: int  # torch threads
+    threads: int  # CPU threads of the detector
+    memory_bytes: int | None = None  # GPU memory this replica may hold, in all (ONNX Runtime's cap)
 
 
 @dataclass
@@ -103,7 +105,8 @@ def plan(inventory: Inventory, cost: ModelCost, limits: PlanLimits = PlanLimits(
     placed = sum(g.replicas for g in gpus)
     if placed:
         replicas = [
-            Replica(f"cuda:{g.index}", g.memory_fraction, threads=1) for g in gpus for _ in range(g.replicas)
+            Replica(f"cuda:{g.index}", g.memory_fraction, threads=1, memory_bytes=g.budget // g.replicas)
+            for g in gpus for _ in range(g.replicas)
         ]
         decoders, why = _decoders(inventory, limits, replicas, cost)
         reasons.append(f"{placed} GPU replica(s) on {sum(1 for g in gpus if g.replicas)} GPU(s)")
@@ -204,5 +207,5 @@ def _plan_cpu(inventory: Inventory, cost: ModelCost, limits: PlanLimits, gpus: l
         "a decoder only keeps them fed)"
     )
     if limits.batch_size is None:
-        reasons.append(f"batch {CPU_BATCH}: on a CPU, CRAFT is fastest per frame one frame at a time")
+        reasons.append(f"batch {CPU_BATCH}: on a CPU, batches are no faster per frame (CRAFT slower, PP-OCR equal)")
     return Plan(True, "cpu", replicas, decoders, limits.batch_size or CPU_BATCH, gpus, cost, reasons, decoder_threads=1)

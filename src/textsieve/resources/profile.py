@@ -4,8 +4,8 @@ batch, frame size), so the planner plans from numbers rather than guesses.
 The measurement runs in a fresh child process: it loads the model on the
 device, runs the planned batch at the planned frame size twice, and records
 the peak. On a GPU: NVML's figure for the child process (CUDA context +
-allocator) and torch's peak reserved memory, whichever is larger; on the
-CPU: the child's peak RSS.
+allocator, whatever the framework) and, for torch models, torch's peak
+reserved memory, whichever is larger; on the CPU: the child's peak RSS.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
+import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -42,11 +43,12 @@ def _child(queue, name: str, params: dict, device: str, batch: int, width: int, 
     result: dict[str, Any] = {"pid": os.getpid()}
     try:
         cuda = device.startswith("cuda")
-        if cuda:
-            import torch
-
-            torch.cuda.reset_peak_memory_stats(device)
         model = registry.get(registry.prepare(name, **params), device)
+        # torch only if the model is a torch model (CRAFT); ONNX Runtime's
+        # memory shows in NVML's per-process figure alone
+        torch = sys.modules.get("torch") if cuda else None
+        if torch is not None:
+            torch.cuda.reset_peak_memory_stats(device)
         spec = VideoSpec(width=width, height=height, blocks=(TextBlock("Profile text 123", 10, height // 2, size=max(12, height // 12)),))
         frames = [render_frame(spec, i) for i in range(batch)]
         t0 = time.perf_counter()
@@ -56,11 +58,11 @@ def _child(queue, name: str, params: dict, device: str, batch: int, width: int, 
         result["host_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         result["rss_bytes"] = psutil.Process().memory_info().rss
         if cuda:
-            import torch
+            from .inventory import machine_inventory
 
-            index = torch.device(device).index or 0
-            result["device_name"] = torch.cuda.get_device_name(index)
-            result["torch_peak_reserved"] = int(torch.cuda.max_memory_reserved(index))
+            index = int(device.split(":", 1)[1]) if ":" in device else 0
+            result["device_name"] = next(g.name for g in machine_inventory().gpus if g.index == index)
+            result["torch_peak_reserved"] = int(torch.cuda.max_memory_reserved(index)) if torch is not None else 0
             result["gpu_bytes"] = max(result["torch_peak_reserved"], _nvml_process_bytes(os.getpid()) or 0)
         else:
             result["device_name"] = "cpu"

@@ -28,7 +28,11 @@ def is_oom(exc: BaseException) -> bool:
             return True
     except (ImportError, AttributeError):
         pass
-    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+    message = str(exc).lower()
+    if type(exc).__module__.startswith("onnxruntime"):
+        # ONNX Runtime's CUDA provider: its arena at the plan's cap, or cudaMalloc failing
+        return "failed to allocate memory" in message or "out of memory" in message
+    return isinstance(exc, RuntimeError) and "out of memory" in message
 
 
 @dataclass

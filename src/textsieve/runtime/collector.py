@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from ..calibration import load_calibration
 from ..config import RunConfig
 from ..data.dataset import count_rows
 from ..data.export import ExportWriter, output_paths, read_jsonl, write_json_atomic
@@ -37,8 +38,24 @@ def semantic_settings(config: RunConfig) -> dict:
         "filter": config.filter.model_dump(),
         "max_video_pixels": config.max_video_pixels,
         "max_video_duration_s": config.max_video_duration_s,
-        "detector": "craft",
+        "calibration": ratio_source(config).get("calibration_fingerprint"),
     }
+
+
+def ratio_source(config: RunConfig) -> dict:
+    """Which detector produced the ratios, and whether they are on CRAFT's scale."""
+    op = config.filter
+    out: dict = {"detector": op.detector, "max_side": op.max_side}
+    if op.detector == "craft":
+        out["scale"] = "craft" + ("" if op.max_side is None else f" at max_side {op.max_side} (not Data-Juicer's native frames)")
+    elif op.calibration is None:
+        out["scale"] = f"{op.detector}'s own (uncalibrated: thresholds tuned for CRAFT do not carry over)"
+    else:
+        calibration = load_calibration(op.calibration)
+        out.update(scale=f"craft, mapped from {op.detector} by {op.calibration}", calibration=op.calibration,
+                   calibration_fingerprint=calibration.fingerprint,
+                   calibration_held_out=calibration.report.get("held_out", {}).get("agreement"))
+    return out
 
 
 class Collector:
@@ -97,6 +114,7 @@ class Collector:
             resources=self.monitor.report(),
             **({"plan": self.plan.to_json()} if self.plan is not None else {}),
             config=self.config.model_dump(),
+            ratios=ratio_source(self.config),
             pid=os.getpid(),
             **sections,
         )

@@ -30,7 +30,7 @@ from ..errors import ErrorKind, VideoError
 from ..outcome import VideoStats
 from ..resources.planner import Plan
 from .collector import Collector
-from .planning import DETECTOR
+from .planning import detector_spec
 from .steps import SampleJob, error_outcome, judge, limits_of, prepare, video_stats
 from .workers import Faults, ReplicaSpec, decode_worker, replica_worker
 
@@ -113,9 +113,8 @@ class LocalExecutor:
         if replica.device.startswith("cuda"):
             gpu = next(g for g in self.plan.gpus if f"cuda:{g.index}" == replica.device)
             visible = gpu.uuid if gpu.uuid.startswith("GPU-") and not gpu.uuid.startswith("GPU-sim") else str(gpu.index)
-        params = {"weights_dir": self.config.weights_dir} if self.config.weights_dir else {}
-        return ReplicaSpec(replica.device, visible, replica.memory_fraction, replica.threads, self.plan.batch_size,
-                           DETECTOR, params, self.config.cpu_fallback)
+        name, params = detector_spec(self.config)
+        return ReplicaSpec(replica, visible, self.plan.batch_size, name, params, self.config.cpu_fallback)
 
     def _spawn_replica(self, index: int) -> Worker:
         parent, child = CTX.Pipe()
@@ -320,7 +319,7 @@ class LocalExecutor:
         finally:
             self._shutdown()
         return self.collector.finish(
-            detector={"name": DETECTOR, "replicas": [asdict(r) for r in self.plan.replicas], "batch_size": self.plan.batch_size},
+            detector={"name": self.config.filter.detector, "replicas": [asdict(r) for r in self.plan.replicas], "batch_size": self.plan.batch_size},
             workers={"decoders": self.plan.decoders, "replicas": len(self.plan.replicas), "restarts": self.restarts,
                      "replica_busy_s": round(self.busy["replica"], 3), "batches": len(self.batches),
                      "mean_batch": round(sum(self.batches) / max(1, len(self.batches)), 2)},

@@ -8,8 +8,19 @@ from ..detect.registry import DECLARED_COSTS
 from ..resources.inventory import Inventory, machine_inventory, parse_size
 from ..resources.planner import GPU_BATCH, Plan, PlanLimits, plan
 from ..resources.profile import plan_cost
+from ..video.frames import scaled_size
 
-DETECTOR = "craft"
+
+def detector_spec(config: RunConfig) -> tuple[str, dict]:
+    """The registry name and loader parameters of the run's detector."""
+    name = config.filter.detector
+    params = {"weights_dir": config.weights_dir} if name == "craft" and config.weights_dir else {}
+    return name, params
+
+
+def detect_frame_size(config: RunConfig) -> tuple[int, int]:
+    """The largest frame the detector will see: the planned size, scaled by max_side."""
+    return scaled_size(*config.frame_size, config.filter.max_side)
 
 
 def limits_for(config: RunConfig) -> PlanLimits:
@@ -41,7 +52,8 @@ def inventory_for(config: RunConfig) -> Inventory:
 
 def plan_for(config: RunConfig, inventory: Inventory | None = None) -> tuple[Inventory, Plan]:
     inventory = inventory or inventory_for(config)
-    width, height = config.frame_size
+    width, height = detect_frame_size(config)
     batch = config.batch_size or GPU_BATCH  # memory is planned for the larger, GPU batch
-    cost = plan_cost(DETECTOR, [g.name for g in inventory.gpus], batch, width, height, DECLARED_COSTS[DETECTOR])
+    name = config.filter.detector
+    cost = plan_cost(name, [g.name for g in inventory.gpus], batch, width, height, DECLARED_COSTS[name])
     return inventory, plan(inventory, cost, limits_for(config))

@@ -34,7 +34,7 @@ from ..errors import ConfigError, VideoError
 from ..resources.inventory import Inventory
 from ..resources.planner import Plan, plan
 from .collector import Collector
-from .planning import DETECTOR, limits_for
+from .planning import detect_frame_size, detector_spec, limits_for
 from .steps import SampleJob, decode, error_outcome, judge, limits_of, prepare, video_stats
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,7 @@ class Pool:
     size: int  # actors
     nodes: list[str]
     threads: int
+    memory_bytes: int | None = None  # GPU memory each actor may hold: the smallest share in the pool
 
     @property
     def num_gpus(self) -> float:
@@ -78,9 +79,12 @@ def pools_from_plans(node_plans: list[NodePlan]) -> list[Pool]:
             k = min(used)
             size = k * len(used)
             threads = 1
+            share = min(g.budget // k for g in p.gpus if g.replicas)
         else:
-            k, size, threads = 0, len(p.replicas), p.replicas[0].threads
-        pool = groups.setdefault((k, threads), Pool(k, 0, [], threads))
+            k, size, threads, share = 0, len(p.replicas), p.replicas[0].threads, None
+        pool = groups.setdefault((k, threads), Pool(k, 0, [], threads, share))
+        if share is not None:
+            pool.memory_bytes = min(pool.memory_bytes or share, share)
         pool.size += size
         pool.nodes.append(node.node_id)
     return sorted(groups.values(), key=lambda pool: (-pool.k, -pool.size))
@@ -120,10 +124,11 @@ def plan_cluster(config: RunConfig) -> list[NodePlan]:
     refs = [task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(config.simulate_gpus)
             for n in nodes]
     out = []
-    width, height = config.frame_size
+    width, height = detect_frame_size(config)
+    name = config.filter.detector
     for node, inventory in zip(nodes, ray.get(refs)):
-        cost = plan_cost(DETECTOR, [g.name for g in inventory.gpus], config.batch_size or GPU_BATCH, width, height,
-                         DECLARED_COSTS[DETECTOR])
+        cost = plan_cost(name, [g.name for g in inventory.gpus], config.batch_size or GPU_BATCH, width, height,
+                         DECLARED_COSTS[name])
         out.append(NodePlan(node["NodeID"], node.get("NodeManagerAddress", "?"), inventory,
                             plan(inventory, cost, limits_for(config))))
     return out
@@ -168,13 +173,14 @@ class PlacementLog:
 class DetectStage:
     """Detector actor: builds its model once, on the GPU Ray assigned (or the CPU)."""
 
-    def __init__(self, op_json: dict, batch_size: int, threads: int, model_params: dict, cpu_fallback: bool,
-                 placement_log, faults_json: dict) -> None:
+    def __init__(self, op_json: dict, batch_size: int, threads: int, memory_bytes: int | None, model: tuple[str, dict],
+                 cpu_fallback: bool, placement_log, faults_json: dict) -> None:
         import ray
         import torch
 
         from ..config import OcrFilter
         from ..detect import registry
+        from ..resources.planner import Replica
         from .batching import BatchSizer
         from .workers import Faults
 
@@ -182,10 +188,9 @@ class DetectStage:
         gpu_ids = [str(g) for g in ray.get_gpu_ids()]
         # Ray set CUDA_VISIBLE_DEVICES to the assigned GPU: it is cuda:0 here.
         self.device = "cuda:0" if gpu_ids and torch.cuda.is_available() else "cpu"
-        if self.device == "cpu":
-            torch.set_num_threads(max(1, threads))
-        key = registry.prepare(DETECTOR, **model_params)
-        self.model = registry.get(key, self.device)
+        name, params = model
+        key = registry.prepare(name, **params)
+        self.model = registry.get(key, self.device, Replica(self.device, None, max(1, threads), memory_bytes))
         self.fallback = (lambda images: registry.get(key, "cpu")(images)) if self.device != "cpu" and cpu_fallback else None
         self.sizer = BatchSizer(batch_size)
         self.faults = Faults.from_json(faults_json)
@@ -263,7 +268,6 @@ class RayExecutor:
                               "row": json.dumps({"sample": row.sample, "error": row.error}, default=str)})
         placement_log = ray.remote(num_cpus=0)(PlacementLog).remote()
         faults = Faults.from_env()
-        model_params = {"weights_dir": self.config.weights_dir} if self.config.weights_dir else {}
         shares = split_by_weight(list(range(len(items))), [p.size for p in pools])
         datasets = []
         for pool, share in zip(pools, shares):
@@ -276,7 +280,8 @@ class RayExecutor:
             ds = ds.map_batches(
                 DetectStage,
                 fn_constructor_kwargs={"op_json": op_json, "batch_size": batch, "threads": pool.threads,
-                                       "model_params": model_params, "cpu_fallback": self.config.cpu_fallback,
+                                       "memory_bytes": pool.memory_bytes, "model": detector_spec(self.config),
+                                       "cpu_fallback": self.config.cpu_fallback,
                                        "placement_log": placement_log, "faults_json": faults.to_json()},
                 compute=ray.data.ActorPoolStrategy(size=pool.size),
                 batch_size=max(1, batch // max(1, self.config.filter.frame_sample_num)),

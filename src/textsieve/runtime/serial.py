@@ -17,10 +17,9 @@ from ..outcome import SampleOutcome, VideoStats
 from ..report.summary import SummaryBuilder
 from ..resources.planner import Plan
 from .collector import Collector
-from .planning import DETECTOR, plan_for
+from .planning import detector_spec, plan_for
 from .batching import BatchSizer, detect_with_backoff
 from .steps import Detect, SampleJob, decode, error_outcome, judge, limits_of, prepare, video_stats
-from .workers import bind_replica
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +44,11 @@ def run_serial(config: RunConfig, plan: Plan | None = None, make_detector: Calla
     replica = plan.replicas[0]
     device = replica.device
     if make_detector is None:
-        key = registry.prepare(DETECTOR, **({"weights_dir": config.weights_dir} if config.weights_dir else {}))
+        name, params = detector_spec(config)
+        key = registry.prepare(name, **params)
 
         def make_detector(dev: str) -> Detect:
-            bind_replica(replica)
-            return registry.get(key, dev)
+            return registry.get(key, dev, replica)
 
     detector: Detect | None = None
     op = config.filter
@@ -66,7 +65,7 @@ def run_serial(config: RunConfig, plan: Plan | None = None, make_detector: Calla
                 detector = make_detector(device)
             job = _judge_job(job, detector, config, sizer, limits, collector.summary)
         collector.add(job)
-    return collector.finish(detector={"name": DETECTOR, "device": device, "batch_size": plan.batch_size})
+    return collector.finish(detector={"name": config.filter.detector, "device": device, "batch_size": plan.batch_size})
 
 
 def _judge_job(job: SampleJob, detector: Detect | None, config: RunConfig, sizer: BatchSizer, limits,

@@ -9,6 +9,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from ..calibration import load_calibration
 from ..config import OcrFilter, RunConfig
 from ..data.dataset import Row, video_paths
 from ..detect.area import Detections, frame_text_ratio
@@ -27,7 +28,7 @@ def limits_of(config: RunConfig) -> Limits:
 def decode(path: str, op: OcrFilter, limits: Limits, threads: int = 0) -> SampledVideo:
     """Sample one video; any failure is a VideoError for that video only."""
     try:
-        return sample_video(path, op.frame_sample_num, op.sampling, op.interval_s, limits, threads)
+        return sample_video(path, op.frame_sample_num, op.sampling, op.interval_s, limits, threads, op.max_side)
     except VideoError:
         raise
     except Exception as exc:  # a decoder bug on one file must not end the run
@@ -41,12 +42,17 @@ def video_stats(sampled: SampledVideo, detections: Sequence[Detections | dict], 
     bad = next((d for d in detections if not isinstance(d, Detections)), None)
     if bad is not None:
         raise VideoError(ErrorKind(bad["kind"]), f"{info.path}: {bad['message']}", info.path)
-    ratios = [frame_text_ratio(d, info.width, info.height, op.area_mode) for d in detections]
+    width, height = sampled.frame_size
+    ratios = [frame_text_ratio(d, width, height, op.area_mode) for d in detections]
+    raw = None
+    if op.calibration is not None:
+        raw, ratios = ratios, load_calibration(op.calibration)(ratios)
     return VideoStats(
         path=info.path,
         ratio=video_ratio(ratios, op.aggregate),
         frame_times=sampled.times,
         frame_ratios=ratios,
+        raw_frame_ratios=raw,
         width=info.width,
         height=info.height,
         duration_s=float(info.duration),

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from multiprocessing.connection import Connection
 
 from ..errors import ErrorKind, VideoError
+from ..resources.planner import Replica
 from .batching import BatchSizer, SimulatedOOM, detect_with_backoff
 
 
@@ -55,25 +57,20 @@ class Faults:
 
 @dataclass
 class ReplicaSpec:
-    device: str  # as planned: cuda:N or cpu
+    replica: Replica  # as planned: device cuda:N or cpu, threads, memory cap
     visible: str | None  # CUDA_VISIBLE_DEVICES for the child (the GPU's UUID or index)
-    memory_fraction: float | None
-    threads: int
     batch_size: int
     model_name: str
     model_params: dict = field(default_factory=dict)
     cpu_fallback: bool = True
 
 
-def bind_replica(replica) -> None:
-    """Apply a replica's plan to this process before its model is built."""
-    import torch
-
-    if replica.device.startswith("cuda"):
-        if replica.memory_fraction:
-            torch.cuda.set_per_process_memory_fraction(replica.memory_fraction, torch.device(replica.device))
-    else:
-        torch.set_num_threads(replica.threads)
+def free_device_cache() -> None:
+    """After an out-of-memory: give torch's cached blocks back (ONNX Runtime's
+    arena is capped by the plan and needs nothing)."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def decode_worker(conn: Connection, op_json: dict, limits_json: dict, faults: Faults, threads: int = 1) -> None:
@@ -99,14 +96,12 @@ def decode_worker(conn: Connection, op_json: dict, limits_json: dict, faults: Fa
 
 def replica_worker(conn: Connection, spec: ReplicaSpec, faults: Faults) -> None:
     if spec.visible is not None:
-        os.environ["CUDA_VISIBLE_DEVICES"] = spec.visible  # before torch is imported
-    import torch
-
+        os.environ["CUDA_VISIBLE_DEVICES"] = spec.visible  # before torch or ONNX Runtime loads
     from ..detect import registry
-    from ..resources.planner import Replica
 
-    device = "cuda:0" if spec.device.startswith("cuda") else "cpu"
-    bind_replica(Replica(device, spec.memory_fraction, spec.threads))
+    # the child sees only its GPU: it is device 0 here
+    device = "cuda:0" if spec.replica.device.startswith("cuda") else "cpu"
+    replica = replace(spec.replica, device=device)
     key = registry.prepare(spec.model_name, **spec.model_params)
     sizer = BatchSizer(spec.batch_size)
     calls = 0
@@ -118,11 +113,7 @@ def replica_worker(conn: Connection, spec: ReplicaSpec, faults: Faults) -> None:
             os._exit(71)
         if calls in faults.oom_calls and faults.fire(f"oom-{calls}"):
             raise SimulatedOOM()
-        return registry.get(key, device)(images)  # built here, on first use
-
-    def free_memory() -> None:
-        if device.startswith("cuda"):
-            torch.cuda.empty_cache()
+        return registry.get(key, device, replica)(images)  # built here, on first use
 
     def cpu_detect(images):
         return registry.get(key, "cpu")(images)
@@ -137,7 +128,7 @@ def replica_worker(conn: Connection, spec: ReplicaSpec, faults: Faults) -> None:
         batch_id, images = task
         started = time.perf_counter()
         try:
-            results = detect_with_backoff(images, detect, sizer, fallback, free_memory)
+            results = detect_with_backoff(images, detect, sizer, fallback, free_device_cache)
         except Exception as exc:
             record = {"kind": ErrorKind.DETECTOR_ERROR.value, "message": f"detector failed: {exc!r}"}
             results = [record] * len(images)

@@ -49,6 +49,7 @@ class SampledVideo:
     images: list[np.ndarray]  # RGB uint8, H x W x 3, one per chosen frame
     times: list[float]  # presentation time of each chosen frame, seconds
     decoded: int  # frames decoded to get them: the decode cost
+    frame_size: tuple[int, int]  # (width, height) of ``images``: native, or scaled to max_side
 
 
 def open_video(path: str) -> av.container.InputContainer:
@@ -139,9 +140,12 @@ def sample_video(
     interval_s: float = 1.0,
     limits: Limits = Limits(),
     threads: int = 0,
+    max_side: int | None = None,
 ) -> SampledVideo:
     """Open, check and sample one video; always closes the container.
-    ``threads``: FFmpeg decoding threads (0: FFmpeg's choice, all cores)."""
+    ``threads``: FFmpeg decoding threads (0: FFmpeg's choice, all cores).
+    ``max_side``: frames are scaled (area-averaged) so that their long side
+    is at most this; None keeps them native."""
     container = open_video(path)
     try:
         info = probe(container, path, limits)
@@ -156,11 +160,13 @@ def sample_video(
             picked = _exact_frames(counter, stream, targets, info.duration, path)
         if not picked:
             raise VideoError(ErrorKind.DECODE_ERROR, f"{path}: no frame could be decoded", path)
+        size = scaled_size(info.width, info.height, max_side)
         return SampledVideo(
             info=info,
-            images=[_rgb(frame) for _, frame in picked],
+            images=[_rgb(frame, size) for _, frame in picked],
             times=[float(t) for t, _ in picked],
             decoded=counter.decoded,
+            frame_size=size,
         )
     except av.error.FFmpegError as exc:
         raise VideoError(
@@ -185,9 +191,20 @@ class _Counter:
             yield frame
 
 
-def _rgb(frame: av.VideoFrame) -> np.ndarray:
-    # The same conversion as Data-Juicer's np.asarray(frame.to_image()).
-    return frame.to_ndarray(format="rgb24")
+def scaled_size(width: int, height: int, max_side: int | None) -> tuple[int, int]:
+    """Frame size with the long side at most ``max_side``, aspect kept."""
+    if max_side is None or max(width, height) <= max_side:
+        return width, height
+    scale = max_side / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _rgb(frame: av.VideoFrame, size: tuple[int, int]) -> np.ndarray:
+    if (frame.width, frame.height) == size:
+        # The same conversion as Data-Juicer's np.asarray(frame.to_image()).
+        return frame.to_ndarray(format="rgb24")
+    # swscale's area filter: the frame shrinks without aliasing thin strokes away
+    return frame.to_ndarray(format="rgb24", width=size[0], height=size[1], interpolation="AREA")
 
 
 def _frame_time(frame: av.VideoFrame, time_base: Fraction, path: str) -> Fraction:

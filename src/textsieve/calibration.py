@@ -1,0 +1,196 @@
+"""Threshold carry-over: a monotone map from a fast detector's frame ratios
+to CRAFT's, fitted on pairs measured on the same frames, and the numbers
+that say how far it can be trusted. Pure, except for reading and writing
+the calibration file.
+
+Why per frame and monotone: a detector that sees more text on a frame
+should never map to less; isotonic regression is the least-squares fit
+under exactly that constraint and nothing else (no assumed shape). Frames,
+not videos, are fitted so that ``aggregate: max|p90`` see mapped frames too;
+decisions are then taken on the mapped frames' aggregate, as in a run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .errors import ConfigError
+from .filter import video_ratio
+
+FORMAT = "textsieve-calibration/1"
+
+
+@dataclass(frozen=True)
+class Calibration:
+    detector: str  # whose ratios are mapped
+    max_side: int | None  # its resolution setting when fitted
+    x: tuple[float, ...]  # knots: the fast detector's ratio ...
+    y: tuple[float, ...]  # ... and CRAFT's; linear between, flat outside
+    reference: str = "craft"
+    fitted_on: dict = field(default_factory=dict, compare=False)
+    report: dict = field(default_factory=dict, compare=False)
+
+    def __call__(self, ratios: Sequence[float]) -> list[float]:
+        return [float(v) for v in np.interp(np.asarray(ratios, dtype=np.float64), self.x, self.y)]
+
+    @property
+    def fingerprint(self) -> str:
+        """Identifies the mapping itself: resuming a run with another one is refused."""
+        key = json.dumps([self.detector, self.max_side, self.reference, self.x, self.y])
+        return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+    def check_applies(self, detector: str, max_side: int | None) -> None:
+        if detector != self.detector:
+            raise ConfigError(f"calibration maps {self.detector} ratios, but the detector is {detector}: "
+                              f"set detector: {self.detector}, or calibrate {detector}")
+        if max_side != self.max_side:
+            raise ConfigError(f"calibration was fitted at max_side {self.max_side}, the run uses {max_side}: "
+                              "ratios change with resolution, so re-run `textsieve calibrate` with this max_side")
+
+    def to_json(self) -> dict:
+        return {"format": FORMAT, **asdict(self), "fingerprint": self.fingerprint}
+
+
+def fit_isotonic(fast: Sequence[float], reference: Sequence[float]) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Knots of the least-squares non-decreasing fit of ``reference`` on ``fast``."""
+    from scipy.optimize import isotonic_regression
+
+    if len(fast) != len(reference) or not len(fast):
+        raise ValueError("need equally many fast and reference ratios, at least one")
+    x = np.asarray(fast, dtype=np.float64)
+    # equal inputs must map to one value: pool them first (mean, weighted by count)
+    xs, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
+    means = np.bincount(inverse, weights=np.asarray(reference, dtype=np.float64)) / counts
+    ys = isotonic_regression(means, weights=counts.astype(np.float64), increasing=True).x
+    # drop knots inside flat runs: the interpolant is unchanged
+    keep = np.ones(len(xs), dtype=bool)
+    keep[1:-1] = ~((ys[1:-1] == ys[:-2]) & (ys[1:-1] == ys[2:]))
+    return tuple(float(v) for v in xs[keep]), tuple(float(v) for v in ys[keep])
+
+
+@dataclass
+class VideoPair:
+    """One video's frame ratios from both detectors, same frames."""
+
+    video: str
+    fast: list[float]
+    reference: list[float]
+    kind: str = ""  # optional label for reports (e.g. the clip's kind in a benchmark)
+
+
+def agreement(fast: Sequence[float], reference: Sequence[float], lo: float, hi: float) -> float:
+    """Share of videos on whose keep/drop the two ratios agree for [lo, hi]."""
+    if not fast:
+        return math.nan
+    same = sum((lo <= f <= hi) == (lo <= r <= hi) for f, r in zip(fast, reference))
+    return same / len(fast)
+
+
+def threshold_ranges(min_ratio: float, max_ratio: float, extra: Sequence[float] = (0.05, 0.1)) -> dict[str, tuple[float, float]]:
+    """The decisions to check: the recipe's own range, and ``ratio <= t`` for
+    the thresholds users commonly drop text-heavy clips at."""
+    ranges = {f"ratio <= {t:g}": (0.0, t) for t in extra}
+    if (min_ratio, max_ratio) not in ranges.values():
+        ranges = {f"recipe [{min_ratio:g}, {max_ratio:g}]": (min_ratio, max_ratio), **ranges}
+    return ranges
+
+
+def evaluate(pairs: Sequence[VideoPair], mapped: Sequence[Sequence[float]], aggregate: str,
+             ranges: dict[str, tuple[float, float]]) -> dict:
+    """Errors and decision agreement of mapped fast ratios against CRAFT's, per video."""
+    ref = [video_ratio(p.reference, aggregate) for p in pairs]
+    got = [video_ratio(m, aggregate) for m in mapped]
+    errors = np.abs(np.asarray(got) - np.asarray(ref))
+    out = {
+        "videos": len(pairs),
+        "mean_abs_error": float(errors.mean()),
+        "p95_abs_error": float(np.percentile(errors, 95)),
+        "max_abs_error": float(errors.max()),
+        "agreement": {name: agreement(got, ref, lo, hi) for name, (lo, hi) in ranges.items()},
+    }
+    disagree = {}
+    for name, (lo, hi) in ranges.items():
+        disagree[name] = [
+            {"video": p.video, "kind": p.kind, "fast": g, "craft": r}
+            for p, g, r in zip(pairs, got, ref) if (lo <= g <= hi) != (lo <= r <= hi)
+        ]
+    out["disagreements"] = disagree
+    return out
+
+
+def fit_pairs(pairs: Sequence[VideoPair]) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    fast = [v for p in pairs for v in p.fast]
+    ref = [v for p in pairs for v in p.reference]
+    return fit_isotonic(fast, ref)
+
+
+def cross_validate(pairs: Sequence[VideoPair], aggregate: str, ranges: dict[str, tuple[float, float]],
+                   folds: int = 5, seed: int = 0) -> dict:
+    """Held-out quality: each video mapped by a fit that never saw it, so the
+    reported agreement is what a new video of the same dataset can expect."""
+    order = list(range(len(pairs)))
+    random.Random(seed).shuffle(order)
+    folds = max(2, min(folds, len(pairs)))
+    mapped: list[list[float] | None] = [None] * len(pairs)
+    for k in range(folds):
+        held = set(order[k::folds])
+        train = [p for i, p in enumerate(pairs) if i not in held]
+        x, y = fit_pairs(train)
+        for i in held:
+            mapped[i] = [float(v) for v in np.interp(pairs[i].fast, x, y)]
+    return evaluate(pairs, mapped, aggregate, ranges)  # type: ignore[arg-type]
+
+
+def calibrate(pairs: Sequence[VideoPair], detector: str, max_side: int | None, aggregate: str,
+              ranges: dict[str, tuple[float, float]], fitted_on: dict | None = None, folds: int = 5,
+              seed: int = 0) -> Calibration:
+    """Fit on every pair; report the uncalibrated, held-out and in-sample quality."""
+    if len(pairs) < 2:
+        raise ConfigError(f"calibration needs at least 2 judged videos, got {len(pairs)}: sample more of the dataset")
+    x, y = fit_pairs(pairs)
+    report = {
+        "uncalibrated": evaluate(pairs, [p.fast for p in pairs], aggregate, ranges),
+        "held_out": cross_validate(pairs, aggregate, ranges, folds, seed),
+        "in_sample": evaluate(pairs, [list(np.interp(p.fast, x, y)) for p in pairs], aggregate, ranges),
+        "folds": max(2, min(folds, len(pairs))),
+        "ranges": {k: list(v) for k, v in ranges.items()},
+    }
+    return Calibration(detector, max_side, x, y, fitted_on=fitted_on or {}, report=report)
+
+
+def save_calibration(calibration: Calibration, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(calibration.to_json(), indent=2))
+    tmp.replace(path)
+    return path
+
+
+@lru_cache(maxsize=8)
+def load_calibration(path: str) -> Calibration:
+    """Read a calibration file (cached: every video of a run applies it)."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"calibration {path}: cannot read it ({exc}); make one with `textsieve calibrate`") from exc
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ConfigError(f"calibration {path}: not a textsieve calibration file (format {FORMAT})")
+    try:
+        x, y = tuple(float(v) for v in data["x"]), tuple(float(v) for v in data["y"])
+        calibration = Calibration(data["detector"], data["max_side"], x, y, data.get("reference", "craft"),
+                                  data.get("fitted_on", {}), data.get("report", {}))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"calibration {path}: malformed ({exc!r}); re-run `textsieve calibrate`") from exc
+    if not x or len(x) != len(y) or any(b < a for a, b in zip(x, x[1:])) or any(b < a for a, b in zip(y, y[1:])):
+        raise ConfigError(f"calibration {path}: knots must be non-empty, of equal length and non-decreasing")
+    return calibration

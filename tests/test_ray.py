@@ -36,6 +36,9 @@ def test_pools_group_nodes_by_replicas_per_gpu():
     ])
     by_k = {p.k: p for p in pools}
     assert by_k[2].nodes == ["a", "c"] and by_k[2].size == 16 + 4 and by_k[2].num_gpus == 0.5
+    # every actor of a pool gets the smallest per-replica share among its GPUs (c's 14 GiB / 2)
+    assert by_k[2].memory_bytes == node("c", "16GiB:15GiB," * 2).plan.gpus[0].budget // 2
+    assert by_k[0].memory_bytes is None
     assert by_k[4].nodes == ["b"] and by_k[4].size == 16 and by_k[4].num_gpus == 0.25
     assert by_k[0].nodes == ["d"] and by_k[0].size == 8 and by_k[0].num_gpus == 0.0
 
@@ -108,3 +111,21 @@ def test_ray_killed_actor_loses_no_sample(cluster, dataset, tmp_path, monkeypatc
     assert (tmp_path / "ray-replica-crash-2").exists()  # the fault fired: an actor died mid-run
     assert read(tmp_path / "ray") == read(tmp_path / "serial")
     assert summary["counts"]["adds_up"]
+
+
+def test_ray_ships_the_calibration_to_its_actors(cluster, dataset, tmp_path):
+    """ppocr with a calibration whose file is gone by the time actors start:
+    the driver ships the map, so nodes need no copy of the file."""
+    from textsieve.calibration import Calibration, save_calibration
+
+    path = save_calibration(Calibration("ppocr", None, (0.0, 0.1, 1.0), (0.0, 0.2, 0.5)), tmp_path / "cal.json")
+    extra = {"filter.detector": "ppocr", "filter.calibration": str(path)}
+    run_serial(build_config(overrides={"dataset_path": str(dataset), "export_path": str(tmp_path / "serial"),
+                                       "filter.max_area_ratio": 0.05, **extra}))
+    config = cfg(dataset, tmp_path / "ray", **extra)
+    path.unlink()
+    summary = RayExecutor(config).run()
+    assert read(tmp_path / "ray") == read(tmp_path / "serial")
+    assert summary["ratios"]["scale"].startswith("craft, mapped from ppocr")
+    mapped = [v for line in read(tmp_path / "ray")["stats.jsonl"].splitlines() for v in json.loads(line)["videos"]]
+    assert any(v["raw_frame_ratios"] != v["frame_ratios"] for v in mapped)

@@ -183,14 +183,19 @@ def load_calibration(path: str) -> Calibration:
         data = json.loads(Path(path).read_text())
     except (OSError, ValueError) as exc:
         raise ConfigError(f"calibration {path}: cannot read it ({exc}); make one with `textsieve calibrate`") from exc
+    return calibration_from_json(data, str(path))
+
+
+def calibration_from_json(data: dict, where: str = "calibration") -> Calibration:
+    """Rebuild a calibration from its JSON form (a file, or what a driver ships to Ray workers)."""
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise ConfigError(f"calibration {path}: not a textsieve calibration file (format {FORMAT})")
+        raise ConfigError(f"calibration {where}: not a textsieve calibration file (format {FORMAT})")
     try:
         x, y = tuple(float(v) for v in data["x"]), tuple(float(v) for v in data["y"])
         calibration = Calibration(data["detector"], data["max_side"], x, y, data.get("reference", "craft"),
                                   data.get("fitted_on", {}), data.get("report", {}))
     except (KeyError, TypeError, ValueError) as exc:
-        raise ConfigError(f"calibration {path}: malformed ({exc!r}); re-run `textsieve calibrate`") from exc
+        raise ConfigError(f"calibration {where}: malformed ({exc!r}); re-run `textsieve calibrate`") from exc
     if not x or len(x) != len(y) or any(b < a for a, b in zip(x, x[1:])) or any(b < a for a, b in zip(y, y[1:])):
-        raise ConfigError(f"calibration {path}: knots must be non-empty, of equal length and non-decreasing")
+        raise ConfigError(f"calibration {where}: knots must be non-empty, of equal length and non-decreasing")
     return calibration

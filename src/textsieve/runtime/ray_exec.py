@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from ..calibration import load_calibration
 from ..config import RunConfig
 from ..data.dataset import read_rows
 from ..errors import ConfigError, VideoError
@@ -174,7 +175,7 @@ class DetectStage:
     """Detector actor: builds its model once, on the GPU Ray assigned (or the CPU)."""
 
     def __init__(self, op_json: dict, batch_size: int, threads: int, memory_bytes: int | None, model: tuple[str, dict],
-                 cpu_fallback: bool, placement_log, faults_json: dict) -> None:
+                 cpu_fallback: bool, placement_log, faults_json: dict, calibration: dict | None = None) -> None:
         import ray
         import torch
 
@@ -184,7 +185,11 @@ class DetectStage:
         from .batching import BatchSizer
         from .workers import Faults
 
+        from ..calibration import calibration_from_json
+
         self.op = OcrFilter.model_construct(**op_json)
+        # shipped by the driver: the calibration file need not exist on this node
+        self.calibration = calibration_from_json(calibration) if calibration else None
         gpu_ids = [str(g) for g in ray.get_gpu_ids()]
         # Ray set CUDA_VISIBLE_DEVICES to the assigned GPU: it is cuda:0 here.
         self.device = "cuda:0" if gpu_ids and torch.cuda.is_available() else "cpu"
@@ -229,7 +234,8 @@ class DetectStage:
                 continue
             _, job, sampled = item
             try:
-                stats = {path: video_stats(video, [results[(n, path, slot)] for slot in range(len(video.images))], self.op)
+                stats = {path: video_stats(video, [results[(n, path, slot)] for slot in range(len(video.images))], self.op,
+                                            self.calibration)
                          for path, video in sampled.items()}
             except VideoError as exc:
                 outcomes.append(error_outcome(job.row, exc))
@@ -268,6 +274,8 @@ class RayExecutor:
                               "row": json.dumps({"sample": row.sample, "error": row.error}, default=str)})
         placement_log = ray.remote(num_cpus=0)(PlacementLog).remote()
         faults = Faults.from_env()
+        op = self.config.filter
+        calibration = load_calibration(op.calibration).to_json() if op.calibration else None
         shares = split_by_weight(list(range(len(items))), [p.size for p in pools])
         datasets = []
         for pool, share in zip(pools, shares):
@@ -281,7 +289,7 @@ class RayExecutor:
                 DetectStage,
                 fn_constructor_kwargs={"op_json": op_json, "batch_size": batch, "threads": pool.threads,
                                        "memory_bytes": pool.memory_bytes, "model": detector_spec(self.config),
-                                       "cpu_fallback": self.config.cpu_fallback,
+                                       "cpu_fallback": self.config.cpu_fallback, "calibration": calibration,
                                        "placement_log": placement_log, "faults_json": faults.to_json()},
                 compute=ray.data.ActorPoolStrategy(size=pool.size),
                 batch_size=max(1, batch // max(1, self.config.filter.frame_sample_num)),

@@ -9,7 +9,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..calibration import load_calibration
+from ..calibration import Calibration, load_calibration
 from ..config import OcrFilter, RunConfig
 from ..data.dataset import Row, video_paths
 from ..detect.area import Detections, frame_text_ratio
@@ -35,9 +35,11 @@ def decode(path: str, op: OcrFilter, limits: Limits, threads: int = 0) -> Sample
         raise VideoError(ErrorKind.DECODE_ERROR, f"{path}: unexpected decoding error {exc!r}", path) from exc
 
 
-def video_stats(sampled: SampledVideo, detections: Sequence[Detections | dict], op: OcrFilter) -> VideoStats:
+def video_stats(sampled: SampledVideo, detections: Sequence[Detections | dict], op: OcrFilter,
+                calibration: Calibration | None = None) -> VideoStats:
     """Stats of a video from its frames' detections; a frame that got an
-    error record instead (``gpu_oom``, ``detector_error``) fails the video."""
+    error record instead (``gpu_oom``, ``detector_error``) fails the video.
+    ``calibration``: the op's, already loaded (where its file is not at hand)."""
     info = sampled.info
     bad = next((d for d in detections if not isinstance(d, Detections)), None)
     if bad is not None:
@@ -46,7 +48,7 @@ def video_stats(sampled: SampledVideo, detections: Sequence[Detections | dict], 
     ratios = [frame_text_ratio(d, width, height, op.area_mode) for d in detections]
     raw = None
     if op.calibration is not None:
-        raw, ratios = ratios, load_calibration(op.calibration)(ratios)
+        raw, ratios = ratios, (calibration or load_calibration(op.calibration))(ratios)
     return VideoStats(
         path=info.path,
         ratio=video_ratio(ratios, op.aggregate),

@@ -165,7 +165,7 @@ def report(work: Path, busy: int, results: dict, mem: dict[str, float]) -> str:
             secs = [s for c in all_clips if (c["spec"].width, c["spec"].height) in sizes for s in res[c["path"]]["seconds"]]
             cells.append(f"{statistics.median(secs):.3f}" if secs else "-")
         total = sum(sum(res[c["path"]]["seconds"]) for c in all_clips)
-        lines.append(f"| {name} | {' | '.join(cells)} | {total_ref / total:.1f}x | {mem.get(name, float('nan')):.0f} |")
+        lines.append(f"| {name} | {' | '.join(cells)} | {total_ref / total:.1f}x | {format(mem[name], '.0f') if name in mem else '-'} |")
     lines += ["", "Accuracy and agreement, per video (mean of its 3 frames); agreement = same decision as CRAFT native; "
               "'cal.' = held out after calibration.", ""]
     head = "| candidate | scene | r vs drawn | MAE vs drawn | MAE vs CRAFT | " + " | ".join(

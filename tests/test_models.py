@@ -77,3 +77,27 @@ def test_plan_and_profile_never_build_the_model_in_the_calling_process(tmp_path)
     assert cost.host_bytes == out["host_bytes"] and cost.source.startswith("measured")
     assert smaller.host_bytes == out["host_bytes"]  # a larger measurement covers a smaller setting
     assert bigger == declared  # nothing measured covers 8 x 1080p
+
+
+def _child_peak(queue) -> None:
+    from textsieve.resources.profile import peak_rss_bytes
+
+    queue.put(peak_rss_bytes())
+
+
+def test_a_spawned_childs_peak_memory_is_its_own():
+    """ru_maxrss survives fork+exec on Linux: a child of a large parent would
+    report the parent's peak. The profile's measurement must not."""
+    import multiprocessing as mp
+
+    import numpy as np
+
+    ballast = np.ones(600 * 2**20, dtype=np.uint8)  # 600 MiB, touched
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_child_peak, args=(queue,))
+    proc.start()
+    peak = queue.get(timeout=120)
+    proc.join(30)
+    assert ballast.sum() == ballast.size
+    assert peak < 400 * 2**20, peak

@@ -33,8 +33,6 @@ def profile_id(model: str, device_name: str, batch: int, width: int, height: int
 
 
 def _child(queue, name: str, params: dict, device: str, batch: int, width: int, height: int) -> None:
-    import resource
-
     import psutil
 
     from ..detect import registry
@@ -55,7 +53,7 @@ def _child(queue, name: str, params: dict, device: str, batch: int, width: int, 
         for _ in range(2):
             model(frames)
         result["seconds_per_batch"] = (time.perf_counter() - t0) / 2
-        result["host_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        result["host_bytes"] = peak_rss_bytes()
         result["rss_bytes"] = psutil.Process().memory_info().rss
         if cuda:
             from .inventory import machine_inventory
@@ -70,6 +68,22 @@ def _child(queue, name: str, params: dict, device: str, batch: int, width: int, 
     except Exception as exc:  # reported to the parent, which raises it
         result["error"] = f"{type(exc).__name__}: {exc}"
     queue.put(result)
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident memory since it was exec'd. Not
+    ``ru_maxrss``: Linux keeps that across fork and exec, so a spawned child
+    of a large parent would report the parent's peak as its own."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def _nvml_process_bytes(pid: int) -> int | None:

@@ -23,6 +23,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .data.export import write_json_atomic
 from .errors import ConfigError
 from .filter import video_ratio
 
@@ -144,9 +145,9 @@ def cross_validate(pairs: Sequence[VideoPair], aggregate: str, ranges: dict[str,
     for k in range(folds):
         held = set(order[k::folds])
         train = [p for i, p in enumerate(pairs) if i not in held]
-        x, y = fit_pairs(train)
+        fold_map = Calibration("fold", None, *fit_pairs(train))
         for i in held:
-            mapped[i] = [float(v) for v in np.interp(pairs[i].fast, x, y)]
+            mapped[i] = fold_map(pairs[i].fast)
     return evaluate(pairs, mapped, aggregate, ranges)  # type: ignore[arg-type]
 
 
@@ -156,23 +157,22 @@ def calibrate(pairs: Sequence[VideoPair], detector: str, max_side: int | None, a
     """Fit on every pair; report the uncalibrated, held-out and in-sample quality."""
     if len(pairs) < 2:
         raise ConfigError(f"calibration needs at least 2 judged videos, got {len(pairs)}: sample more of the dataset")
-    x, y = fit_pairs(pairs)
-    report = {
-        "uncalibrated": evaluate(pairs, [p.fast for p in pairs], aggregate, ranges),
-        "held_out": cross_validate(pairs, aggregate, ranges, folds, seed),
-        "in_sample": evaluate(pairs, [list(np.interp(p.fast, x, y)) for p in pairs], aggregate, ranges),
-        "folds": max(2, min(folds, len(pairs))),
-        "ranges": {k: list(v) for k, v in ranges.items()},
-    }
-    return Calibration(detector, max_side, x, y, fitted_on=fitted_on or {}, report=report)
+    fit = Calibration(detector, max_side, *fit_pairs(pairs), fitted_on=fitted_on or {})
+    folds = max(2, min(folds, len(pairs)))
+    fit.report.update(
+        uncalibrated=evaluate(pairs, [p.fast for p in pairs], aggregate, ranges),
+        held_out=cross_validate(pairs, aggregate, ranges, folds, seed),
+        in_sample=evaluate(pairs, [fit(p.fast) for p in pairs], aggregate, ranges),
+        folds=folds,
+        ranges={k: list(v) for k, v in ranges.items()},
+    )
+    return fit
 
 
 def save_calibration(calibration: Calibration, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(calibration.to_json(), indent=2))
-    tmp.replace(path)
+    write_json_atomic(path, calibration.to_json())
     return path
 
 

@@ -102,12 +102,22 @@ def providers_for(device: str, memory_bytes: int | None = None) -> list[Any]:
     return [("CUDAExecutionProvider", options), "CPUExecutionProvider"]
 
 
+NO_ONNXRUNTIME = ("detector ppocr needs ONNX Runtime: pip install onnxruntime (onnxruntime-gpu for GPUs), "
+                  "or the extra textsieve[fast]")
+
+
+def check_installed(model_path: str | None = None) -> None:
+    """The model file and ONNX Runtime are there, without loading either."""
+    find_ppocr_model(model_path)
+    if importlib.util.find_spec("onnxruntime") is None:
+        raise ConfigError(NO_ONNXRUNTIME)
+
+
 def _session(path: Path, device: str, threads: int | None, memory_bytes: int | None):
     try:
         import onnxruntime as ort
     except ImportError as exc:
-        raise ConfigError("detector ppocr needs ONNX Runtime: pip install onnxruntime "
-                          "(onnxruntime-gpu for GPUs), or the extra textsieve[fast]") from exc
+        raise ConfigError(NO_ONNXRUNTIME) from exc
     if device.startswith("cuda") and "CUDAExecutionProvider" not in ort.get_available_providers():
         raise ConfigError(f"detector ppocr on {device} needs onnxruntime-gpu (installed: onnxruntime "
                           f"{ort.__version__} with {', '.join(ort.get_available_providers())})")

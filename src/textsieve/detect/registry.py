@@ -10,6 +10,7 @@ means adding a loader here and a declared cost; nothing else changes.
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -54,14 +55,9 @@ def _check_craft(weights_dir: str | None = None, **_: Any) -> None:
 
 
 def _check_ppocr(model_path: str | None = None, **_: Any) -> None:
-    import importlib.util
+    from .ppocr import check_installed
 
-    from .ppocr import find_ppocr_model
-
-    find_ppocr_model(model_path)
-    if importlib.util.find_spec("onnxruntime") is None:
-        raise ConfigError("detector ppocr needs ONNX Runtime: pip install onnxruntime (onnxruntime-gpu for GPUs), "
-                          "or the extra textsieve[fast]")
+    check_installed(model_path)
 
 
 # A check finds a model's files without building it: a run refuses to start
@@ -118,11 +114,15 @@ def release(key: ModelKey | None = None) -> None:
     """Drop cached models (all, or one key's) and give their memory back."""
     for slot in [s for s in _models if key is None or s[0] == key]:
         del _models[slot]
-    try:
-        import sys
+    free_device_cache()
 
-        torch = sys.modules.get("torch")
+
+def free_device_cache() -> None:
+    """Give torch's cached GPU blocks back (after a release or an
+    out-of-memory); ONNX Runtime's arena is capped by the plan instead."""
+    torch = sys.modules.get("torch")
+    try:
         if torch is not None and torch.cuda.is_available():
             torch.cuda.empty_cache()
-    except Exception:  # releasing must never fail a run
+    except Exception:  # freeing must never fail a run
         pass

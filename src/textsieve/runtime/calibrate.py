@@ -8,7 +8,6 @@ picks up where it stopped, and CRAFT's pass uses the GPUs when there are.
 
 from __future__ import annotations
 
-import json
 import random
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,7 +19,7 @@ from .. import __version__
 from ..calibration import Calibration, VideoPair, calibrate, save_calibration, threshold_ranges
 from ..config import RunConfig
 from ..data.dataset import Row, read_rows, video_paths
-from ..data.export import dumps, read_jsonl
+from ..data.export import dumps, read_jsonl, write_json_atomic
 from ..errors import ConfigError, VideoError
 from .collector import AlreadyComplete
 from .execute import execute
@@ -112,7 +111,7 @@ def run_calibration(config: RunConfig, samples: int = 200, seed: int = 0, out: s
                             threshold_ranges(op.min_area_ratio, op.max_area_ratio), fitted_on, seed=seed)
     path = Path(out) if out else config.export_dir / f"calibration-{op.detector}.json"
     save_calibration(calibration, path)
-    (work / "report.json").write_text(json.dumps(calibration.report, indent=2))
+    write_json_atomic(work / "report.json", calibration.report)
     return calibration, path
 
 

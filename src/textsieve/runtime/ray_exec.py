@@ -33,9 +33,9 @@ from ..config import RunConfig
 from ..data.dataset import read_rows
 from ..errors import ConfigError, VideoError
 from ..resources.inventory import Inventory
-from ..resources.planner import Plan, plan
+from ..resources.planner import Plan
 from .collector import Collector
-from .planning import detect_frame_size, detector_spec, limits_for
+from .planning import detector_spec, plan_for
 from .steps import SampleJob, decode, error_outcome, judge, limits_of, prepare, video_stats
 
 log = logging.getLogger(__name__)
@@ -116,23 +116,12 @@ def plan_cluster(config: RunConfig) -> list[NodePlan]:
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    from ..detect.registry import DECLARED_COSTS
-    from ..resources.planner import GPU_BATCH
-    from ..resources.profile import plan_cost
-
     task = ray.remote(num_cpus=0)(_inventory_on_node)
     nodes = [n for n in ray.nodes() if n.get("Alive")]
     refs = [task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(config.simulate_gpus)
             for n in nodes]
-    out = []
-    width, height = detect_frame_size(config)
-    name = config.filter.detector
-    for node, inventory in zip(nodes, ray.get(refs)):
-        cost = plan_cost(name, [g.name for g in inventory.gpus], config.batch_size or GPU_BATCH, width, height,
-                         DECLARED_COSTS[name])
-        out.append(NodePlan(node["NodeID"], node.get("NodeManagerAddress", "?"), inventory,
-                            plan(inventory, cost, limits_for(config))))
-    return out
+    return [NodePlan(node["NodeID"], node.get("NodeManagerAddress", "?"), inventory, plan_for(config, inventory)[1])
+            for node, inventory in zip(nodes, ray.get(refs))]
 
 
 # ---- Ray Data stages --------------------------------------------------------

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from multiprocessing.connection import Connection
@@ -63,14 +62,6 @@ class ReplicaSpec:
     model_name: str
     model_params: dict = field(default_factory=dict)
     cpu_fallback: bool = True
-
-
-def free_device_cache() -> None:
-    """After an out-of-memory: give torch's cached blocks back (ONNX Runtime's
-    arena is capped by the plan and needs nothing)."""
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_available():
-        torch.cuda.empty_cache()
 
 
 def decode_worker(conn: Connection, op_json: dict, limits_json: dict, faults: Faults, threads: int = 1) -> None:
@@ -128,7 +119,7 @@ def replica_worker(conn: Connection, spec: ReplicaSpec, faults: Faults) -> None:
         batch_id, images = task
         started = time.perf_counter()
         try:
-            results = detect_with_backoff(images, detect, sizer, fallback, free_device_cache)
+            results = detect_with_backoff(images, detect, sizer, fallback, registry.free_device_cache)
         except Exception as exc:
             record = {"kind": ErrorKind.DETECTOR_ERROR.value, "message": f"detector failed: {exc!r}"}
             results = [record] * len(images)

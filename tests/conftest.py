@@ -1,11 +1,15 @@
 from __future__ import annotations
 
 import hashlib
+import json
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
 
-from textsieve.synthetic import VideoSpec, write_video
+from textsieve.synthetic import TextBlock, VideoSpec, write_video
+
+TINY = dict(width=160, height=120, frames=10, gop=5, fps=Fraction(10))
 
 
 @pytest.fixture(scope="session")
@@ -25,3 +29,26 @@ def make_video(video_dir):
         return cache[spec]
 
     return make
+
+
+@pytest.fixture(scope="session")
+def small_dataset(tmp_path_factory) -> Path:
+    """Nine samples: four tiny videos (three with text), a sample holding two
+    of them (one twice), and the bad ones: a missing file, an empty one, a
+    text file, and a sample without videos. Sample ids are their indices."""
+    d = tmp_path_factory.mktemp("small")
+    for i, text in enumerate(["Hello world", "", "Caption", "BIG"]):
+        blocks = (TextBlock(text, 8, 50, size=20 + 4 * i),) if text else ()
+        write_video(d / f"v{i}.mp4", VideoSpec(**TINY, blocks=blocks))
+    (d / "zero.mp4").write_bytes(b"")
+    (d / "notes.mp4").write_text("not a video\n" * 20)
+    rows = [{"id": i, "videos": [f"v{i}.mp4"]} for i in range(4)] + [
+        {"id": 4, "videos": ["v0.mp4", "v1.mp4", "v0.mp4"]},
+        {"id": 5, "videos": ["nope.mp4"]},
+        {"id": 6, "videos": []},
+        {"id": 7, "videos": ["zero.mp4"]},
+        {"id": 8, "videos": ["notes.mp4"]},
+    ]
+    path = d / "data.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path

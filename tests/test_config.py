@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from textsieve.cli import main
-from textsieve.config import build_config
+from textsieve.recipe import build_config
 from textsieve.errors import ConfigError
 
 GOOD = """project_name: demo

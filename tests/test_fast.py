@@ -19,7 +19,7 @@ from textsieve.calibration import (
     threshold_ranges,
 )
 from textsieve.cli import main
-from textsieve.config import build_config
+from textsieve.recipe import build_config
 from textsieve.detect import ppocr, registry
 from textsieve.detect.area import frame_text_ratio
 from textsieve.detect.ppocr import PpOcrDetector, cuda_arena_limit, find_ppocr_model, providers_for
@@ -27,6 +27,7 @@ from textsieve.errors import ConfigError
 from textsieve.resources.planner import Replica
 from textsieve.runtime.batching import is_oom
 from textsieve.runtime.planning import plan_for
+from textsieve.runtime.preflight import preflight
 from textsieve.synthetic import TextBlock, VideoSpec, demo_specs, drawn_text_ratio, render_frame, write_video
 from textsieve.video.frames import sample_video, scaled_size
 
@@ -72,7 +73,8 @@ def test_replica_plan_binds_threads():
 
 
 def test_missing_model_fails_with_instructions(monkeypatch, tmp_path, capsys):
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == ppocr.PACKAGE else real(name, *a))
     monkeypatch.setenv(ppocr.ENV_MODEL, str(tmp_path / "nowhere.onnx"))
     with pytest.raises(ConfigError) as err:
         find_ppocr_model()
@@ -84,7 +86,7 @@ def test_missing_model_fails_with_instructions(monkeypatch, tmp_path, capsys):
     code = main(["run", "--dataset", str(dataset), "--export", str(tmp_path / "out"), "--detector", "ppocr"])
     assert code == 2
     assert "PP-OCR detection model not found" in capsys.readouterr().err
-    assert not (tmp_path / "out" / "summary.json").exists()
+    assert not (tmp_path / "out").exists()
 
 
 def test_gpu_without_onnxruntime_gpu_is_a_clear_error():
@@ -219,8 +221,12 @@ def test_bad_calibration_files_are_refused(tmp_path):
         (tmp_path / name).write_text(text)
         with pytest.raises(ConfigError):
             load_calibration(str(tmp_path / name))
+    # a run checks the file before any work
+    (tmp_path / "d.jsonl").write_text("{}\n")
+    config = build_config(overrides={"dataset_path": str(tmp_path / "d.jsonl"), "export_path": str(tmp_path / "out"),
+                                     "filter.detector": "ppocr", "filter.calibration": str(tmp_path / "missing.json")})
     with pytest.raises(ConfigError, match="calibration"):
-        build_config(overrides={"filter.calibration": str(tmp_path / "missing.json")})
+        preflight(config)
 
 
 # ---- end to end: run fast, calibrate, run calibrated --------------------------------

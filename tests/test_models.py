@@ -33,7 +33,7 @@ def test_unknown_model_is_a_config_error():
 
 PARENT_SCRIPT = r"""
 import json, os, sys
-from textsieve.config import build_config
+from textsieve.recipe import build_config
 from textsieve.detect import registry
 from textsieve.resources.profile import measure
 from textsieve.runtime.planning import plan_for

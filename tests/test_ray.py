@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from textsieve.config import build_config
+from textsieve.recipe import build_config
 from textsieve.resources.inventory import GiB, parse_simulated
 from textsieve.resources.planner import ModelCost, PlanLimits, plan
-from textsieve.runtime.ray_exec import NodePlan, RayExecutor, pools_from_plans, split_by_weight
+from textsieve.runtime.preflight import resolve_calibration
+from textsieve.runtime.ray_exec import NodePlan, RayExecutor, cpu_actor_cpus, pools_from_plans, split_by_weight
 from textsieve.runtime.serial import run_serial
 from textsieve.synthetic import TextBlock, VideoSpec, write_video
 
@@ -47,6 +48,18 @@ def test_a_half_full_gpu_lowers_its_nodes_k():
     pools = pools_from_plans([node("a", "80GiB:79GiB,80GiB:79GiB,80GiB:7GiB", max_replicas_per_gpu=4)])
     # 7 - 4 = 3 GiB fits one replica: Ray packs by count, so the node runs 1 per GPU
     assert [(p.k, p.size) for p in pools] == [(1, 3)]
+
+
+@pytest.mark.parametrize("cores,actors,threads,expected", [
+    (2, 1, 2, 1.0),  # this machine: the actor takes 1 of 2 CPUs, a decode task the other
+    (1, 1, 1, 0.5),
+    (32, 8, 4, 3.875),
+    (16, 1, 4, 4.0),
+])
+def test_cpu_actors_always_leave_a_cpu_for_decoding(cores, actors, threads, expected):
+    cpus = cpu_actor_cpus(cores, actors, threads)
+    assert cpus == expected
+    assert actors * cpus + min(1.0, cores / 2) <= cores  # one decode task always fits beside them
 
 
 def test_split_by_weight_is_proportional_and_complete():
@@ -104,11 +117,12 @@ def test_ray_outputs_equal_the_local_executors_and_follow_the_plan(cluster, data
 
 
 def test_ray_killed_actor_loses_no_sample(cluster, dataset, tmp_path, monkeypatch):
-    monkeypatch.setenv("TEXTSIEVE_FAULTS", json.dumps({"crash_replica_calls": [2], "once_dir": str(tmp_path)}))
     run_serial(build_config(overrides={"dataset_path": str(dataset), "export_path": str(tmp_path / "serial"),
                                        "filter.max_area_ratio": 0.05}))
+    monkeypatch.setenv("TEXTSIEVE_FAULTS", json.dumps({"crash_replica_calls": [2], "once_dir": str(tmp_path)}))
     summary = RayExecutor(cfg(dataset, tmp_path / "ray")).run()
-    assert (tmp_path / "ray-replica-crash-2").exists()  # the fault fired: an actor died mid-run
+    assert (tmp_path / "replica-crash-2").exists()  # the fault fired: a replica died mid-run
+    assert summary["workers"]["restarts"]["replica"] == 1
     assert read(tmp_path / "ray") == read(tmp_path / "serial")
     assert summary["counts"]["adds_up"]
 
@@ -120,11 +134,13 @@ def test_ray_ships_the_calibration_to_its_actors(cluster, dataset, tmp_path):
 
     path = save_calibration(Calibration("ppocr", None, (0.0, 0.1, 1.0), (0.0, 0.2, 0.5)), tmp_path / "cal.json")
     extra = {"filter.detector": "ppocr", "filter.calibration": str(path)}
-    run_serial(build_config(overrides={"dataset_path": str(dataset), "export_path": str(tmp_path / "serial"),
-                                       "filter.max_area_ratio": 0.05, **extra}))
+    serial = build_config(overrides={"dataset_path": str(dataset), "export_path": str(tmp_path / "serial"),
+                                     "filter.max_area_ratio": 0.05, **extra})
+    run_serial(serial, calibration=resolve_calibration(serial.filter))
     config = cfg(dataset, tmp_path / "ray", **extra)
+    calibration = resolve_calibration(config.filter)  # the driver reads it once
     path.unlink()
-    summary = RayExecutor(config).run()
+    summary = RayExecutor(config, calibration).run()
     assert read(tmp_path / "ray") == read(tmp_path / "serial")
     assert summary["ratios"]["scale"].startswith("craft, mapped from ppocr")
     mapped = [v for line in read(tmp_path / "ray")["stats.jsonl"].splitlines() for v in json.loads(line)["videos"]]

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Sequence
 
 
-from .errors import ConfigError
+from .errors import ConfigError, RunStopped
 
 log = logging.getLogger("textsieve")
 
@@ -43,6 +43,8 @@ RUN_FLAGS = {
     "executor": "executor",
     "address": "ray_address",
     "decode_timeout_s": "decode_timeout_s",
+    "detect_timeout_s": "detect_timeout_s",
+    "failure_streak": "failure_streak",
     "detector": "filter.detector",
     "max_side": "filter.max_side",
     "calibration": "filter.calibration",
@@ -78,7 +80,14 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
                    help="local (default): decoders + replicas; serial: one process; ray: a Ray cluster")
     p.add_argument("--address", help="Ray cluster address for --executor ray (e.g. auto); default: start a local one")
     p.add_argument("--decode-timeout-s", type=float, help="per-video decode time limit (default 300)")
+    p.add_argument("--detect-timeout-s", type=float,
+                   help="per-batch detector time limit; a batch past it is retried once, then `timeout` (default 600)")
+    p.add_argument("--failure-streak", type=int,
+                   help="stop the run when this many samples in a row fail at detection the same way (default 5)")
     p.add_argument("--restart", action="store_true", help="discard a previous run in the export folder and start over")
+    p.add_argument("--retry-errors", action="store_true",
+                   help="judge again, once, the samples whose error is transient (timeout, worker_crashed, gpu_oom, "
+                        "detector_error, remote_read); other errors stay")
     g = p.add_argument_group("planning")
     g.add_argument("--gpu-reserve", help="memory kept free on every GPU, at least (default 1GiB)")
     g.add_argument("--gpu-reserve-fraction", type=float, help="... or this share of its total (default 0.05)")
@@ -117,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace):
-    from .config import build_config
+    from .recipe import build_config
 
     overrides = {field: getattr(args, flag) for flag, field in RUN_FLAGS.items()}
     overrides["strict"] = args.strict
@@ -168,7 +177,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     try:
-        summary = execute(config, restart=args.restart)
+        summary = execute(config, restart=args.restart, retry_errors=args.retry_errors)
     except AlreadyComplete as done:
         print(f"textsieve: {done}")
         return 0
@@ -229,6 +238,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"textsieve: {exc}", file=sys.stderr)
         return 2
+    except RunStopped as exc:
+        print(f"textsieve: stopped: {exc}", file=sys.stderr)
+        return 4
 
 
 if __name__ == "__main__":

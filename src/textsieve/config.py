@@ -1,45 +1,18 @@
-"""A Data-Juicer style recipe, and command-line flags, into one typed config.
-
-A recipe that runs ``video_ocr_area_ratio_filter`` in Data-Juicer runs here
-unchanged. Mistakes (an unknown op, an unknown parameter, a value out of
-range) stop the run before any work, naming the recipe line.
+"""The typed configuration of a run: the op's parameters and textsieve's own
+settings, validated by pydantic. This module reads no file and imports no
+detector: recipes are read in :mod:`textsieve.recipe`, and what needs the
+machine (models, devices, the dataset, a calibration file) is checked by
+:mod:`textsieve.runtime.preflight` before a run starts.
 """
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Literal, Optional, Union
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .errors import ConfigError
-
-log = logging.getLogger(__name__)
-
-OP_NAME = "video_ocr_area_ratio_filter"
-
-# Data-Juicer's global recipe keys that mean nothing here: accepted so that
-# existing recipes run, and reported once.
-DJ_IGNORED_GLOBAL_KEYS = {
-    "project_name", "executor_type", "use_cache", "ds_cache_dir", "cache_compress", "open_tracer",
-    "op_list_to_trace", "trace_num", "op_fusion", "fusion_strategy", "keep_stats_in_res_ds",
-    "keep_hashes_in_res_ds", "use_checkpoint", "temp_dir", "open_monitor", "save_stats_in_one_file",
-    "text_keys", "image_key", "image_special_token", "audio_key", "audio_special_token",
-    "video_special_token", "eoc_special_token", "suffixes", "turbo", "skip_op_error",
-    "export_shard_size", "export_in_parallel", "export_type", "load_dataset_kwargs", "work_dir",
-    "auto", "auto_num", "adaptive_batch_size", "debug", "percentiles", "export_original_dataset",
-    "event_logging", "ray_address", "dataset", "validators", "insight_mining", "open_insight_mining",
-    "op_list_to_mine", "hpo_config", "data_probe_algo", "data_probe_ratio", "save_stats_in_res_ds",
-}
-# Data-Juicer's parameters common to every op: accepted; only video_key and
-# mem_required mean something here.
-DJ_COMMON_OP_KEYS = {
-    "text_key", "image_key", "audio_key", "query_key", "response_key", "history_key", "index_key",
-    "accelerator", "num_proc", "cpu_required", "gpu_required", "turbo", "batch_size", "skip_op_error",
-    "work_dir", "ray_execution_mode", "num_cpus", "num_gpus", "memory", "runtime_env", "image_bytes_key",
-}
 
 
 class OcrFilter(BaseModel):
@@ -68,23 +41,9 @@ class OcrFilter(BaseModel):
     @field_validator("languages_to_detect")
     @classmethod
     def _languages(cls, value: Union[str, list[str]]) -> list[str]:
-        from .detect.craft import validate_languages
-
-        try:
-            return validate_languages([value] if isinstance(value, str) else value)
-        except ConfigError as exc:
-            raise ValueError(str(exc)) from None
-
-    @model_validator(mode="after")
-    def _calibration_fits(self) -> "OcrFilter":
-        if self.calibration is not None:
-            from .calibration import load_calibration
-
-            try:
-                load_calibration(self.calibration).check_applies(self.detector, self.max_side)
-            except ConfigError as exc:
-                raise ValueError(str(exc)) from None
-        return self
+        # the codes are checked against EasyOCR's list before a run (runtime.preflight):
+        # this module reads no file and imports no detector
+        return [value] if isinstance(value, str) else list(value)
 
 
 class RunConfig(BaseModel):
@@ -101,7 +60,9 @@ class RunConfig(BaseModel):
     strict: bool = False  # exit non-zero when any sample ends in errors.jsonl
     executor: Literal["local", "serial", "ray"] = "local"  # serial: one process (np: 1 means the same)
     ray_address: str | None = None  # for executor ray: "auto", "ray://host:10001", or None for a local cluster
-    decode_timeout_s: float = Field(300.0, gt=0)  # per video; past it the decoder is killed: `timeout`
+    decode_timeout_s: float = Field(300.0, gt=0)  # per video; past it the decoder is stopped: `timeout`
+    detect_timeout_s: float = Field(600.0, gt=0)  # per detector batch; past it the replica is stopped and the batch retried once
+    failure_streak: int = Field(5, ge=1)  # this many samples in a row failing at detection the same way stop the run
     max_video_pixels: int = Field(8192 * 8192, ge=1)
     max_video_duration_s: float = Field(24 * 3600.0, gt=0)
     # planning (see docs/planner.md)
@@ -153,126 +114,3 @@ class RunConfig(BaseModel):
     def kept_file(self) -> Path:
         path = Path(self.export_path)
         return path if path.suffix == ".jsonl" else path / "kept.jsonl"
-
-
-def _lines(node: yaml.Node, path: tuple = ()) -> dict[tuple, int]:
-    """Map every key path in a YAML document to its 1-based line."""
-    out: dict[tuple, int] = {path: node.start_mark.line + 1}
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            sub = path + (key.value,)
-            out.update(_lines(value, sub))
-            out[sub] = key.start_mark.line + 1
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            out.update(_lines(item, path + (i,)))
-    return out
-
-
-def _line_of(lines: dict[tuple, int], path: tuple) -> int | None:
-    while path and path not in lines:
-        path = path[:-1]
-    return lines.get(path)
-
-
-def load_recipe(path: str | Path) -> tuple[dict[str, Any], dict[tuple, int]]:
-    """Read a recipe into RunConfig fields, refusing unknown keys and ops;
-    also returns the line map used to point at mistakes."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-        doc = yaml.safe_load(text)
-        lines = _lines(yaml.compose(text)) if doc else {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read recipe: {exc}") from exc
-    if not isinstance(doc, dict):
-        raise ConfigError(f"{path}: a recipe is a YAML mapping with dataset_path, export_path and process")
-
-    def fail(key_path: tuple, message: str) -> ConfigError:
-        line = _line_of(lines, key_path)
-        return ConfigError(f"{path}:{line}: {message}" if line else f"{path}: {message}")
-
-    fields: dict[str, Any] = {}
-    own = set(RunConfig.model_fields) - {"filter"}
-    ignored = []
-    for key, value in doc.items():
-        if key == "process":
-            continue
-        if key in own:
-            fields[key] = value
-        elif key in DJ_IGNORED_GLOBAL_KEYS:
-            ignored.append(key)
-        else:
-            raise fail((key,), f"unknown recipe key {key!r}")
-    if ignored:
-        log.info("recipe keys with no effect in textsieve: %s", ", ".join(sorted(ignored)))
-    # Relative paths stay relative to the working directory, as in Data-Juicer.
-    for key in ("dataset_path", "export_path", "weights_dir"):
-        if fields.get(key) is not None:
-            fields[key] = str(fields[key])
-
-    process = doc.get("process")
-    if not isinstance(process, list) or not process:
-        raise fail(("process",), f"process must be a list holding one {OP_NAME} op")
-    ops = []
-    for i, entry in enumerate(process):
-        if not isinstance(entry, dict) or len(entry) != 1:
-            raise fail(("process", i), "each process entry is a mapping with a single op name")
-        (name, params), = entry.items()
-        if name != OP_NAME:
-            raise fail(("process", i, name), f"unknown op {name!r}: textsieve runs only {OP_NAME}")
-        ops.append((i, params or {}))
-    if len(ops) != 1:
-        raise fail(("process", ops[1][0]), f"{OP_NAME} appears {len(ops)} times; give it once")
-    index, params = ops[0]
-    if not isinstance(params, dict):
-        raise fail(("process", index, OP_NAME), f"{OP_NAME} takes a mapping of parameters")
-    op_fields = {}
-    for key, value in params.items():
-        if key in OcrFilter.model_fields:
-            op_fields[key] = value
-        elif key in DJ_COMMON_OP_KEYS:
-            log.info("op parameter %s has no effect in textsieve", key)
-        else:
-            raise fail(("process", index, OP_NAME, key), f"unknown parameter {key!r} for {OP_NAME}")
-    fields["filter"] = op_fields
-    return fields, {**lines, "_op_index": index}  # type: ignore[dict-item]
-
-
-def build_config(recipe: str | Path | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
-    """Recipe values, then flag overrides (``filter.<name>`` keys go to the op)."""
-    fields: dict[str, Any] = {}
-    lines: dict = {}
-    if recipe is not None:
-        fields, lines = load_recipe(recipe)
-    fields.setdefault("filter", {})
-    for key, value in (overrides or {}).items():
-        if value is None:
-            continue
-        if key.startswith("filter."):
-            fields["filter"][key.split(".", 1)[1]] = value
-        else:
-            fields[key] = value
-    try:
-        return RunConfig(**fields)
-    except ValidationError as exc:
-        raise ConfigError(_explain(exc, recipe, lines)) from None
-
-
-def _explain(exc: ValidationError, recipe: str | Path | None, lines: dict) -> str:
-    msgs = []
-    for err in exc.errors():
-        loc = tuple(err["loc"])
-        name = ".".join(str(p) for p in loc)
-        line = None
-        if recipe is not None:
-            if loc and loc[0] == "filter":
-                line = _line_of(lines, ("process", lines.get("_op_index", 0), OP_NAME) + loc[1:])
-            else:
-                line = _line_of(lines, loc)
-        where = f"{recipe}:{line}: " if line else (f"{recipe}: " if recipe else "")
-        if err["type"] == "missing":
-            msgs.append(f"{where}{name} is required (recipe key or flag)")
-        else:
-            msgs.append(f"{where}{name}: {err['msg']} (got {err.get('input')!r})")
-    return "invalid configuration:\n  " + "\n  ".join(msgs)

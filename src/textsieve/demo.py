@@ -8,7 +8,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from .config import build_config
+from .recipe import build_config
 from .runtime.serial import run_serial
 from .synthetic import demo_specs, drawn_text_ratio, write_audio_only, write_dataset
 

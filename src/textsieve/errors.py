@@ -1,12 +1,18 @@
-"""Per-sample failures: every kind a sample can end in ``errors.jsonl`` with.
+"""Failures, in three classes, so that none can hide as another:
 
-A :class:`VideoError` fails one sample and never the run (unless ``--strict``).
-Setup problems (missing weights, a bad recipe) are :class:`ConfigError` and
-stop the run before any work starts.
+- :class:`Failure` / :class:`VideoError`: one sample cannot be judged. It
+  ends in ``errors.jsonl`` with its kind and the run goes on.
+- :class:`ConfigError`: the run cannot start (bad recipe, flags, missing
+  model or dataset, a folder another run holds). Nothing is written; exit 2.
+- :class:`RunStopped` (and :class:`SystemicFailure`): the run started, then
+  met something that would fail every sample (a model that cannot load, the
+  same detector failure again and again, a full disk). It stops, says what to
+  fix, and leaves the export folder so the same command resumes; exit 4.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import Enum
 
 
@@ -22,10 +28,36 @@ class ErrorKind(str, Enum):
     BAD_RESOLUTION = "bad_resolution"  # zero or absurd frame size
     TOO_LONG = "too_long"  # absurd duration
     BAD_SAMPLE = "bad_sample"  # the dataset row itself is malformed
-    TIMEOUT = "timeout"  # decoding exceeded its time limit
+    TIMEOUT = "timeout"  # decoding or detection exceeded its time limit
     GPU_OOM = "gpu_oom"  # out of GPU memory even at batch 1
     WORKER_CRASHED = "worker_crashed"  # a worker died twice on this sample
     DETECTOR_ERROR = "detector_error"  # the detector raised on these frames
+    REMOTE_READ = "remote_read"  # object storage or HTTP failed to serve the file
+
+
+# Kinds that say nothing about the sample itself: `textsieve run --retry-errors`
+# judges these samples again.
+TRANSIENT_KINDS = frozenset({ErrorKind.TIMEOUT, ErrorKind.WORKER_CRASHED, ErrorKind.GPU_OOM,
+                             ErrorKind.DETECTOR_ERROR, ErrorKind.REMOTE_READ})
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a frame, a video or a sample could not be judged. ``cause`` is
+    the message without the sample's own paths: equal causes on many
+    samples in a row mean the detector, not the data, is broken."""
+
+    kind: ErrorKind
+    message: str
+    video: str | None = None
+    cause: str | None = None  # set for detection-stage failures only
+
+    def record(self) -> dict:
+        return {"kind": self.kind.value, "video": self.video, "message": self.message}
+
+    def for_video(self, path: str) -> "Failure":
+        """This frame failure, charged to its video."""
+        return Failure(self.kind, f"{path}: {self.message}", path, self.cause or f"{self.kind.value}: {self.message}")
 
 
 class VideoError(Exception):
@@ -37,9 +69,23 @@ class VideoError(Exception):
         self.message = message
         self.video = video
 
+    @property
+    def failure(self) -> Failure:
+        return Failure(self.kind, self.message, self.video)
+
     def record(self) -> dict:
-        return {"kind": self.kind.value, "video": self.video, "message": self.message}
+        return self.failure.record()
 
 
 class ConfigError(Exception):
     """The run cannot start: bad recipe, flags or environment."""
+
+
+class RunStopped(Exception):
+    """The run stopped part-way for a reason no sample is to blame for; the
+    export folder stays resumable with the same command."""
+
+
+class SystemicFailure(RunStopped):
+    """A failure that would hit every sample: the detector cannot load, the
+    device is missing, or the same detector failure repeats."""

@@ -43,6 +43,9 @@ class SampleOutcome:
     ratios: list[float] = field(default_factory=list)  # per video, in the sample's order
     videos: list[VideoStats] = field(default_factory=list)  # distinct videos
     error: dict | None = None  # {"kind", "video", "message"}
+    # for a detection-stage failure, what it says without this sample's paths;
+    # not written out: the collector watches it for a failure that repeats
+    cause: str | None = None
 
     def stats_record(self) -> dict:
         return {

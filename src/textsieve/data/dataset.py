@@ -23,16 +23,33 @@ class Row:
     error: str | None = None
 
 
+SUFFIXES = (".jsonl", ".json", ".parquet")
+
+
+def check_dataset(path: str | Path) -> None:
+    """Refuse, before any work, a dataset that is missing, unreadable or of
+    an unknown format."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"dataset {path} does not exist (dataset_path or --dataset)")
+    if not path.is_file():
+        raise ConfigError(f"dataset {path} is not a file: give a .jsonl, .json or .parquet file")
+    if path.suffix not in SUFFIXES:
+        raise ConfigError(f"dataset {path}: use a .jsonl, .json (JSON lines) or .parquet file")
+    try:
+        with open(path, "rb") as f:
+            f.read(1)
+    except OSError as exc:
+        raise ConfigError(f"dataset {path} cannot be read: {exc.strerror}") from None
+
+
 def read_rows(path: str | Path) -> Iterator[Row]:
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"dataset {path} does not exist")
+    check_dataset(path)
     if path.suffix == ".parquet":
         yield from _parquet_rows(path)
-    elif path.suffix in (".jsonl", ".json"):
-        yield from _json_rows(path)
     else:
-        raise ConfigError(f"dataset {path}: use a .jsonl, .json (JSON lines) or .parquet file")
+        yield from _json_rows(path)
 
 
 def _json_rows(path: Path) -> Iterator[Row]:

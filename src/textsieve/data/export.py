@@ -145,3 +145,63 @@ def read_jsonl(path: Path) -> Iterator[dict]:
         for line in f:
             if line.strip():
                 yield json.loads(line)
+
+
+def reopen_for_retry(export_dir: Path, kept_file: Path, done: set[int], offsets: dict[str, int], complete: bool,
+                     retry_kinds: frozenset[str]) -> tuple[set[int], dict[str, int], set[int]]:
+    """Take the samples whose error kind is in ``retry_kinds`` back out of a
+    run, so that resuming judges them again, exactly once.
+
+    A finished run's final files become part files again (kept and dropped
+    lines are paired with their stats records, which carry the index, as
+    ``textsieve decide`` pairs them); an unfinished run's parts are cut to
+    the last commit. The retried error lines are removed from the errors
+    part. Returns the new done set, part sizes and the retried indices."""
+    paths = output_paths(Path(export_dir), Path(kept_file))
+    if complete:
+        done, offsets = _unfinalize(paths)
+    for name, path in paths.items():
+        with open(part_of(path), "a+b") as f:
+            f.truncate(offsets.get(name, 0))
+    retried: set[int] = set()
+    errors = part_of(paths["errors"])
+    tmp = errors.with_name(errors.name + ".retry")
+    with open(errors, "rb") as src, open(tmp, "wb") as out:
+        for index, body in _indexed(src):
+            if json.loads(body)["kind"] in retry_kinds:
+                retried.add(index)
+            else:
+                out.write(b"%d\t%s" % (index, body))
+    os.replace(tmp, errors)
+    offsets = {name: part_of(path).stat().st_size for name, path in paths.items()}
+    for path in paths.values():
+        path.unlink(missing_ok=True)  # final files exist only for a finished run
+    return set(done) - retried, offsets, retried
+
+
+def _unfinalize(paths: dict[str, Path]) -> tuple[set[int], dict[str, int]]:
+    done: set[int] = set()
+    with open(part_of(paths["kept"]), "wb") as kept_part, open(part_of(paths["dropped"]), "wb") as dropped_part, \
+            open(part_of(paths["stats"]), "wb") as stats_part, open(part_of(paths["errors"]), "wb") as errors_part, \
+            open(paths["kept"], "rb") as kept, open(paths["dropped"], "rb") as dropped:
+        parts = {"kept": (kept_part, kept), "dropped": (dropped_part, dropped)}
+        with open(paths["stats"], "rb") as stats:
+            for line in stats:
+                if not line.strip():
+                    continue
+                record = json.loads(line)
+                index = record["index"]
+                part, final = parts[record["status"]]
+                sample = final.readline()
+                if not sample:
+                    raise ValueError(f"{paths['stats']} names sample {index}, but {final.name} ended: the folder is inconsistent")
+                part.write(b"%d\t%s" % (index, sample))
+                stats_part.write(b"%d\t%s" % (index, line))
+                done.add(index)
+        with open(paths["errors"], "rb") as errors:
+            for line in errors:
+                if line.strip():
+                    index = json.loads(line)["index"]
+                    errors_part.write(b"%d\t%s" % (index, line))
+                    done.add(index)
+    return done, {name: part_of(path).stat().st_size for name, path in paths.items()}

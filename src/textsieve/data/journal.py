@@ -94,6 +94,21 @@ class Journal:
             f.truncate(end)
         return resumed
 
+    def rewrite(self, done: set[int], offsets: dict[str, int]) -> None:
+        """Replace the journal by one commit of ``done`` at ``offsets`` (the
+        run is then unfinished): for ``--retry-errors``, which takes samples
+        back out of the done set."""
+        self._file.close()
+        tmp = self.path.with_name(self.path.name + ".rewrite")
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(json.dumps({"fingerprint": self.key, "settings": self.settings}, default=str) + "\n")
+            f.write(json.dumps({"done": sorted(done), "offsets": offsets}) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+        self.resumed = Resumed(set(done), dict(offsets), complete=False)
+        self._file = open(self.path, "a", encoding="utf-8")
+
     def commit(self, done: list[int], offsets: dict[str, int]) -> None:
         self._file.write(json.dumps({"done": done, "offsets": offsets}) + "\n")
         self._file.flush()
@@ -106,3 +121,21 @@ class Journal:
 
     def close(self) -> None:
         self._file.close()
+
+
+def read_settings(export_dir: Path) -> dict[str, Any]:
+    """The settings a folder's run was started with."""
+    path = Path(export_dir) / JOURNAL
+    with open(path, encoding="utf-8") as f:
+        return json.loads(f.readline())["settings"]
+
+
+def replace_settings(export_dir: Path, settings: dict[str, Any]) -> None:
+    """Give a folder's run new settings (``textsieve decide`` changed its
+    thresholds): a later ``run`` then compares against what the outputs hold."""
+    path = Path(export_dir) / JOURNAL
+    lines = path.read_text(encoding="utf-8").split("\n")
+    lines[0] = json.dumps({"fingerprint": fingerprint(settings), "settings": settings}, default=str)
+    tmp = path.with_name(path.name + ".rewrite")
+    tmp.write_text("\n".join(lines), encoding="utf-8")
+    os.replace(tmp, path)

@@ -1,10 +1,12 @@
-"""Model loaders: ``prepare`` names a model without building it; ``get``
-builds it in the calling process, on the given device, the first time.
+"""The detectors textsieve can run, one small :class:`Detector` description
+each: how to check its files are there, how to build it on a device, and
+what one replica costs until `textsieve profile` has measured it.
 
-The parent process only ever calls ``prepare``: models live in the worker
-that uses them (Data-Juicer built one per process in the parent's fork and
-on every GPU, which is how np=40 ran GPUs out of memory). Adding a detector
-means adding a loader here and a declared cost; nothing else changes.
+The parent process only checks and names models: they are built in the
+worker that uses them (Data-Juicer built one per process in the parent's
+fork and on every GPU, which is how np=40 ran GPUs out of memory).
+``get`` builds a model in the calling process, on the given device, the
+first time. Adding a detector means adding one description here.
 """
 
 from __future__ import annotations
@@ -22,13 +24,17 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class ModelKey:
+class Detector:
     name: str
-    params: tuple[tuple[str, Any], ...] = ()
-
-    @property
-    def kwargs(self) -> dict[str, Any]:
-        return dict(self.params)
+    # builds the model on ``device`` and applies the replica's plan (threads,
+    # memory cap) in the way its framework needs
+    load: Callable[..., Any]
+    # finds the model's files without building it: a run refuses to start
+    # (rather than failing every sample in its replicas) when they are missing
+    check: Callable[..., None]
+    # used until `textsieve profile` has measured the model on the device kind
+    declared_cost: ModelCost
+    uses_torch: bool  # whether torch's allocator counters describe its GPU memory
 
 
 def _load_craft(device: str, replica: Replica | None = None, weights_dir: str | None = None, **params: Any):
@@ -37,6 +43,12 @@ def _load_craft(device: str, replica: Replica | None = None, weights_dir: str | 
     if replica is not None:
         bind_torch(replica)
     return CraftDetector(device=device, params=CraftParams(**params), weights_dir=weights_dir)
+
+
+def _check_craft(weights_dir: str | None = None, **_: Any) -> None:
+    from .weights import find_craft_weights
+
+    find_craft_weights(weights_dir)
 
 
 def _load_ppocr(device: str, replica: Replica | None = None, model_path: str | None = None, **params: Any):
@@ -48,51 +60,60 @@ def _load_ppocr(device: str, replica: Replica | None = None, model_path: str | N
                          memory_bytes=memory)
 
 
-def _check_craft(weights_dir: str | None = None, **_: Any) -> None:
-    from .weights import find_craft_weights
-
-    find_craft_weights(weights_dir)
-
-
 def _check_ppocr(model_path: str | None = None, **_: Any) -> None:
     from .ppocr import check_installed
 
     check_installed(model_path)
 
 
-# A check finds a model's files without building it: a run refuses to start
-# (rather than failing every sample in its replicas) when they are missing.
-CHECKS: dict[str, Callable[..., None]] = {"craft": _check_craft, "ppocr": _check_ppocr}
-
-# A loader builds its model on ``device`` and applies the replica's plan
-# (threads, memory cap) in the way its framework needs.
-LOADERS: dict[str, Callable[..., Any]] = {"craft": _load_craft, "ppocr": _load_ppocr}
-
-# Used until `textsieve profile` has measured the model on the device kind.
-# CRAFT: ~80 MB of weights, a CUDA context of 300-500 MB, and activations
-# that grow with batch x frame area (canvas capped at 2560 px); Data-Juicer
-# users report ~2 GB per EasyOCR process.
-DECLARED_COSTS: dict[str, ModelCost] = {
-    "craft": ModelCost("craft", gpu_bytes=int(2.5 * GiB), host_bytes=int(1.5 * GiB),
+DETECTORS: dict[str, Detector] = {d.name: d for d in (
+    # CRAFT: ~80 MB of weights, a CUDA context of 300-500 MB, and activations
+    # that grow with batch x frame area (canvas capped at 2560 px); Data-Juicer
+    # users report ~2 GB per EasyOCR process.
+    Detector("craft", _load_craft, _check_craft,
+             ModelCost("craft", gpu_bytes=int(2.5 * GiB), host_bytes=int(1.5 * GiB),
                        source="declared default (not measured: run `textsieve profile`)"),
+             uses_torch=True),
     # PP-OCR det: 10 MB of weights; ONNX Runtime's CUDA context and arena
     # stay well under 1 GiB at batch 8 of 1080p; on a CPU ~0.4 GiB RSS at 1080p.
-    "ppocr": ModelCost("ppocr", gpu_bytes=int(1.5 * GiB), host_bytes=int(0.6 * GiB),
+    Detector("ppocr", _load_ppocr, _check_ppocr,
+             ModelCost("ppocr", gpu_bytes=int(1.5 * GiB), host_bytes=int(0.6 * GiB),
                        source="declared default (not measured: run `textsieve profile --detector ppocr`)"),
-}
+             uses_torch=False),
+)}
+
+
+@dataclass(frozen=True)
+class ModelKey:
+    name: str
+    params: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return dict(self.params)
+
+    @property
+    def detector(self) -> Detector:
+        return DETECTORS[self.name]
+
 
 _models: dict[tuple[ModelKey, str], Any] = {}
 
 
+def describe(name: str) -> Detector:
+    if name not in DETECTORS:
+        raise ConfigError(f"unknown detector {name!r}; available: {', '.join(sorted(DETECTORS))}")
+    return DETECTORS[name]
+
+
 def prepare(name: str, **params: Any) -> ModelKey:
-    if name not in LOADERS:
-        raise ConfigError(f"unknown detector {name!r}; available: {', '.join(sorted(LOADERS))}")
+    describe(name)
     return ModelKey(name, tuple(sorted(params.items())))
 
 
 def check(key: ModelKey) -> None:
     """Raise a ConfigError saying how to install what ``key`` needs, if missing."""
-    CHECKS[key.name](**key.kwargs)
+    key.detector.check(**key.kwargs)
 
 
 def get(key: ModelKey, device: str, replica: Replica | None = None) -> Any:
@@ -101,7 +122,7 @@ def get(key: ModelKey, device: str, replica: Replica | None = None) -> Any:
     slot = (key, device)
     if slot not in _models:
         log.debug("building %s on %s", key.name, device)
-        _models[slot] = LOADERS[key.name](device, replica, **key.kwargs)
+        _models[slot] = key.detector.load(device, replica, **key.kwargs)
     return _models[slot]
 
 

@@ -85,6 +85,7 @@ class Plan:
     reasons: list[str] = field(default_factory=list)
     error: str | None = None
     decoder_threads: int = 1  # FFmpeg threads per decoder
+    simulated: bool = False  # planned on simulated GPUs: the replicas run on the CPU
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -95,6 +96,15 @@ def _fmt(n: int | float) -> str:
 
 
 def plan(inventory: Inventory, cost: ModelCost, limits: PlanLimits = PlanLimits()) -> Plan:
+    result = _plan(inventory, cost, limits)
+    if inventory.source == "simulated" and result.device_kind == "gpu":
+        result.simulated = True
+        result.reasons.append(f"simulated GPUs: planned as if they existed; `run` executes these "
+                              f"{len(result.replicas)} replica(s) on the CPU")
+    return result
+
+
+def _plan(inventory: Inventory, cost: ModelCost, limits: PlanLimits) -> Plan:
     reasons: list[str] = [f"per-replica cost: {_fmt(cost.gpu_bytes)} GPU, {_fmt(cost.host_bytes)} host ({cost.source})"]
     np_cap = None if limits.np is None else max(1, limits.np - 1)  # leave one process to decode
     # every replica process also needs host RAM, and one decoder must fit beside them

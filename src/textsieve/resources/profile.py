@@ -41,10 +41,11 @@ def _child(queue, name: str, params: dict, device: str, batch: int, width: int, 
     result: dict[str, Any] = {"pid": os.getpid()}
     try:
         cuda = device.startswith("cuda")
-        model = registry.get(registry.prepare(name, **params), device)
+        key = registry.prepare(name, **params)
+        model = registry.get(key, device)
         # torch only if the model is a torch model (CRAFT); ONNX Runtime's
         # memory shows in NVML's per-process figure alone
-        torch = sys.modules.get("torch") if cuda else None
+        torch = sys.modules.get("torch") if cuda and key.detector.uses_torch else None
         if torch is not None:
             torch.cuda.reset_peak_memory_stats(device)
         spec = VideoSpec(width=width, height=height, blocks=(TextBlock("Profile text 123", 10, height // 2, size=max(12, height // 12)),))

@@ -1,14 +1,10 @@
 """Detector batch control, pure: how many frames go through the network at
-once, shrinking on out-of-memory and growing back slowly."""
+once, shrinking on out-of-memory and growing back slowly; and what counts
+as out-of-memory, whatever the framework."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
-
-import numpy as np
-
-from ..errors import ErrorKind
 
 
 class SimulatedOOM(RuntimeError):
@@ -56,42 +52,3 @@ class BatchSizer:
         if self.streak >= self.grow_after and self.current < self.maximum:
             self.current += 1
             self.streak = 0
-
-
-FrameResult = Any  # a Detections, or an error record dict
-
-
-def detect_with_backoff(
-    images: Sequence[np.ndarray],
-    detect: Callable[[Sequence[np.ndarray]], list],
-    sizer: BatchSizer,
-    fallback: Callable[[Sequence[np.ndarray]], list] | None = None,
-    free_memory: Callable[[], None] = lambda: None,
-) -> list[FrameResult]:
-    """Detect ``images`` in chunks of ``sizer.current``. On out-of-memory:
-    free the cache, halve, retry the same frames; at one frame, run it on
-    ``fallback`` (the CPU) if given, else return a ``gpu_oom`` record for it."""
-    out: list[FrameResult] = [None] * len(images)
-    i = 0
-    while i < len(images):
-        size = min(sizer.current, len(images) - i)
-        chunk = images[i : i + size]
-        try:
-            out[i : i + size] = detect(chunk)
-            sizer.on_success()
-            i += size
-            continue
-        except Exception as exc:
-            if not is_oom(exc):
-                raise
-            free_memory()
-            if size > 1:
-                sizer.on_oom()
-                continue
-            oom = exc
-        if fallback is not None:
-            out[i] = fallback(chunk)[0]
-        else:
-            out[i] = {"kind": ErrorKind.GPU_OOM.value, "message": f"out of GPU memory at batch size 1: {oom}"}
-        i += 1
-    return out

@@ -1,22 +1,30 @@
 """Where outcomes go, for every executor: outputs, journal, progress, summary.
 
-Resume lives here: the collector opens the journal, tells the executor which
-samples are already done, and commits outputs and journal together.
+Resume lives here: the collector locks the export folder, opens the
+journal, tells the executor which samples are already done, and commits
+outputs and journal together. It also watches the outcomes for a failure
+that is not the samples' own: the same detector failure on sample after
+sample stops the run (see :class:`FailureStreak`).
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import time
 from collections import Counter
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from ..calibration import load_calibration
 from ..config import RunConfig
 from ..data.dataset import count_rows
-from ..data.export import ExportWriter, output_paths, read_jsonl, write_json_atomic
+from ..data.export import ExportWriter, output_paths, read_jsonl, reopen_for_retry, write_json_atomic
 from ..data.journal import Journal
+from ..data.lock import FolderLock
+from ..errors import TRANSIENT_KINDS, RunStopped, SystemicFailure
 from ..outcome import SampleOutcome
 from ..report.summary import SummaryBuilder
 from ..resources.planner import Plan
@@ -58,20 +66,64 @@ def ratio_source(config: RunConfig) -> dict:
     return out
 
 
+class FailureStreak:
+    """Tells a broken detector from bad samples.
+
+    An outcome failed at detection carries a ``cause`` (the failure without
+    the sample's paths). While consecutive such outcomes share one cause and
+    no sample succeeds in between, they are held back, unwritten; ``limit``
+    of them in a row stop the run with :class:`SystemicFailure`, and since
+    they were never committed, the same command judges them again once the
+    cause is fixed. A success, or another cause, releases the held outcomes
+    as the samples' own errors. Decoding failures (a bad file) break no
+    streak and join none."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.cause: str | None = None
+        self.held: list[SampleOutcome] = []
+
+    def feed(self, outcome: SampleOutcome) -> list[SampleOutcome]:
+        """The outcomes to write now."""
+        if outcome.cause is None:
+            if outcome.status == "error":
+                return [outcome]
+            released, self.held, self.cause = self.held + [outcome], [], None
+            return released
+        if outcome.cause != self.cause:
+            released, self.held, self.cause = self.held, [outcome], outcome.cause
+            return released
+        self.held.append(outcome)
+        if len(self.held) >= self.limit:
+            example = self.held[0].error or {}
+            raise SystemicFailure(
+                f"the detector failed the same way on {len(self.held)} samples in a row, and on none in between: "
+                f"{self.cause} (first: {example.get('message')}). The samples are not to blame, so none was recorded "
+                "as an error: fix the detector or its device, then run the same command again; it resumes "
+                "(failure_streak sets how many in a row stop a run)")
+        return []
+
+    def flush(self) -> list[SampleOutcome]:
+        released, self.held, self.cause = self.held, [], None
+        return released
+
+
 class Collector:
+    """Use as a context manager: a run that ends by an exception commits what
+    it can and releases the folder, so the same command resumes."""
+
     def __init__(self, config: RunConfig, plan: Plan | None, executor: str, restart: bool = False,
-                 commit_every_s: float = 2.0, gpu_query=None):
+                 retry_errors: bool = False, commit_every_s: float = 2.0, gpu_query=None):
         self.config, self.plan, self.executor = config, plan, executor
-        self.journal = Journal(config.export_dir, semantic_settings(config), restart=restart)
-        if self.journal.resumed.complete:
-            self.journal.close()
-            raise AlreadyComplete(f"{config.export_dir} already holds this run's finished outputs (pass --restart to redo it)")
-        self.done = set(self.journal.resumed.done)
-        if self.done:
-            log.info("resuming: %d samples already done in %s", len(self.done), config.export_dir)
-        self.writer = ExportWriter(config.export_dir, config.kept_file, self.journal.resumed.offsets)
+        self.lock = FolderLock(config.export_dir).acquire()
+        try:
+            self._open(restart, retry_errors)
+        except BaseException:
+            self.lock.release()
+            raise
         self.total = count_rows(config.dataset)
         self.summary = SummaryBuilder()
+        self.streak = FailureStreak(config.failure_streak)
         # GPUs are watched where this process runs; a cluster run's nodes report their own
         gpus = plan.gpus if plan is not None else []
         reserves = {g.index: g.reserve for g in gpus}
@@ -81,9 +133,55 @@ class Collector:
         self._pending: list[int] = []
         self._last_commit = time.monotonic()
         self.commit_every_s = commit_every_s
+        self._closed = False
+
+    def _open(self, restart: bool, retry_errors: bool) -> None:
+        config = self.config
+        self.journal = Journal(config.export_dir, semantic_settings(config), restart=restart)
+        resumed = self.journal.resumed
+        self.retried: set[int] = set()
+        kinds = frozenset(k.value for k in TRANSIENT_KINDS)
+        if retry_errors and not (resumed.complete and not _has_errors_of(config, kinds)):
+            done, offsets, self.retried = reopen_for_retry(config.export_dir, config.kept_file, resumed.done,
+                                                           resumed.offsets, resumed.complete, kinds)
+            self.journal.rewrite(done, offsets)
+            log.info("--retry-errors: judging %d sample(s) with transient errors again", len(self.retried))
+        if self.journal.resumed.complete:
+            self.journal.close()
+            more = " and has no transient errors to retry" if retry_errors else " (pass --restart to redo it)"
+            raise AlreadyComplete(f"{config.export_dir} already holds this run's finished outputs{more}")
+        self.done = set(self.journal.resumed.done)
+        if self.done:
+            log.info("resuming: %d samples already done in %s", len(self.done), config.export_dir)
+        with self._io():
+            self.writer = ExportWriter(config.export_dir, config.kept_file, self.journal.resumed.offsets)
+
+    @contextmanager
+    def _io(self) -> Iterator[None]:
+        """A failed write (a full disk, a folder gone read-only) stops the run
+        with one line; the journal still describes the last commit."""
+        try:
+            yield
+        except OSError as exc:
+            what = "the disk is full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+            where = exc.filename or self.config.export_dir
+            raise RunStopped(f"cannot write {where}: {what}. Free space or fix the folder, then run the same "
+                             "command again: it resumes from the last commit") from exc
+
+    def __enter__(self) -> "Collector":
+        return self
+
+    def __exit__(self, kind, exc, tb) -> None:
+        if exc is not None:
+            self.abort()
 
     def add(self, outcome: SampleOutcome) -> None:
-        self.writer.write(outcome)
+        for ready in self.streak.feed(outcome):
+            self._write(ready)
+
+    def _write(self, outcome: SampleOutcome) -> None:
+        with self._io():
+            self.writer.write(outcome)
         self.summary.add(outcome)
         self.progress.update(outcome.status, len(outcome.videos))
         self._pending.append(outcome.index)
@@ -92,15 +190,41 @@ class Collector:
 
     def commit(self) -> None:
         if self._pending:
-            self.journal.commit(self._pending, self.writer.commit())
+            with self._io():
+                self.journal.commit(self._pending, self.writer.commit())
             self._pending = []
         self._last_commit = time.monotonic()
 
+    def abort(self) -> None:
+        """End a run that stopped: keep what was committed (and commit what
+        can be), release the folder. Never raises over the first error."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.commit()
+        except Exception as exc:  # a full disk: the journal holds the previous commit
+            log.debug("final commit failed: %s", exc)
+        for close in (self.monitor.stop, self.progress.close, self.writer.close, self.journal.close, self.lock.release):
+            try:
+                close()
+            except Exception as exc:
+                log.debug("closing after a stop: %s", exc)
+
     def finish(self, **sections) -> dict:
         """Commit, write the final files in input order, and the summary."""
+        for ready in self.streak.flush():
+            self._write(ready)
         self.commit()
         self.monitor.stop()
         self.progress.close()
+        with self._io():
+            summary = self._finalize(sections)
+        self._closed = True
+        self.lock.release()
+        return summary
+
+    def _finalize(self, sections: dict) -> dict:
         self.writer.finalize()
         paths = output_paths(self.config.export_dir, self.config.kept_file)
         counts = {name: sum(1 for _ in read_jsonl(paths[name])) for name in ("kept", "dropped", "errors")}
@@ -111,6 +235,7 @@ class Collector:
             dict(kinds),
             executor=self.executor,
             resumed_with_done=len(self.journal.resumed.done),
+            retried_errors=len(self.retried),
             resources=self.monitor.report(),
             **({"plan": self.plan.to_json()} if self.plan is not None else {}),
             config=self.config.model_dump(),
@@ -123,3 +248,8 @@ class Collector:
         self.journal.close()
         self.writer.remove_parts()
         return summary
+
+
+def _has_errors_of(config: RunConfig, kinds: frozenset[str]) -> bool:
+    path = output_paths(config.export_dir, config.kept_file)["errors"]
+    return path.exists() and any(r["kind"] in kinds for r in read_jsonl(path))

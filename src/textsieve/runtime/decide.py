@@ -14,12 +14,24 @@ from pathlib import Path
 from typing import Iterator
 
 from ..data.export import dumps, output_paths, read_jsonl, write_json_atomic
+from ..data.journal import JOURNAL, read_settings, replace_settings
+from ..data.lock import FolderLock
 from ..errors import ConfigError
 from ..filter import keep_sample
 
 
 def redecide(export_dir: Path, min_ratio: float | None, max_ratio: float | None, any_or_all: str | None,
              kept_file: str | None = None) -> dict:
+    lock = FolderLock(export_dir).acquire() if export_dir.is_dir() else None
+    try:
+        return _redecide(export_dir, min_ratio, max_ratio, any_or_all, kept_file)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _redecide(export_dir: Path, min_ratio: float | None, max_ratio: float | None, any_or_all: str | None,
+              kept_file: str | None) -> dict:
     summary_path = export_dir / "summary.json"
     if not summary_path.exists():
         raise ConfigError(f"{export_dir} has no summary.json: only a finished run can be re-decided")
@@ -52,6 +64,13 @@ def redecide(export_dir: Path, min_ratio: float | None, max_ratio: float | None,
     summary["counts"]["adds_up"] = summary["counts"]["input"] == counts["kept"] + counts["dropped"] + summary["counts"]["error"]
     summary.setdefault("redecided", []).append({k: op[k] for k in ("min_area_ratio", "max_area_ratio", "any_or_all")})
     write_json_atomic(summary_path, summary)
+    # the folder's run now holds these thresholds: a later `run` compares
+    # its settings with them (and resumes, refuses or reports it finished)
+    if not (export_dir / JOURNAL).exists():
+        return summary
+    settings = read_settings(export_dir)
+    settings["filter"].update({k: op[k] for k in ("min_area_ratio", "max_area_ratio", "any_or_all")})
+    replace_settings(export_dir, settings)
     return summary
 
 

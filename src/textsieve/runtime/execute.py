@@ -8,28 +8,31 @@ from rich.console import Console
 from ..config import RunConfig
 
 
-def execute(config: RunConfig, restart: bool = False, console: Console | None = None) -> dict | None:
-    """Plan (printed to ``console``) and run; the summary, or None when the
-    plan found nowhere to run. Raises AlreadyComplete for a finished run."""
-    from ..detect import registry
+def execute(config: RunConfig, restart: bool = False, retry_errors: bool = False,
+            console: Console | None = None) -> dict | None:
+    """Check, plan (printed to ``console``) and run; the summary, or None
+    when the plan found nowhere to run. Raises ConfigError before any work
+    for a mistake, AlreadyComplete for a finished run, RunStopped when the
+    run stopped part-way (resumable)."""
     from ..report.plan_table import render_plan
-    from .planning import detector_spec, plan_for
+    from .planning import plan_for
+    from .preflight import preflight
 
-    config.require_io()
-    name, params = detector_spec(config)
-    registry.check(registry.prepare(name, **params))
+    console = console or Console(stderr=True)
+    calibration = preflight(config)
     if config.executor == "ray":
         from .ray_exec import RayExecutor
 
-        return RayExecutor(config, restart=restart, address=config.ray_address).run()
+        return RayExecutor(config, calibration, restart=restart, retry_errors=retry_errors,
+                           address=config.ray_address, console=console).run()
     inventory, plan = plan_for(config)
-    render_plan(inventory, plan, console or Console(stderr=True))
+    render_plan(inventory, plan, console)
     if not plan.ok:
         return None
     if config.executor == "serial" or config.np == 1:
         from .serial import run_serial
 
-        return run_serial(config, plan, restart=restart)
+        return run_serial(config, plan, calibration, restart=restart, retry_errors=retry_errors)
     from .local import LocalExecutor
 
-    return LocalExecutor(config, plan, restart=restart).run()
+    return LocalExecutor(config, plan, calibration, restart=restart, retry_errors=retry_errors).run()

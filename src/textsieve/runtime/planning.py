@@ -3,12 +3,16 @@ model cost, limits. Shared by `textsieve plan`, `profile` and `run`."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ..config import RunConfig
-from ..detect.registry import DECLARED_COSTS
+from ..detect.registry import describe
+from ..errors import ConfigError
 from ..resources.inventory import Inventory, machine_inventory, parse_size
 from ..resources.planner import GPU_BATCH, Plan, PlanLimits, plan
 from ..resources.profile import plan_cost
 from ..video.frames import scaled_size
+from .flow import ReplicaSpec
 
 
 def detector_spec(config: RunConfig) -> tuple[str, dict]:
@@ -36,18 +40,32 @@ def limits_for(config: RunConfig) -> PlanLimits:
 
 
 def inventory_for(config: RunConfig) -> Inventory:
+    """The machine (or the simulated one) as the run may use it. A GPU the
+    user names must exist: ``--device cuda:1`` on a machine without it is
+    refused here, before any work, never quietly run on the CPU."""
     inventory = machine_inventory(simulate=config.simulate_gpus)
-    if config.device.startswith("cuda:") and not config.simulate_gpus:
-        # an explicit device narrows the plan to that GPU
-        index = int(config.device.split(":", 1)[1])
-        inventory = Inventory(
-            gpus=tuple(g for g in inventory.gpus if g.index == index),
-            cpu_cores=inventory.cpu_cores,
-            ram_available=inventory.ram_available,
-            source=inventory.source,
-            notes=inventory.notes + (f"device {config.device}: other GPUs not used",),
-        )
-    return inventory
+    return narrow_to_device(inventory, config.device)
+
+
+def narrow_to_device(inventory: Inventory, device: str) -> Inventory:
+    if not device.startswith("cuda"):
+        return inventory
+    seen = ", ".join(f"cuda:{g.index} ({g.name})" for g in inventory.gpus) or "none"
+    why = "; ".join(inventory.notes)
+    if device == "cuda":
+        if not inventory.gpus:
+            raise ConfigError(f"--device cuda: this machine shows no GPU ({why or inventory.source}); "
+                              "use --device cpu or auto")
+        return inventory
+    index = device.split(":", 1)[1]
+    if not index.isdigit():
+        raise ConfigError(f"--device {device}: use auto, cpu, cuda or cuda:N")
+    gpus = tuple(g for g in inventory.gpus if g.index == int(index))
+    if not gpus:
+        raise ConfigError(f"--device {device}: no such GPU here (GPUs seen: {seen}{'; ' + why if why else ''}); "
+                          "use --device cpu, auto, or a GPU that exists")
+    # an explicit device narrows the plan to that GPU
+    return replace(inventory, gpus=gpus, notes=inventory.notes + (f"device {device}: other GPUs not used",))
 
 
 def plan_for(config: RunConfig, inventory: Inventory | None = None) -> tuple[Inventory, Plan]:
@@ -55,5 +73,24 @@ def plan_for(config: RunConfig, inventory: Inventory | None = None) -> tuple[Inv
     width, height = detect_frame_size(config)
     batch = config.batch_size or GPU_BATCH  # memory is planned for the larger, GPU batch
     name = config.filter.detector
-    cost = plan_cost(name, [g.name for g in inventory.gpus], batch, width, height, DECLARED_COSTS[name])
+    cost = plan_cost(name, [g.name for g in inventory.gpus], batch, width, height, describe(name).declared_cost)
     return inventory, plan(inventory, cost, limits_for(config))
+
+
+def replica_specs(config: RunConfig, plan: Plan) -> list[ReplicaSpec]:
+    """One spec per planned replica. On simulated GPUs the planned replicas
+    run on the CPU (the plan is what a real machine of that shape would get;
+    there is no GPU to run it on). Real GPUs are named to a child process by
+    UUID in ``visible``, so its CUDA numbering cannot drift from NVML's."""
+    name, params = detector_spec(config)
+    specs = []
+    for replica in plan.replicas:
+        visible = None
+        if plan.simulated:
+            replica = replace(replica, device="cpu", memory_fraction=None, memory_bytes=None)
+        elif replica.device.startswith("cuda"):
+            gpu = next(g for g in plan.gpus if f"cuda:{g.index}" == replica.device)
+            visible = gpu.uuid if gpu.uuid.startswith("GPU-") else str(gpu.index)
+        specs.append(ReplicaSpec(name, tuple(sorted(params.items())), replica, plan.batch_size,
+                                 config.cpu_fallback, visible))
+    return specs

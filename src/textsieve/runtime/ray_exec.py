@@ -1,10 +1,13 @@
 """The Ray executor: the same recipe on a cluster, with Ray Data.
 
 Pipeline: the driver reads the dataset (skipping samples the journal has
-done) -> Ray Data decodes each sample's videos in CPU tasks (``num_cpus=1``)
--> detector actors in an ``ActorPoolStrategy`` pool with ``num_gpus = 1/k``
-decide -> the driver streams the small outcome records into the same
-collector as the local executor (outputs, journal, resume, summary).
+done) -> Ray Data decodes each sample's videos in CPU tasks (``num_cpus=1``,
+within the decode time limit) -> detector actors in an
+``ActorPoolStrategy`` pool with ``num_gpus = 1/k`` run the shared flow
+(:class:`~textsieve.runtime.flow.SampleAssembly` and
+:class:`~textsieve.runtime.flow.DetectorReplica`) -> the driver streams the
+small outcome records into the same collector as the local executor
+(outputs, journal, resume, the failure-streak guard, summary).
 
 Planning is per node: a task pinned to every alive node takes that node's
 inventory there (NVML on the node, never the driver's), the planner runs
@@ -12,31 +15,42 @@ per node, and nodes are grouped by k (replicas per GPU). Each group is its
 own actor pool, pinned to its nodes by node-id labels, fed a share of the
 samples proportional to its replicas. Fractions are always exactly 1/k:
 other fractions pack badly across nodes. Ray sets CUDA_VISIBLE_DEVICES in
-each actor; nothing touches CUDA in the driver.
+each actor; nothing touches CUDA in the driver. CPU actors ask for fewer
+logical CPUs than they use threads, so that a decode task always fits
+beside them (a 2-core machine otherwise deadlocks: the actor waits for both
+CPUs while a decode task holds one).
 """
 
 from __future__ import annotations
 
-import json
 import logging
+import math
 import os
 import pickle
+import sys
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
+from rich.console import Console
 
-from ..calibration import load_calibration
-from ..config import RunConfig
-from ..data.dataset import read_rows
-from ..errors import ConfigError, VideoError
+from ..calibration import Calibration, calibration_from_json
+from ..config import OcrFilter, RunConfig
+from ..data.dataset import Row, read_rows
+from ..errors import ConfigError, ErrorKind, Failure, SystemicFailure
 from ..resources.inventory import Inventory
-from ..resources.planner import Plan
+from ..resources.planner import Plan, Replica
+from ..video.frames import Limits, SampledVideo
 from .collector import Collector
+from .faults import Faults
+from .flow import (DETECT_TIMEOUT, REPLICA_CRASHED, DecodeTask, ReplicaCounters, ReplicaSpec, SampleAssembly,
+                   decode_here)
 from .planning import detector_spec, plan_for
-from .steps import SampleJob, decode, error_outcome, judge, limits_of, prepare, video_stats
+from .steps import SampleJob, limits_of, prepare
+from .workers import (LOAD_TIMEOUT_S, MAX_LOAD_CRASHES, TIMED_OUT, Detected, DetectRequest, ReplicaDown, ReplicaReady, WorkerProcess,
+                      replica_worker)
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +72,21 @@ class Pool:
     nodes: list[str]
     threads: int
     memory_bytes: int | None = None  # GPU memory each actor may hold: the smallest share in the pool
+    actor_cpus: float = 0.0  # logical CPUs each actor asks Ray for (0 for GPU actors)
+    reserve_bytes: int = 0  # GPU memory kept free: the largest reserve among the pool's GPUs
 
     @property
     def num_gpus(self) -> float:
         return 1.0 / self.k if self.k else 0.0
+
+
+def cpu_actor_cpus(cores: float, actors: int, threads: int) -> float:
+    """Logical CPUs a CPU actor asks for, so that one decode task (1 CPU)
+    still fits on its node: decoding and detection can never wait on each
+    other. The actor still runs ``threads`` threads: Ray's CPUs are
+    bookkeeping, and decoding is a small share of CPU detection time."""
+    spare = max(cores - 1.0, cores / 2)
+    return round(min(float(threads), spare / max(1, actors)), 3)
 
 
 def pools_from_plans(node_plans: list[NodePlan]) -> list[Pool]:
@@ -81,11 +106,18 @@ def pools_from_plans(node_plans: list[NodePlan]) -> list[Pool]:
             size = k * len(used)
             threads = 1
             share = min(g.budget // k for g in p.gpus if g.replicas)
+            reserve = max(g.reserve for g in p.gpus if g.replicas)
+            cpus = 0.0
         else:
             k, size, threads, share = 0, len(p.replicas), p.replicas[0].threads, None
-        pool = groups.setdefault((k, threads), Pool(k, 0, [], threads, share))
+            cpus = cpu_actor_cpus(node.inventory.cpu_cores, size, threads)
+            reserve = 0
+        pool = groups.setdefault((k, threads), Pool(k, 0, [], threads, share, cpus, reserve))
         if share is not None:
             pool.memory_bytes = min(pool.memory_bytes or share, share)
+            pool.reserve_bytes = max(pool.reserve_bytes, reserve)
+        if not k:
+            pool.actor_cpus = min(pool.actor_cpus, cpus)
         pool.size += size
         pool.nodes.append(node.node_id)
     return sorted(groups.values(), key=lambda pool: (-pool.k, -pool.size))
@@ -126,25 +158,35 @@ def plan_cluster(config: RunConfig) -> list[NodePlan]:
 
 # ---- Ray Data stages --------------------------------------------------------
 
-def _decode_row(row: dict[str, Any], op_json: dict, limits_json: dict, base_dir: str) -> dict[str, Any]:
-    """CPU task: a dataset row in, the sample's decoded frames (or its outcome) out, pickled."""
-    from ..config import OcrFilter
-    from ..data.dataset import Row
-    from ..video.frames import Limits
+@dataclass
+class DecodedRow:
+    """What a decode task hands the detector actors: the row, and each of its
+    videos decoded or failed (decoding stops at a sample's first failure)."""
 
-    op, limits = OcrFilter.model_construct(**op_json), Limits(**limits_json)
-    data = json.loads(row["row"])
-    r = Row(int(row["index"]), data.get("sample"), data.get("error"))
-    job = prepare(r, op, base_dir)
-    if not isinstance(job, SampleJob):
-        return {"index": r.index, "payload": pickle.dumps(("outcome", job))}
-    sampled = {}
-    for path in job.unique:
-        try:
-            sampled[path] = decode(path, op, limits)
-        except VideoError as exc:
-            return {"index": r.index, "payload": pickle.dumps(("outcome", error_outcome(r, exc)))}
-    return {"index": r.index, "payload": pickle.dumps(("job", job, sampled))}
+    row: Row
+    videos: dict[str, SampledVideo | Failure] = field(default_factory=dict)
+
+
+@dataclass
+class Stopped:
+    """An actor that cannot run its detector says so instead of failing samples."""
+
+    message: str
+
+
+def _decode_row(item: dict[str, Any], op: OcrFilter, limits: Limits, base_dir: str, faults_json: dict,
+                timeout_s: float) -> dict[str, Any]:
+    """CPU task: a dataset row in, its videos' sampled frames (or failures) out, pickled."""
+    row = pickle.loads(item["row"])
+    decoded = DecodedRow(row)
+    job = prepare(row, op, base_dir)
+    if isinstance(job, SampleJob):
+        faults = Faults.from_json(faults_json)
+        for path in job.unique:
+            result = decoded.videos[path] = decode_here(DecodeTask(row.index, path), op, limits, faults, timeout_s)
+            if isinstance(result, Failure):
+                break
+    return {"payload": pickle.dumps(decoded)}
 
 
 class PlacementLog:
@@ -161,143 +203,212 @@ class PlacementLog:
 
 
 class DetectStage:
-    """Detector actor: builds its model once, on the GPU Ray assigned (or the CPU)."""
+    """Detector actor: the shared assembly here, and the replica in a child
+    process (the local executor's own worker), so that a replica that hangs
+    or dies is stopped and its frames retried exactly as on one machine.
+    Ray runs this actor's calls on a thread of its own, where no signal can
+    interrupt a hung call: a process can always be killed. Its GPU is the
+    one Ray assigned (the child inherits CUDA_VISIBLE_DEVICES), watched
+    through NVML while it runs."""
 
-    def __init__(self, op_json: dict, batch_size: int, threads: int, memory_bytes: int | None, model: tuple[str, dict],
-                 cpu_fallback: bool, placement_log, faults_json: dict, calibration: dict | None = None) -> None:
+    def __init__(self, op: OcrFilter, base_dir: str, spec: ReplicaSpec, simulated: bool, detect_timeout_s: float,
+                 reserve_bytes: int, calibration: dict | None, placement_log, faults_json: dict) -> None:
         import ray
-        import torch
 
-        from ..config import OcrFilter
-        from ..detect import registry
-        from ..resources.planner import Replica
-        from .batching import BatchSizer
-        from .workers import Faults
+        from .monitor import ResourceMonitor, nvml_query
 
-        from ..calibration import calibration_from_json
-
-        self.op = OcrFilter.model_construct(**op_json)
-        # shipped by the driver: the calibration file need not exist on this node
-        self.calibration = calibration_from_json(calibration) if calibration else None
         gpu_ids = [str(g) for g in ray.get_gpu_ids()]
         # Ray set CUDA_VISIBLE_DEVICES to the assigned GPU: it is cuda:0 here.
-        self.device = "cuda:0" if gpu_ids and torch.cuda.is_available() else "cpu"
-        name, params = model
-        key = registry.prepare(name, **params)
-        self.model = registry.get(key, self.device, Replica(self.device, None, max(1, threads), memory_bytes))
-        self.fallback = (lambda images: registry.get(key, "cpu")(images)) if self.device != "cpu" and cpu_fallback else None
-        self.sizer = BatchSizer(batch_size)
-        self.faults = Faults.from_json(faults_json)
-        self.calls = 0
+        # Declared (simulated) GPUs have no device behind them: the CPU runs the replica.
+        self.device = "cuda:0" if gpu_ids and not simulated else "cpu"
+        if self.device == "cpu":
+            spec = replace(spec, replica=Replica("cpu", None, spec.replica.threads))
+        else:
+            spec = spec.on(self.device)
+        self.replica = WorkerProcess("replica", 0, replica_worker, (spec, Faults.from_json(faults_json)), ready=False)
+        self.batch_size = spec.batch_size
+        self.counters = ReplicaCounters()
+        self.restarts = 0
+        # shipped by the driver: the calibration file need not exist on this node
+        self.assembly = SampleAssembly(op, base_dir, calibration_from_json(calibration) if calibration else None)
+        self.detect_timeout_s = detect_timeout_s
+        self.stopped = self._await_ready()
+        # NVML in this actor sees its own GPU as index 0 (it honours CUDA_VISIBLE_DEVICES)
+        self.monitor = ResourceMonitor(nvml_query if gpu_ids and not simulated else None, {0: reserve_bytes}).start()
         ctx = ray.get_runtime_context()
         self.where = {"node": ctx.get_node_id(), "gpu_ids": gpu_ids, "pid": os.getpid(), "device": self.device,
                       "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
         ray.get(placement_log.add.remote(self.where))
 
-    def _detect(self, images):
-        self.calls += 1
-        if self.calls in self.faults.crash_replica_calls and self.faults.fire(f"ray-replica-crash-{self.calls}"):
-            os._exit(71)
-        return self.model(images)
+    def _await_ready(self) -> str | None:
+        """None once the replica's model is loaded; else why it cannot be."""
+        for _ in range(MAX_LOAD_CRASHES):
+            msg = self.replica.receive(LOAD_TIMEOUT_S)
+            if isinstance(msg, ReplicaReady):
+                self.replica.ready = True
+                return None
+            if isinstance(msg, ReplicaDown):
+                return msg.message
+            self.replica.replace()
+        return (f"the detector replica died or hung {MAX_LOAD_CRASHES} times while loading its model on {self.device}: "
+                "check the model and the device, then run the same command again; it resumes")
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
-        from .batching import detect_with_backoff
+        if self.stopped is None:
+            for payload in batch["payload"]:
+                decoded: DecodedRow = pickle.loads(payload)
+                for task in self.assembly.open(decoded.row):
+                    if self.assembly.wants(task):
+                        self.assembly.deliver(task, decoded.videos[task.path])
+            self._detect_buffered()
+        if self.stopped is not None:
+            return {"outcome": [pickle.dumps(Stopped(self.stopped))], "actor": [pickle.dumps(self._report())]}
+        outcomes = self.assembly.outcomes()
+        return {"outcome": [pickle.dumps(o) for o in outcomes], "actor": [pickle.dumps(self._report())] * len(outcomes)}
 
-        items = [pickle.loads(p) for p in batch["payload"]]
-        frames = []  # (item, path, slot, image)
-        for n, item in enumerate(items):
-            if item[0] == "job":
-                for path, sampled in item[2].items():
-                    frames += [(n, path, slot, image) for slot, image in enumerate(sampled.images)]
-        results: dict[tuple, Any] = {}
-        by_shape: dict[tuple, list] = {}
-        for f in frames:
-            by_shape.setdefault(f[3].shape, []).append(f)
-        for group in by_shape.values():
-            found = detect_with_backoff([f[3] for f in group], self._detect, self.sizer, self.fallback)
-            results.update({(f[0], f[1], f[2]): r for f, r in zip(group, found)})
-        outcomes = []
-        for n, item in enumerate(items):
-            if item[0] == "outcome":
-                outcomes.append(item[1])
+    def _detect_buffered(self) -> None:
+        while frames := self.assembly.take(self.batch_size, flush=True):
+            self.replica.send(frames, DetectRequest(0, [f.key for f in frames], [f.image for f in frames]))
+            msg = self.replica.receive(self.detect_timeout_s)
+            self.replica.task = None
+            if isinstance(msg, Detected):
+                self.batch_size = msg.batch_size
+                self.counters.add(msg.counters)
+                self.assembly.detected(frames, msg.results)
                 continue
-            _, job, sampled = item
-            try:
-                stats = {path: video_stats(video, [results[(n, path, slot)] for slot in range(len(video.images))], self.op,
-                                            self.calibration)
-                         for path, video in sampled.items()}
-            except VideoError as exc:
-                outcomes.append(error_outcome(job.row, exc))
+            self.restarts += 1
+            self.replica.replace()
+            if msg == TIMED_OUT:
+                self.assembly.frames_lost(frames, ErrorKind.TIMEOUT, DETECT_TIMEOUT.format(limit=self.detect_timeout_s))
             else:
-                outcomes.append(judge(job, stats, self.op))
-        return {"index": [o.index for o in outcomes], "outcome": [pickle.dumps(o) for o in outcomes],
-                "actor": [json.dumps(self.where)] * len(outcomes)}
+                self.assembly.frames_lost(frames, ErrorKind.WORKER_CRASHED, REPLICA_CRASHED)
+            self.stopped = self._await_ready()
+            if self.stopped is not None:
+                return
+
+    def _report(self) -> dict:
+        return {**self.where, "counters": self.counters.to_json(), "replica_restarts": self.restarts,
+                "resources": self.monitor.report()}
 
 
 class RayExecutor:
-    def __init__(self, config: RunConfig, restart: bool = False, address: str | None = None):
-        self.config, self.restart, self.address = config, restart, address
+    def __init__(self, config: RunConfig, calibration: Calibration | None = None, restart: bool = False,
+                 retry_errors: bool = False, address: str | None = None, console: Console | None = None):
+        self.config, self.calibration = config, calibration
+        self.restart, self.retry_errors, self.address = restart, retry_errors, address
+        self.console = console or Console(stderr=True)
 
     def run(self) -> dict:
         import ray
-        from ray.util.scheduling_strategies import In, NodeLabelSchedulingStrategy
 
-        from .workers import Faults
+        from ..report.plan_table import render_plan
 
         if not ray.is_initialized():
-            ray.init(address=self.address, log_to_driver=False)
+            ray.init(address=self.address, log_to_driver=False, include_dashboard=False)
+        _quiet_ray_data()
         started = time.monotonic()
         node_plans = plan_cluster(self.config)
+        for node in node_plans:
+            self.console.print(f"[bold]Ray node {node.address}[/bold] ({node.node_id[:12]})")
+            render_plan(node.inventory, node.plan, self.console)
         pools = pools_from_plans(node_plans)
         if not pools:
             raise ConfigError("no node of the cluster can run a detector replica: "
                               + "; ".join(f"{n.address}: {n.plan.error or n.plan.reasons[-1]}" for n in node_plans))
-        collector = Collector(self.config, None, "ray", restart=self.restart)
-        op_json = self.config.filter.model_dump()
-        limits_json = asdict(limits_of(self.config))
-        base_dir = str(self.config.dataset.parent.resolve())
-        items = []
-        for row in read_rows(self.config.dataset):
-            if row.index not in collector.done:
-                items.append({"index": row.index,
-                              "row": json.dumps({"sample": row.sample, "error": row.error}, default=str)})
-        placement_log = ray.remote(num_cpus=0)(PlacementLog).remote()
-        faults = Faults.from_env()
-        op = self.config.filter
-        calibration = load_calibration(op.calibration).to_json() if op.calibration else None
-        shares = split_by_weight(list(range(len(items))), [p.size for p in pools])
-        datasets = []
-        for pool, share in zip(pools, shares):
-            if not share:
-                continue
-            ds = ray.data.from_items([items[i] for i in share], override_num_blocks=max(1, min(len(share), 4 * pool.size)))
-            ds = ds.map(_decode_row, fn_kwargs={"op_json": op_json, "limits_json": limits_json, "base_dir": base_dir},
-                        num_cpus=1)
-            batch = self.config.batch_size or (8 if pool.k else 1)
-            ds = ds.map_batches(
-                DetectStage,
-                fn_constructor_kwargs={"op_json": op_json, "batch_size": batch, "threads": pool.threads,
-                                       "memory_bytes": pool.memory_bytes, "model": detector_spec(self.config),
-                                       "cpu_fallback": self.config.cpu_fallback, "calibration": calibration,
-                                       "placement_log": placement_log, "faults_json": faults.to_json()},
-                compute=ray.data.ActorPoolStrategy(size=pool.size),
-                batch_size=max(1, batch // max(1, self.config.filter.frame_sample_num)),
-                num_gpus=pool.num_gpus,
-                num_cpus=0 if pool.k else pool.threads,
-                max_restarts=3,
-                max_task_retries=2,
-                scheduling_strategy=NodeLabelSchedulingStrategy({"ray.io/node-id": In(*pool.nodes)}),
+        for pool in pools:
+            self.console.print(f"Ray pool: {pool.size} detector actor(s), {pool.num_gpus:g} GPU and "
+                               f"{pool.actor_cpus:g} CPU each, {pool.threads} thread(s), on {len(pool.nodes)} node(s); "
+                               "decode tasks 1 CPU each")
+        simulated = any(n.plan.simulated for n in node_plans)
+        config, op = self.config, self.config.filter
+        base_dir = str(config.dataset.parent.resolve())
+        faults = Faults.from_env().to_json()
+        name, params = detector_spec(config)
+        with Collector(config, None, "ray", restart=self.restart, retry_errors=self.retry_errors) as collector:
+            items = [{"row": pickle.dumps(row)} for row in read_rows(config.dataset) if row.index not in collector.done]
+            placement_log = ray.remote(num_cpus=0)(PlacementLog).remote()
+            shares = split_by_weight(list(range(len(items))), [p.size for p in pools])
+            datasets = []
+            for pool, share in zip(pools, shares):
+                if not share:
+                    continue
+                batch = config.batch_size or (8 if pool.k else 1)
+                device = "cuda" if pool.k else "cpu"
+                spec = ReplicaSpec(name, tuple(sorted(params.items())),
+                                   Replica(device, None, max(1, pool.threads), pool.memory_bytes), batch,
+                                   config.cpu_fallback)
+                ds = ray.data.from_items([items[i] for i in share], override_num_blocks=max(1, min(len(share), 4 * pool.size)))
+                ds = ds.map(_decode_row, fn_kwargs={"op": op, "limits": limits_of(config), "base_dir": base_dir,
+                                                    "faults_json": faults, "timeout_s": config.decode_timeout_s},
+                            num_cpus=1)
+                ds = ds.map_batches(
+                    DetectStage,
+                    fn_constructor_kwargs={"op": op, "base_dir": base_dir, "spec": spec, "simulated": simulated,
+                                           "detect_timeout_s": config.detect_timeout_s,
+                                           "reserve_bytes": pool.reserve_bytes,
+                                           "calibration": self.calibration.to_json() if self.calibration else None,
+                                           "placement_log": placement_log, "faults_json": faults},
+                    compute=ray.data.ActorPoolStrategy(size=pool.size),
+                    batch_size=max(1, math.ceil(batch / max(1, op.frame_sample_num))),
+                    num_gpus=pool.num_gpus,
+                    num_cpus=pool.actor_cpus,
+                    # pinned to the pool's nodes; Ray Data restarts an actor lost with
+                    # its node and retries its batch by default
+                    label_selector={"ray.io/node-id": f"in({','.join(pool.nodes)})"},
+                )
+                datasets.append(ds)
+            reports: dict[int, dict] = {}
+            if datasets:
+                merged = datasets[0].union(*datasets[1:]) if len(datasets) > 1 else datasets[0]
+                for row in merged.iter_rows():
+                    item = pickle.loads(row["outcome"])
+                    report = pickle.loads(row["actor"])
+                    reports[report["pid"]] = report
+                    if isinstance(item, Stopped):
+                        raise SystemicFailure(item.message)
+                    collector.add(item)
+            placements = ray.get(placement_log.get.remote())
+            return collector.finish(
+                executor_detail={"pools": [asdict(p) | {"num_gpus": p.num_gpus} for p in pools],
+                                 "nodes": [{"node": n.node_id, "address": n.address, "plan": n.plan.to_json()}
+                                           for n in node_plans],
+                                 "actors": placements,
+                                 "actors_per_gpu": dict(Counter(",".join(a["gpu_ids"]) or "cpu" for a in placements))},
+                detector={"name": op.detector, **_sum_counters(reports.values())},
+                workers={"restarts": {"replica": sum(r["replica_restarts"] for r in reports.values())}},
+                node_resources=_node_resources(reports.values()),
+                wall_s=round(time.monotonic() - started, 3),
             )
-            datasets.append(ds)
-        if datasets:
-            merged = datasets[0].union(*datasets[1:]) if len(datasets) > 1 else datasets[0]
-            for row in merged.iter_rows():
-                collector.add(pickle.loads(row["outcome"]))
-        placements = ray.get(placement_log.get.remote())
-        return collector.finish(
-            executor_detail={"pools": [asdict(p) | {"num_gpus": p.num_gpus} for p in pools],
-                             "nodes": [{"node": n.node_id, "address": n.address, "plan": n.plan.to_json()} for n in node_plans],
-                             "actors": placements,
-                             "actors_per_gpu": dict(Counter(",".join(a["gpu_ids"]) or "cpu" for a in placements))},
-            wall_s=round(time.monotonic() - started, 3),
-        )
+
+
+def _quiet_ray_data() -> None:
+    """Ray Data logs its progress every few seconds where stderr is no
+    terminal; textsieve's own progress line says the same once."""
+    import ray.data
+
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = sys.stderr.isatty()
+    if not log.isEnabledFor(logging.DEBUG):
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
+
+
+def _sum_counters(reports) -> dict:
+    total: Counter = Counter()
+    for report in reports:
+        total.update(report["counters"])
+    return dict(total)
+
+
+def _node_resources(reports) -> dict:
+    """Each node's GPU peaks and reserve breaches, as its actors saw them."""
+    nodes: dict[str, dict] = {}
+    for report in reports:
+        node = nodes.setdefault(report["node"], {"gpus": {}, "peak_actor_rss_bytes": 0})
+        resources = report["resources"]
+        node["peak_actor_rss_bytes"] = max(node["peak_actor_rss_bytes"], resources["peak_host_rss_bytes"])
+        for gpu in resources["gpus"].values():
+            key = gpu.get("name") or "?"
+            seen = node["gpus"].setdefault(",".join(report["gpu_ids"]) or key, dict(gpu))
+            seen["peak_used_bytes"] = max(seen["peak_used_bytes"], gpu["peak_used_bytes"])
+            seen["came_within_reserve"] = seen["came_within_reserve"] or gpu["came_within_reserve"]
+    return nodes

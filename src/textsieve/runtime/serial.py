@@ -1,25 +1,28 @@
 """One process, one device: decode, detect and decide each sample in turn.
 
-The reference executor: the parallel ones must give the same outputs.
+The reference executor, and the simplest placement of the shared flow: the
+parallel ones must give the same outputs. Time limits are signals here
+(:func:`~textsieve.runtime.flow.deadline`): a hung decode becomes
+``timeout``, a hung detector call is retried once, as in the other
+executors. A crash of this process is a crash of the run: the same command
+resumes it.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import Callable
 
+from ..calibration import Calibration
 from ..config import RunConfig
 from ..data.dataset import read_rows
-from ..detect import registry
-from ..errors import ConfigError, ErrorKind, VideoError
-from ..outcome import SampleOutcome, VideoStats
-from ..report.summary import SummaryBuilder
+from ..errors import ConfigError
 from ..resources.planner import Plan
 from .collector import Collector
-from .planning import detector_spec, plan_for
-from .batching import BatchSizer, detect_with_backoff
-from .steps import Detect, SampleJob, decode, error_outcome, judge, limits_of, prepare, video_stats
+from .faults import Faults
+from .flow import DetectorReplica, SampleAssembly, decode_here, detect_here
+from .planning import plan_for, replica_specs
+from .steps import limits_of
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +35,8 @@ def resolve_device(device: str) -> str:
     return "cuda:0" if torch.cuda.is_available() else "cpu"
 
 
-def run_serial(config: RunConfig, plan: Plan | None = None, make_detector: Callable[[str], Detect] | None = None,
-               restart: bool = False) -> dict:
+def run_serial(config: RunConfig, plan: Plan | None = None, calibration: Calibration | None = None,
+               restart: bool = False, retry_errors: bool = False, faults: Faults | None = None) -> dict:
     """Run the whole dataset on the plan's first replica; returns the summary
     (also written to summary.json)."""
     config.require_io()
@@ -41,48 +44,25 @@ def run_serial(config: RunConfig, plan: Plan | None = None, make_detector: Calla
         _, plan = plan_for(config)
     if not plan.ok:
         raise ConfigError(plan.error or "the plan found no device to run on")
-    replica = plan.replicas[0]
-    device = replica.device
-    if make_detector is None:
-        name, params = detector_spec(config)
-        key = registry.prepare(name, **params)
-
-        def make_detector(dev: str) -> Detect:
-            return registry.get(key, dev, replica)
-
-    detector: Detect | None = None
+    spec = replica_specs(config, plan)[0]
+    faults = faults or Faults.from_env()
+    replica = DetectorReplica(spec, faults)
     op = config.filter
     limits = limits_of(config)
-    base_dir = str(config.dataset.parent.resolve())
-    collector = Collector(config, plan, "serial", restart=restart)
-    sizer = BatchSizer(plan.batch_size)
-    for row in read_rows(config.dataset):
-        if row.index in collector.done:
-            continue
-        job = prepare(row, op, base_dir)
-        if isinstance(job, SampleJob):
-            if detector is None and job.unique:
-                detector = make_detector(device)
-            job = _judge_job(job, detector, config, sizer, limits, collector.summary)
-        collector.add(job)
-    return collector.finish(detector={"name": config.filter.detector, "device": device, "batch_size": plan.batch_size})
-
-
-def _judge_job(job: SampleJob, detector: Detect | None, config: RunConfig, sizer: BatchSizer, limits,
-               summary: SummaryBuilder) -> SampleOutcome:
-    stats: dict[str, VideoStats] = {}
-    for path in job.unique:
-        try:
+    assembly = SampleAssembly(op, str(config.dataset.parent.resolve()), calibration)
+    with Collector(config, plan, "serial", restart=restart, retry_errors=retry_errors) as collector:
+        for row in read_rows(config.dataset):
+            if row.index in collector.done:
+                continue
             t0 = time.perf_counter()
-            sampled = decode(path, config.filter, limits)
+            for task in assembly.open(row):
+                if assembly.wants(task):  # else an earlier video of the sample failed
+                    assembly.deliver(task, decode_here(task, op, limits, faults, config.decode_timeout_s))
             t1 = time.perf_counter()
-            try:
-                detections = detect_with_backoff(sampled.images, detector, sizer)
-            except Exception as exc:  # a detector failure on one video must not end the run
-                raise VideoError(ErrorKind.DETECTOR_ERROR, f"{path}: detector failed: {exc!r}", path) from exc
-            summary.time("decode", t1 - t0)
-            summary.time("detect", time.perf_counter() - t1)
-            stats[path] = video_stats(sampled, detections, config.filter)
-        except VideoError as exc:
-            return error_outcome(job.row, exc)
-    return judge(job, stats, config.filter)
+            detect_here(assembly, replica, config.detect_timeout_s)
+            collector.summary.time("decode", t1 - t0)
+            collector.summary.time("detect", time.perf_counter() - t1)
+            for outcome in assembly.outcomes():
+                collector.add(outcome)
+        return collector.finish(detector={"name": op.detector, "device": spec.replica.device,
+                                          "batch_size": plan.batch_size, **replica.counters.to_json()})

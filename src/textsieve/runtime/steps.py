@@ -1,24 +1,17 @@
-"""The stages every executor runs, as plain functions: decode a video's
-sampled frames (CPU), turn detections into per-video stats, and judge a
-sample. Executors differ only in where and how often they call these."""
+"""The stages every executor runs, as plain functions: validate a row,
+decode a video's sampled frames (CPU), and judge a sample. The flow that
+joins them is :mod:`textsieve.runtime.flow`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
-import numpy as np
-
-from ..calibration import Calibration, load_calibration
 from ..config import OcrFilter, RunConfig
 from ..data.dataset import Row, video_paths
-from ..detect.area import Detections, frame_text_ratio
-from ..errors import ErrorKind, VideoError
-from ..filter import keep_sample, video_ratio
+from ..errors import ErrorKind, Failure, VideoError
+from ..filter import keep_sample
 from ..outcome import SampleOutcome, VideoStats
 from ..video.frames import Limits, SampledVideo, sample_video
-
-Detect = Callable[[Sequence[np.ndarray]], list[Detections]]
 
 
 def limits_of(config: RunConfig) -> Limits:
@@ -35,33 +28,6 @@ def decode(path: str, op: OcrFilter, limits: Limits, threads: int = 0) -> Sample
         raise VideoError(ErrorKind.DECODE_ERROR, f"{path}: unexpected decoding error {exc!r}", path) from exc
 
 
-def video_stats(sampled: SampledVideo, detections: Sequence[Detections | dict], op: OcrFilter,
-                calibration: Calibration | None = None) -> VideoStats:
-    """Stats of a video from its frames' detections; a frame that got an
-    error record instead (``gpu_oom``, ``detector_error``) fails the video.
-    ``calibration``: the op's, already loaded (where its file is not at hand)."""
-    info = sampled.info
-    bad = next((d for d in detections if not isinstance(d, Detections)), None)
-    if bad is not None:
-        raise VideoError(ErrorKind(bad["kind"]), f"{info.path}: {bad['message']}", info.path)
-    width, height = sampled.frame_size
-    ratios = [frame_text_ratio(d, width, height, op.area_mode) for d in detections]
-    raw = None
-    if op.calibration is not None:
-        raw, ratios = ratios, (calibration or load_calibration(op.calibration))(ratios)
-    return VideoStats(
-        path=info.path,
-        ratio=video_ratio(ratios, op.aggregate),
-        frame_times=sampled.times,
-        frame_ratios=ratios,
-        raw_frame_ratios=raw,
-        width=info.width,
-        height=info.height,
-        duration_s=float(info.duration),
-        decoded_frames=sampled.decoded,
-    )
-
-
 @dataclass
 class SampleJob:
     """A sample's distinct videos, ready to be decoded."""
@@ -74,11 +40,11 @@ class SampleJob:
 def prepare(row: Row, op: OcrFilter, base_dir: str) -> SampleJob | SampleOutcome:
     """Validate the row; an unusable one becomes an error outcome right away."""
     if row.error is not None:
-        return error_outcome(row, VideoError(ErrorKind.BAD_SAMPLE, row.error))
+        return error_outcome(row, Failure(ErrorKind.BAD_SAMPLE, row.error))
     try:
         paths = video_paths(row.sample, op.video_key, base_dir)
     except VideoError as exc:
-        return error_outcome(row, exc)
+        return error_outcome(row, exc.failure)
     return SampleJob(row=row, paths=paths, unique=list(dict.fromkeys(paths)))
 
 
@@ -95,5 +61,5 @@ def judge(job: SampleJob, stats: dict[str, VideoStats], op: OcrFilter) -> Sample
     )
 
 
-def error_outcome(row: Row, exc: VideoError) -> SampleOutcome:
-    return SampleOutcome(index=row.index, sample=row.sample, status="error", error=exc.record())
+def error_outcome(row: Row, failure: Failure) -> SampleOutcome:
+    return SampleOutcome(index=row.index, sample=row.sample, status="error", error=failure.record(), cause=failure.cause)

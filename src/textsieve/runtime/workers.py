@@ -1,126 +1,190 @@
-"""The worker processes of the local executor.
+"""The worker processes of the local executor, and the messages they
+exchange with the supervisor (dataclasses, one per kind of message).
 
-Both kinds talk to the supervisor over one pipe: a task in, a result out.
-They start by the ``spawn`` method, so nothing of the parent (threads, a CUDA
-context, a model) is inherited. This module imports no torch at the top: a
-replica pins its GPU through ``CUDA_VISIBLE_DEVICES`` before torch loads.
-
-Fault injection (tests, and reproducing incidents): ``Faults`` names detector
-calls that raise a simulated out-of-memory, calls at which a replica dies,
-and videos on which a decoder dies or hangs. ``TEXTSIEVE_FAULTS`` (JSON)
-sets it for a run started from the command line.
+Both kinds of worker hold one task at a time and talk over one pipe: a
+request in, a result out. They start by the ``spawn`` method, so nothing of
+the parent (threads, a CUDA context, a model) is inherited. This module
+imports no torch at the top: a replica pins its GPU through
+``CUDA_VISIBLE_DEVICES`` before torch or ONNX Runtime loads.
 """
 
 from __future__ import annotations
 
-import json
+import ctypes
+import multiprocessing as mp
 import os
+import signal
+import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
-from multiprocessing.connection import Connection
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from typing import Any, Callable
 
-from ..errors import ErrorKind, VideoError
-from ..resources.planner import Replica
-from .batching import BatchSizer, SimulatedOOM, detect_with_backoff
+import numpy as np
 
+from ..config import OcrFilter
+from ..errors import Failure, SystemicFailure, VideoError
+from ..video.frames import Limits, SampledVideo
+from .faults import Faults
+from .flow import DecodeTask, DetectorReplica, FrameKey, FrameResult, ReplicaCounters, ReplicaSpec, decode_video
 
-@dataclass(frozen=True)
-class Faults:
-    oom_calls: tuple[int, ...] = ()  # 1-based detector calls, per replica process
-    crash_replica_calls: tuple[int, ...] = ()  # replica exits abruptly at these calls
-    crash_decode_on: tuple[str, ...] = ()  # decoder exits abruptly on paths containing these
-    hang_decode_on: tuple[str, ...] = ()  # decoder hangs on paths containing these
-    once_dir: str | None = None  # if set, each fault fires once per run (marker files here)
-
-    def fire(self, name: str) -> bool:
-        if self.once_dir is None:
-            return True
-        try:
-            os.close(os.open(os.path.join(self.once_dir, name), os.O_CREAT | os.O_EXCL))
-            return True
-        except FileExistsError:
-            return False
-
-    @classmethod
-    def from_json(cls, data: dict) -> "Faults":
-        return cls(**{k: v if k == "once_dir" else tuple(v) for k, v in data.items()})
-
-    @classmethod
-    def from_env(cls) -> "Faults":
-        raw = os.environ.get("TEXTSIEVE_FAULTS")
-        return cls.from_json(json.loads(raw)) if raw else cls()
-
-    def to_json(self) -> dict:
-        return asdict(self)
+CTX = mp.get_context("spawn")
+# a replica that dies this many times before its model is even loaded will not load
+MAX_LOAD_CRASHES = 3
+# loading reads weights and may create a CUDA context: slow on a busy machine, but a
+# replica still loading after this long is stuck
+LOAD_TIMEOUT_S = 600.0
 
 
 @dataclass
-class ReplicaSpec:
-    replica: Replica  # as planned: device cuda:N or cpu, threads, memory cap
-    visible: str | None  # CUDA_VISIBLE_DEVICES for the child (the GPU's UUID or index)
-    batch_size: int
-    model_name: str
-    model_params: dict = field(default_factory=dict)
-    cpu_fallback: bool = True
+class DecodeRequest:
+    task_id: int
+    task: DecodeTask
 
 
-def decode_worker(conn: Connection, op_json: dict, limits_json: dict, faults: Faults, threads: int = 1) -> None:
-    from ..config import OcrFilter
-    from ..video.frames import Limits
-    from .steps import decode
+@dataclass
+class Decoded:
+    task_id: int
+    video: SampledVideo
 
-    op, limits = OcrFilter.model_construct(**op_json), Limits(**limits_json)
-    while True:
-        task = conn.recv()
-        if task is None:
-            return
-        task_id, path = task
-        if any(s in path for s in faults.crash_decode_on) and faults.fire(f"decode-crash-{path.replace('/', '_')}"):
-            os._exit(70)
-        if any(s in path for s in faults.hang_decode_on) and faults.fire(f"decode-hang-{path.replace('/', '_')}"):
-            time.sleep(10**6)
+
+@dataclass
+class DecodeFailed:
+    task_id: int
+    failure: Failure
+
+
+@dataclass
+class DetectRequest:
+    task_id: int
+    keys: list[FrameKey]
+    images: list[np.ndarray]
+
+
+@dataclass
+class Detected:
+    task_id: int
+    results: list[FrameResult]
+    batch_size: int  # the batch the replica now handles, after any out-of-memory backoff
+    busy_s: float
+    counters: ReplicaCounters  # this request's share
+
+
+@dataclass
+class ReplicaReady:
+    device: str
+    pid: int
+    load_s: float
+
+
+@dataclass
+class ReplicaDown:
+    """The model cannot be built: the run must stop, not fail samples."""
+
+    message: str
+
+
+def die_with_parent() -> None:
+    """Linux: this process gets SIGKILL when its parent dies, however the
+    parent dies, so that a killed supervisor leaves no replica holding a GPU
+    (a hung worker would never notice its pipe closing)."""
+    if sys.platform.startswith("linux"):
         try:
-            conn.send(("ok", task_id, decode(path, op, limits, threads)))
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
+
+
+def decode_worker(conn: Connection, op: OcrFilter, limits: Limits, faults: Faults, threads: int = 1) -> None:
+    die_with_parent()
+    while (request := conn.recv()) is not None:
+        try:
+            conn.send(Decoded(request.task_id, decode_video(request.task, op, limits, faults, threads)))
         except VideoError as exc:
-            conn.send(("err", task_id, exc.record()))
+            conn.send(DecodeFailed(request.task_id, exc.failure))
 
 
 def replica_worker(conn: Connection, spec: ReplicaSpec, faults: Faults) -> None:
+    die_with_parent()
     if spec.visible is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = spec.visible  # before torch or ONNX Runtime loads
-    from ..detect import registry
-
     # the child sees only its GPU: it is device 0 here
-    device = "cuda:0" if spec.replica.device.startswith("cuda") else "cpu"
-    replica = replace(spec.replica, device=device)
-    key = registry.prepare(spec.model_name, **spec.model_params)
-    sizer = BatchSizer(spec.batch_size)
-    calls = 0
-
-    def detect(images):
-        nonlocal calls
-        calls += 1
-        if calls in faults.crash_replica_calls and faults.fire(f"replica-crash-{calls}"):
-            os._exit(71)
-        if calls in faults.oom_calls and faults.fire(f"oom-{calls}"):
-            raise SimulatedOOM()
-        return registry.get(key, device, replica)(images)  # built here, on first use
-
-    def cpu_detect(images):
-        return registry.get(key, "cpu")(images)
-
-    fallback = cpu_detect if device != "cpu" and spec.cpu_fallback else None
-
-    while True:
-        task = conn.recv()
-        if task is None:
-            registry.release()
-            return
-        batch_id, images = task
+    replica = DetectorReplica(spec.on("cuda:0") if spec.replica.device.startswith("cuda") else spec, faults)
+    started = time.perf_counter()
+    try:
+        replica.load()
+    except SystemicFailure as exc:
+        conn.send(ReplicaDown(str(exc)))
+        return
+    conn.send(ReplicaReady(replica.device, os.getpid(), time.perf_counter() - started))
+    while (request := conn.recv()) is not None:
+        before = ReplicaCounters(**replica.counters.to_json())
         started = time.perf_counter()
+        results = replica.detect(request.keys, request.images)
+        share = ReplicaCounters(**{k: v - getattr(before, k) for k, v in replica.counters.to_json().items()})
+        conn.send(Detected(request.task_id, results, replica.sizer.current, time.perf_counter() - started, share))
+    replica.close()
+
+
+class WorkerProcess:
+    """A worker process as its supervisor sees it: what it holds, since
+    when, and whether it is ready. ``replace`` kills it (if alive) and starts
+    a fresh one with the same arguments: the supervisor's answer to a crash
+    or a time limit. Used by the local executor for every worker, and by a
+    Ray detector actor for its replica."""
+
+    def __init__(self, kind: str, index: int, target: Callable[..., None], args: tuple, ready: bool = True):
+        self.kind, self.index, self.target, self.args = kind, index, target, args
+        self.needs_ready = not ready  # replicas say when their model is loaded
+        self._next_id = 0
+        self._start()
+
+    def _start(self) -> None:
+        parent, child = CTX.Pipe()
+        self.proc = CTX.Process(target=self.target, args=(child, *self.args),
+                                name=f"textsieve-{self.kind}-{self.index}", daemon=True)
+        self.proc.start()
+        child.close()
+        self.conn = parent
+        self.task: Any = None  # DecodeTask for a decoder; list[Frame] for a replica
+        self.started = time.monotonic()  # of the task held, or of the process while it loads
+        self.ready = not self.needs_ready
+
+    def send(self, task: Any, message: Any) -> None:
+        self._next_id += 1
+        message.task_id = self._next_id
+        self.task, self.started = task, time.monotonic()
+        self.conn.send(message)
+
+    def replace(self) -> None:
+        self.conn.close()
+        if self.proc.is_alive():
+            self.proc.kill()
+        self.proc.join(5)
+        self._start()
+
+    def ask_stop(self) -> None:
         try:
-            results = detect_with_backoff(images, detect, sizer, fallback, registry.free_device_cache)
-        except Exception as exc:
-            record = {"kind": ErrorKind.DETECTOR_ERROR.value, "message": f"detector failed: {exc!r}"}
-            results = [record] * len(images)
-        conn.send(("ok", batch_id, results, sizer.current, time.perf_counter() - started))
+            self.conn.send(None)
+        except (OSError, ValueError):
+            pass
+
+    def join(self, deadline: float) -> None:
+        """Wait for it to exit; kill it if it has not by ``deadline`` (monotonic)."""
+        self.proc.join(max(0.1, deadline - time.monotonic()))
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join(1)
+
+    def receive(self, timeout: float | None) -> Any:
+        """The next message; :data:`DIED` if the process ended, :data:`TIMED_OUT` if none came in time."""
+        ready = wait([self.conn, self.proc.sentinel], timeout=timeout)
+        if self.conn in ready:
+            try:
+                return self.conn.recv()
+            except (EOFError, OSError):
+                return DIED
+        return DIED if ready else TIMED_OUT
+
+
+DIED, TIMED_OUT = "died", "timed out"

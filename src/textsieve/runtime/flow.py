@@ -1,0 +1,508 @@
+"""The per-sample flow, owned once for every executor.
+
+Two owners, in the manner of datatrove's executor base class (whose local,
+Ray and Slurm executors only decide where ranks run):
+
+- :class:`DetectorReplica` owns one model on one device: it builds the
+  model there, runs frames through it in batches that halve on
+  out-of-memory (releasing the cache) and grow back, falls back to the CPU
+  at batch 1 when allowed, isolates a frame that makes the detector raise,
+  applies injected faults, and returns a typed result per frame.
+- :class:`SampleAssembly` owns samples from dataset row to outcome: it
+  names the videos to decode, holds decoded frames and hands them out in
+  batches of one shape, joins detections back into videos and samples,
+  retries work lost to a crashed or hung worker once, applies the
+  calibration (resolved once), and emits outcomes.
+
+The serial executor is a loop over both; the local executor is a process
+supervisor around them; the Ray executor runs them inside its actors.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import threading
+import time
+from collections import deque
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+
+from ..calibration import Calibration
+from ..config import OcrFilter
+from ..data.dataset import Row
+from ..detect import registry
+from ..detect.area import Detections, frame_text_ratio
+from ..errors import ConfigError, ErrorKind, Failure, SystemicFailure, VideoError
+from ..filter import video_ratio
+from ..outcome import SampleOutcome, VideoStats
+from ..resources.planner import Replica
+from ..video.frames import Limits, SampledVideo
+from .batching import BatchSizer, SimulatedOOM, is_oom
+from .faults import Faults
+from .steps import SampleJob, decode, error_outcome, judge, prepare
+
+
+# ---- time limits for work done in the calling process -------------------------
+
+class Deadline(BaseException):
+    """A time limit ran out. A BaseException, so that the generic
+    ``except Exception`` around decoding or detection cannot swallow it."""
+
+
+@contextmanager
+def deadline(seconds: float | None) -> Iterator[None]:
+    """Raise :class:`Deadline` in this thread after ``seconds``. Used where
+    work runs in the calling process (serial, Ray); the local executor kills
+    its worker processes instead. Only the main thread receives signals, so
+    elsewhere this is no limit at all."""
+    if not seconds or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum, frame):
+        raise Deadline()
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def decode_timeout(path: str, limit: float) -> Failure:
+    return Failure(ErrorKind.TIMEOUT, f"{path}: decoding took over {limit:g} s and was stopped", path)
+
+
+DETECT_TIMEOUT = "detection of its frames took over {limit:g} s twice and was stopped"
+REPLICA_CRASHED = "a detector replica died on its frames twice"
+DECODER_CRASHED = "the decode worker died on it twice"
+
+
+# ---- messages ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DecodeTask:
+    """One video of one sample, to decode."""
+
+    sample: int
+    path: str
+
+
+@dataclass(frozen=True)
+class FrameKey:
+    """Where a frame belongs: its sample, its video, its place among the video's sampled frames."""
+
+    sample: int
+    path: str
+    slot: int
+
+
+@dataclass
+class Frame:
+    key: FrameKey
+    image: Any  # an RGB ndarray, or a handle with .shape and .nbytes that the executor resolves
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.image.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.image.nbytes)
+
+
+FrameResult = Detections | Failure
+
+
+# ---- decoding -----------------------------------------------------------------------
+
+def decode_video(task: DecodeTask, op: OcrFilter, limits: Limits, faults: Faults, threads: int = 0) -> SampledVideo:
+    """Decode one task's video; injected decoder faults fire here, for every executor."""
+    if faults.on_path(faults.crash_decode_on, task.path, "decode-crash"):
+        os._exit(70)
+    if faults.on_path(faults.hang_decode_on, task.path, "decode-hang"):
+        time.sleep(10**6)
+    return decode(task.path, op, limits, threads)
+
+
+def decode_here(task: DecodeTask, op: OcrFilter, limits: Limits, faults: Faults,
+                timeout_s: float | None) -> SampledVideo | Failure:
+    """Decode in the calling process (serial, Ray) within a time limit."""
+    try:
+        with deadline(timeout_s):
+            return decode_video(task, op, limits, faults)
+    except VideoError as exc:
+        return exc.failure
+    except Deadline:
+        return decode_timeout(task.path, timeout_s or 0)
+
+
+# ---- the detector replica ---------------------------------------------------------
+
+@dataclass(frozen=True)
+class ReplicaSpec:
+    """What a replica runs and where: the model, the planned replica (device,
+    threads, memory cap), its largest batch, and whether a frame that runs
+    out of GPU memory at batch 1 may go to the CPU."""
+
+    model: str
+    params: tuple[tuple[str, Any], ...]
+    replica: Replica
+    batch_size: int
+    cpu_fallback: bool = True
+    visible: str | None = None  # CUDA_VISIBLE_DEVICES for a child process that hosts it
+
+    def on(self, device: str) -> "ReplicaSpec":
+        return replace(self, replica=replace(self.replica, device=device))
+
+
+@dataclass
+class ReplicaCounters:
+    calls: int = 0  # forward passes asked of the model
+    oom_backoffs: int = 0  # out-of-memory errors met (batch halved or frame sent on)
+    cpu_fallback_frames: int = 0
+    failed_frames: int = 0  # frames returned as a Failure
+
+    def add(self, other: "ReplicaCounters") -> None:
+        for name, value in asdict(other).items():
+            setattr(self, name, getattr(self, name) + value)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def _cause(exc: BaseException) -> str:
+    """An exception's type and first line with numbers masked: the same
+    failure on different frames reads the same."""
+    first = (str(exc).strip().splitlines() or [""])[0][:200]
+    return f"{type(exc).__name__}: {re.sub(r'[0-9]+', 'N', first)}"
+
+
+Model = Callable[[Sequence[np.ndarray]], list[Detections]]
+
+
+class DetectorReplica:
+    """One model on one device, built on first use in the calling process."""
+
+    def __init__(self, spec: ReplicaSpec, faults: Faults = Faults(),
+                 build: Callable[[str], Model] | None = None):
+        self.spec, self.faults = spec, faults
+        self.device = spec.replica.device
+        self.key = registry.prepare(spec.model, **dict(spec.params))
+        # injectable for tests; by default the registry builds it, bound to the plan
+        self._build = build or (lambda device: registry.get(self.key, device, spec.replica if device == self.device else None))
+        self.sizer = BatchSizer(spec.batch_size)
+        self.counters = ReplicaCounters()
+        self._model: Model | None = None
+        self._fallback: Model | None = None
+
+    def load(self) -> Model:
+        """Build the model now; a model that cannot be built stops the run."""
+        if self._model is None:
+            try:
+                self._model = self._build(self.device)
+            except ConfigError as exc:
+                raise SystemicFailure(f"detector {self.spec.model} cannot load on {self.device}: {exc}") from exc
+            except Exception as exc:
+                raise SystemicFailure(
+                    f"detector {self.spec.model} could not be built on {self.device}: {exc!r}. No sample was judged "
+                    "with it: fix the model files or the device (see docs/weights.md), then run the same command "
+                    "again; it resumes") from exc
+        return self._model
+
+    def close(self) -> None:
+        self._model = self._fallback = None
+        registry.release(self.key)
+
+    def detect(self, keys: Sequence[FrameKey], images: Sequence[np.ndarray]) -> list[FrameResult]:
+        """One result per frame: its detections, or why it has none. A
+        detector exception on a batch is retried frame by frame, so that only
+        the frames that raise on their own fail."""
+        self.load()
+        try:
+            return self._with_backoff(keys, images)
+        except Exception as exc:
+            if len(images) > 1:
+                return [r for k, image in zip(keys, images) for r in self.detect([k], [image])]
+            self.counters.failed_frames += 1
+            return [Failure(ErrorKind.DETECTOR_ERROR, f"detector failed: {exc!r}", cause=_cause(exc))]
+
+    def _with_backoff(self, keys: Sequence[FrameKey], images: Sequence[np.ndarray]) -> list[FrameResult]:
+        """Chunks of ``sizer.current`` frames. On out-of-memory: free the
+        cache, halve, retry the same frames; at one frame, run it on the CPU
+        if allowed, else a ``gpu_oom`` failure for it."""
+        out: list[FrameResult | None] = [None] * len(images)
+        i = 0
+        while i < len(images):
+            size = min(self.sizer.current, len(images) - i)
+            try:
+                out[i:i + size] = self._forward(keys[i:i + size], images[i:i + size])
+                self.sizer.on_success()
+                i += size
+                continue
+            except Exception as exc:
+                if not is_oom(exc):
+                    raise
+                self.counters.oom_backoffs += 1
+                registry.free_device_cache()
+                if size > 1:
+                    self.sizer.on_oom()
+                    continue
+                oom = exc
+            if self.spec.cpu_fallback and self.device != "cpu":
+                if self._fallback is None:
+                    self._fallback = self._build("cpu")
+                out[i] = self._fallback(images[i:i + 1])[0]
+                self.counters.cpu_fallback_frames += 1
+            else:
+                self.counters.failed_frames += 1
+                out[i] = Failure(ErrorKind.GPU_OOM, f"out of GPU memory at batch size 1: {oom}",
+                                 cause="gpu_oom: out of GPU memory at batch size 1")
+            i += 1
+        return out  # type: ignore[return-value]
+
+    def _forward(self, keys: Sequence[FrameKey], images: Sequence[np.ndarray]) -> list[Detections]:
+        self.counters.calls += 1
+        call, faults = self.counters.calls, self.faults
+        if call in faults.crash_replica_calls and faults.fire(f"replica-crash-{call}"):
+            os._exit(71)
+        if call in faults.hang_replica_calls and faults.fire(f"replica-hang-{call}"):
+            time.sleep(10**6)
+        if call in faults.oom_calls and faults.fire(f"oom-{call}"):
+            raise SimulatedOOM()
+        for key in keys:
+            if faults.on_path(faults.detector_error_on, key.path, "detector-error"):
+                raise RuntimeError(f"injected detector error on {os.path.basename(key.path)}")
+        assert self._model is not None
+        return self._model(images)
+
+
+# ---- the sample assembly ----------------------------------------------------------
+
+@dataclass
+class _Video:
+    attempts: int = 0  # decode or detection attempts lost to crashed or hung workers
+    sampled: SampledVideo | None = None  # without images, once decoded
+    results: list = field(default_factory=list)  # per frame: Detections or Failure
+    waiting: int = 0  # frames not yet detected
+
+
+@dataclass
+class _Sample:
+    job: SampleJob
+    videos: dict[str, _Video]
+    stats: dict[str, VideoStats] = field(default_factory=dict)
+
+
+class SampleAssembly:
+    """Samples in flight, from their row to their outcome.
+
+    ``release`` is called with a frame's image once nothing needs it any
+    more (detected, or its sample failed): an executor that keeps frames in
+    shared memory frees the slot there.
+    """
+
+    def __init__(self, op: OcrFilter, base_dir: str, calibration: Calibration | None = None,
+                 release: Callable[[Any], None] | None = None):
+        if op.calibration is not None and calibration is None:
+            raise ValueError("the op names a calibration: pass it, resolved once")
+        self.op, self.base_dir, self.calibration = op, base_dir, calibration
+        self._release = release or (lambda image: None)
+        self._samples: dict[int, _Sample] = {}
+        self._buffer: dict[tuple, deque[Frame]] = {}  # frames waiting for a replica, by shape
+        self._since: dict[tuple, float] = {}  # when each shape's oldest partial batch started waiting
+        self.buffered_bytes = 0
+        self._done: list[SampleOutcome] = []
+
+    # -- rows and decoding --
+    @property
+    def open_samples(self) -> int:
+        return len(self._samples)
+
+    @property
+    def buffered_frames(self) -> int:
+        return sum(len(q) for q in self._buffer.values())
+
+    def open(self, row: Row) -> list[DecodeTask]:
+        """Start a sample; returns the videos to decode (none for a bad row
+        or a sample without videos, whose outcome is ready at once)."""
+        job = prepare(row, self.op, self.base_dir)
+        if isinstance(job, SampleOutcome):
+            self._done.append(job)
+            return []
+        if not job.unique:
+            self._done.append(judge(job, {}, self.op))
+            return []
+        self._samples[row.index] = _Sample(job, {p: _Video() for p in job.unique})
+        return [DecodeTask(row.index, p) for p in job.unique]
+
+    def wants(self, task: DecodeTask) -> bool:
+        """False once the task's sample has failed: skip decoding it."""
+        return task.sample in self._samples
+
+    def decoded(self, task: DecodeTask, sampled: SampledVideo, images: Sequence[Any] | None = None) -> None:
+        """A video's frames arrived; ``images`` replaces ``sampled.images``
+        when the executor moved them elsewhere (e.g. shared memory)."""
+        images = sampled.images if images is None else images
+        state = self._samples.get(task.sample)
+        if state is None:
+            for image in images:
+                self._release(image)
+            return
+        video = state.videos[task.path]
+        video.sampled = replace(sampled, images=[])
+        video.results, video.waiting = [None] * len(images), len(images)
+        for slot, image in enumerate(images):
+            self._push(Frame(FrameKey(task.sample, task.path, slot), image))
+
+    def decode_failed(self, task: DecodeTask, failure: Failure) -> None:
+        self.fail(task.sample, failure)
+
+    def deliver(self, task: DecodeTask, result: SampledVideo | Failure) -> None:
+        if isinstance(result, Failure):
+            self.decode_failed(task, result)
+        else:
+            self.decoded(task, result)
+
+    def decode_lost(self, task: DecodeTask) -> bool:
+        """The worker decoding ``task`` died: True to decode it again, False
+        once it has happened twice (the sample is then failed)."""
+        state = self._samples.get(task.sample)
+        if state is None:
+            return False
+        video = state.videos[task.path]
+        video.attempts += 1
+        if video.attempts >= 2:
+            self.fail(task.sample, Failure(ErrorKind.WORKER_CRASHED, f"{task.path}: {DECODER_CRASHED}", task.path))
+            return False
+        return True
+
+    # -- frames and detection --
+    def _push(self, frame: Frame, front: bool = False) -> None:
+        queue = self._buffer.setdefault(frame.shape, deque())
+        (queue.appendleft if front else queue.append)(frame)
+        self._since.setdefault(frame.shape, time.monotonic())
+        self.buffered_bytes += frame.nbytes
+
+    def take(self, size: int, max_wait_s: float = 0.0, flush: bool = False, now: float | None = None) -> list[Frame]:
+        """Up to ``size`` frames of one shape for a replica: the group that
+        fills a batch first, else the one waiting longest. A partial batch
+        goes once it has waited ``max_wait_s``, or at once with ``flush``."""
+        now = time.monotonic() if now is None else now
+        while self._buffer:
+            shape = max(self._buffer, key=lambda s: (len(self._buffer[s]) >= size, now - self._since[s]))
+            queue = self._buffer[shape]
+            if not (len(queue) >= size or flush or now - self._since[shape] >= max_wait_s):
+                return []
+            batch: list[Frame] = []
+            while queue and len(batch) < size:
+                frame = queue.popleft()
+                self.buffered_bytes -= frame.nbytes
+                batch.append(frame)
+            if queue:
+                self._since[shape] = now
+            else:
+                del self._buffer[shape], self._since[shape]
+            return batch
+        return []
+
+    def detected(self, frames: Sequence[Frame], results: Sequence[FrameResult]) -> None:
+        for frame, result in zip(frames, results):
+            self._release(frame.image)
+            key = frame.key
+            state = self._samples.get(key.sample)
+            if state is None:
+                continue  # the sample already failed
+            video = state.videos[key.path]
+            video.results[key.slot] = result
+            video.waiting -= 1
+            if video.waiting:
+                continue
+            # every frame is back: the first failure in frame order fails the video
+            failure = next((r for r in video.results if isinstance(r, Failure)), None)
+            if failure is not None:
+                self.fail(key.sample, failure.for_video(key.path))
+                continue
+            state.stats[key.path] = self._video_stats(video)
+            if len(state.stats) == len(state.videos):
+                self._samples.pop(key.sample)
+                self._done.append(judge(state.job, state.stats, self.op))
+
+    def frames_lost(self, frames: Sequence[Frame], kind: ErrorKind, reason: str) -> None:
+        """A replica died or hung holding ``frames``: each video gets one more
+        try, then fails with ``kind`` and ``reason``."""
+        charged: set[tuple[int, str]] = set()
+        for frame in reversed(frames):  # pushed back to the front in their order
+            key = frame.key
+            state = self._samples.get(key.sample)
+            if state is None:
+                self._release(frame.image)
+                continue
+            video = state.videos[key.path]
+            if (key.sample, key.path) not in charged:
+                charged.add((key.sample, key.path))
+                video.attempts += 1
+            if video.attempts >= 2:
+                self._release(frame.image)
+                self.fail(key.sample, Failure(kind, f"{key.path}: {reason}", key.path, cause=f"{kind.value}: {reason}"))
+            else:
+                self._push(frame, front=True)
+
+    def fail(self, sample: int, failure: Failure) -> None:
+        """The sample ends as an error; its waiting frames are let go."""
+        state = self._samples.pop(sample, None)
+        if state is None:
+            return
+        for shape in list(self._buffer):
+            queue = self._buffer[shape]
+            keep = deque()
+            for frame in queue:
+                if frame.key.sample == sample:
+                    self.buffered_bytes -= frame.nbytes
+                    self._release(frame.image)
+                else:
+                    keep.append(frame)
+            if keep:
+                self._buffer[shape] = keep
+            else:
+                del self._buffer[shape], self._since[shape]
+        self._done.append(error_outcome(state.job.row, failure))
+
+    def outcomes(self) -> list[SampleOutcome]:
+        """The outcomes finished since the last call."""
+        done, self._done = self._done, []
+        return done
+
+    def _video_stats(self, video: _Video) -> VideoStats:
+        sampled = video.sampled
+        assert sampled is not None
+        width, height = sampled.frame_size
+        ratios = [frame_text_ratio(d, width, height, self.op.area_mode) for d in video.results]
+        raw = None
+        if self.calibration is not None:
+            raw, ratios = ratios, self.calibration(ratios)
+        info = sampled.info
+        return VideoStats(path=info.path, ratio=video_ratio(ratios, self.op.aggregate), frame_times=sampled.times,
+                          frame_ratios=ratios, raw_frame_ratios=raw, width=info.width, height=info.height,
+                          duration_s=float(info.duration), decoded_frames=sampled.decoded)
+
+
+def detect_here(assembly: SampleAssembly, replica: DetectorReplica, timeout_s: float | None) -> None:
+    """Run every buffered frame through a replica in the calling process
+    (serial, Ray), batch by batch. A batch past the time limit is lost like
+    a hung replica's: retried once, then ``timeout``."""
+    while frames := assembly.take(replica.sizer.current, flush=True):
+        try:
+            with deadline(timeout_s):
+                results = replica.detect([f.key for f in frames], [f.image for f in frames])
+        except Deadline:
+            assembly.frames_lost(frames, ErrorKind.TIMEOUT, DETECT_TIMEOUT.format(limit=timeout_s or 0))
+            continue
+        assembly.detected(frames, results)

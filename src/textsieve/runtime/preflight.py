@@ -1,0 +1,33 @@
+"""What is checked before a run starts, so that a mistake stops it at once
+(exit 2, nothing written) instead of failing every sample: the dataset can
+be read, the calibration file applies, the detector's files are installed.
+(Language codes are checked with the recipe, where the line is known.) (A device that does not exist is refused
+by the planner's inventory: see :func:`textsieve.runtime.planning.inventory_for`.)
+"""
+
+from __future__ import annotations
+
+from ..calibration import Calibration, load_calibration
+from ..config import OcrFilter, RunConfig
+from ..data.dataset import check_dataset
+from ..detect import registry
+from .planning import detector_spec
+
+
+def resolve_calibration(op: OcrFilter) -> Calibration | None:
+    """The op's calibration, read and checked once for the whole run."""
+    if op.calibration is None:
+        return None
+    calibration = load_calibration(op.calibration)
+    calibration.check_applies(op.detector, op.max_side)
+    return calibration
+
+
+def preflight(config: RunConfig) -> Calibration | None:
+    """Check everything a run needs but the devices; returns the resolved calibration."""
+    config.require_io()
+    check_dataset(config.dataset)
+    calibration = resolve_calibration(config.filter)
+    name, params = detector_spec(config)
+    registry.check(registry.prepare(name, **params))
+    return calibration

@@ -1,0 +1,23 @@
+"""Helpers for tests that run textsieve as a user does and compare outputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+OUTPUTS = ("kept.jsonl", "dropped.jsonl", "errors.jsonl", "stats.jsonl")
+
+
+def args(dataset: Path, export: Path, executor: str, *extra: str) -> list[str]:
+    # batch 4: a video's 3 frames go as one batch, so an out-of-memory at the
+    # first call always has a batch to halve
+    return ["run", "--dataset", str(dataset), "--export", str(export), "--executor", executor,
+            "--max-area-ratio", "0.05", "--batch-size", "4", *extra]
+
+
+def outputs(folder: Path) -> dict[str, str]:
+    return {name: (folder / name).read_text() for name in OUTPUTS}
+
+
+def summary(folder: Path) -> dict:
+    return json.loads((folder / "summary.json").read_text())

@@ -1,0 +1,166 @@
+"""One conformance matrix for every executor: the same dataset, the same
+faults, the same outputs. Serial, local and Ray all place the shared sample
+flow (runtime/flow.py); what differs is only where it runs, so every fault
+must end the same way everywhere, and a transient one must leave no trace.
+
+Ray runs on a real local cluster with the CPUs of this machine and no
+declared GPU: the way a user on a laptop starts it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from textsieve.cli import main
+
+from runs import args, outputs, summary
+
+ray = pytest.importorskip("ray")
+
+EXECUTORS = ("serial", "local", "ray")
+
+
+@pytest.fixture(scope="module")
+def dataset(small_dataset) -> Path:
+    return small_dataset
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A local Ray cluster of this machine's CPUs, no GPU declared."""
+    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"RAY_USAGE_STATS_ENABLED": "0"}})
+    yield
+    ray.shutdown()
+
+
+def run_in_process(monkeypatch, dataset, export, executor, faults: dict | None = None, *extra: str) -> int:
+    """Through the CLI's own entry, in this process (Ray joins the module's cluster)."""
+    if faults is None:
+        monkeypatch.delenv("TEXTSIEVE_FAULTS", raising=False)
+    else:
+        monkeypatch.setenv("TEXTSIEVE_FAULTS", json.dumps(faults))
+    return main(args(dataset, export, executor, *extra))
+
+
+def run_cli(dataset, export, executor, faults: dict | None = None, *extra: str, timeout: float = 400):
+    env = {**os.environ, "TEXTSIEVE_FAULTS": json.dumps(faults or {})}
+    return subprocess.run([sys.executable, "-m", "textsieve.cli", *args(dataset, export, executor, *extra)],
+                          capture_output=True, text=True, timeout=timeout, env=env)
+
+
+@pytest.fixture(scope="module")
+def undisturbed(dataset, tmp_path_factory) -> dict[str, str]:
+    """The serial executor without faults: what every run must reproduce."""
+    out = tmp_path_factory.mktemp("undisturbed") / "out"
+    assert main(args(dataset, out, "serial")) == 0
+    result = outputs(out)
+    errors = [json.loads(line)["kind"] for line in result["errors.jsonl"].splitlines()]
+    assert sorted(errors) == ["empty_file", "missing_file", "unreadable"]
+    return result
+
+
+def without(result: dict[str, str], index: int) -> dict[str, str]:
+    """The outputs minus sample ``index``'s lines (its id is its index)."""
+    def keep(name: str, line: str) -> bool:
+        record = json.loads(line)
+        return record.get("index" if name in ("stats.jsonl", "errors.jsonl") else "id") != index
+
+    return {name: "".join(line for line in text.splitlines(keepends=True) if keep(name, line))
+            for name, text in result.items()}
+
+
+@pytest.mark.parametrize("executor", EXECUTORS)
+class TestConformance:
+    def test_undisturbed(self, executor, cluster, dataset, undisturbed, tmp_path, monkeypatch):
+        assert run_in_process(monkeypatch, dataset, tmp_path / "out", executor) == 0
+        assert outputs(tmp_path / "out") == undisturbed
+        result = summary(tmp_path / "out")
+        assert result["counts"] == {"input": 9, "kept": 3, "dropped": 3, "error": 3, "adds_up": True}
+        assert result["executor"] == executor and result["resources"]["peak_host_rss_bytes"] > 0
+
+    def test_out_of_memory_backs_off_and_leaves_no_trace(self, executor, cluster, dataset, undisturbed, tmp_path,
+                                                          monkeypatch):
+        assert run_in_process(monkeypatch, dataset, tmp_path / "out", executor, {"oom_calls": [1]}) == 0
+        assert outputs(tmp_path / "out") == undisturbed
+        assert summary(tmp_path / "out")["detector"]["oom_backoffs"] >= 1  # it fired
+
+    def test_a_detector_exception_on_one_video_fails_that_sample_only(self, executor, cluster, dataset, undisturbed,
+                                                                       tmp_path, monkeypatch):
+        faults = {"detector_error_on": ["v2.mp4"]}
+        assert run_in_process(monkeypatch, dataset, tmp_path / "out", executor, faults) == 0
+        got = outputs(tmp_path / "out")
+        errors = {json.loads(line)["index"]: json.loads(line) for line in got["errors.jsonl"].splitlines()}
+        assert errors[2]["kind"] == "detector_error" and "injected detector error on v2.mp4" in errors[2]["message"]
+        assert without(got, 2) == without(undisturbed, 2)
+
+    def test_a_crashed_replica_is_replaced_and_its_frames_retried(self, executor, cluster, dataset, undisturbed,
+                                                                   tmp_path, monkeypatch):
+        faults = {"crash_replica_calls": [2], "once_dir": str(tmp_path)}
+        if executor == "serial":
+            # one process: the crash is the run's; the same command resumes it
+            first = run_cli(dataset, tmp_path / "out", executor, faults)
+            assert first.returncode != 0 and (tmp_path / "replica-crash-2").exists()
+            assert run_cli(dataset, tmp_path / "out", executor, faults).returncode == 0
+        else:
+            assert run_in_process(monkeypatch, dataset, tmp_path / "out", executor, faults) == 0
+            assert (tmp_path / "replica-crash-2").exists()
+            assert summary(tmp_path / "out")["workers"]["restarts"]["replica"] == 1
+        assert outputs(tmp_path / "out") == undisturbed
+
+    def test_a_crashed_decoder_is_replaced_and_its_video_retried(self, executor, cluster, dataset, undisturbed,
+                                                                  tmp_path, monkeypatch):
+        faults = {"crash_decode_on": ["v3.mp4"], "once_dir": str(tmp_path)}
+        if executor == "serial":
+            assert run_cli(dataset, tmp_path / "out", executor, faults).returncode != 0
+            assert run_cli(dataset, tmp_path / "out", executor, faults).returncode == 0
+        else:
+            assert run_in_process(monkeypatch, dataset, tmp_path / "out", executor, faults) == 0
+        assert list(tmp_path.glob("decode-crash-*"))  # it fired
+        assert outputs(tmp_path / "out") == undisturbed
+
+    def test_a_hung_decoder_is_stopped_and_recorded_as_timeout(self, executor, cluster, dataset, undisturbed,
+                                                                tmp_path, monkeypatch):
+        t0 = time.monotonic()
+        code = run_in_process(monkeypatch, dataset, tmp_path / "out", executor, {"hang_decode_on": ["v1.mp4"]},
+                              "--decode-timeout-s", "3")
+        assert code == 0 and time.monotonic() - t0 < 150
+        got = outputs(tmp_path / "out")
+        errors = {json.loads(line)["index"]: json.loads(line) for line in got["errors.jsonl"].splitlines()}
+        # v1 alone, and the pair that holds it
+        assert {i: e["kind"] for i, e in errors.items() if e["kind"] == "timeout"} == {1: "timeout", 4: "timeout"}
+        assert errors[1]["message"].endswith("v1.mp4: decoding took over 3 s and was stopped")
+        assert summary(tmp_path / "out")["counts"]["adds_up"]
+
+    def test_a_hung_replica_is_stopped_and_its_frames_retried(self, executor, cluster, dataset, undisturbed,
+                                                               tmp_path, monkeypatch):
+        faults = {"hang_replica_calls": [1], "once_dir": str(tmp_path)}
+        t0 = time.monotonic()
+        assert run_in_process(monkeypatch, dataset, tmp_path / "out", executor, faults,
+                              "--detect-timeout-s", "5") == 0
+        assert (tmp_path / "replica-hang-1").exists() and time.monotonic() - t0 < 200
+        assert outputs(tmp_path / "out") == undisturbed
+
+    def test_killed_then_resumed_gives_the_undisturbed_outputs(self, executor, dataset, undisturbed, tmp_path):
+        """The command a user runs, killed whole (SIGKILL to its process
+        group, Ray's own processes included), then run again."""
+        export = tmp_path / "out"
+        cmd = [sys.executable, "-m", "textsieve.cli", *args(dataset, export, executor)]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        # past start-up (Ray takes longer), into the samples
+        time.sleep({"serial": 9, "local": 11, "ray": 22}[executor])
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        final = subprocess.run(cmd, capture_output=True, text=True, timeout=400)
+        assert final.returncode == 0, final.stderr[-3000:]
+        assert outputs(export) == undisturbed
+        assert not list(export.glob("*.part"))

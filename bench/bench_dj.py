@@ -144,7 +144,7 @@ def ts_ratios(export: Path, dataset: Path) -> dict[str, list[float]]:
 
 def compute_floor(dataset: Path) -> tuple[float, float, int]:
     """CRAFT alone on exactly the frames textsieve detects, one at a time, plus their decode time."""
-    from textsieve.config import build_config
+    from textsieve.recipe import build_config
     from textsieve.detect.craft import CraftDetector
     from textsieve.errors import VideoError
     from textsieve.runtime.steps import decode, limits_of

@@ -25,7 +25,7 @@ from datetime import date
 from fractions import Fraction
 from pathlib import Path
 
-from textsieve.config import build_config
+from textsieve.recipe import build_config
 from textsieve.detect.craft import CraftDetector
 from textsieve.runtime.steps import decode, limits_of
 from textsieve.synthetic import TextBlock, VideoSpec, write_video

@@ -17,7 +17,7 @@ import pstats
 from fractions import Fraction
 from pathlib import Path
 
-from textsieve.config import build_config
+from textsieve.recipe import build_config
 from textsieve.runtime.serial import run_serial
 from textsieve.synthetic import TextBlock, VideoSpec, write_video
 

@@ -164,3 +164,32 @@ class TestConformance:
         assert final.returncode == 0, final.stderr[-3000:]
         assert outputs(export) == undisturbed
         assert not list(export.glob("*.part"))
+
+
+@pytest.fixture(scope="module")
+def cascade_calibration(tmp_path_factory) -> Path:
+    """An identity map whose margin sends the videos with ppocr ratios in
+    [0, 0.15] to CRAFT at max 0.05: here three of the four videos."""
+    from textsieve.calibration import Calibration, save_calibration
+    from textsieve.cascade import Margins
+
+    calibration = Calibration("ppocr", None, (0.0, 1.0), (0.0, 1.0), margins=Margins((0.05,), (0.1,), 0.99))
+    return save_calibration(calibration, tmp_path_factory.mktemp("cascade") / "cal.json")
+
+
+@pytest.fixture(scope="module")
+def cascade_reference(dataset, cascade_calibration, tmp_path_factory) -> dict[str, str]:
+    out = tmp_path_factory.mktemp("cascade-serial") / "out"
+    assert main(args(dataset, out, "serial", "--detector", "cascade", "--calibration", str(cascade_calibration))) == 0
+    sent = summary(out)["ratios"]["cascade"]
+    # v2 settled by ppocr; v0, v1, v3 and the pair's v0 and v1 re-judged by CRAFT
+    assert sent["decided_by"] == {"ppocr": 1, "craft": 5}
+    return outputs(out)
+
+
+@pytest.mark.parametrize("executor", ["local", "ray"])
+def test_the_cascade_routes_the_same_way_on_every_executor(executor, cluster, dataset, cascade_calibration,
+                                                           cascade_reference, tmp_path, monkeypatch):
+    assert run_in_process(monkeypatch, dataset, tmp_path / "out", executor, None, "--detector", "cascade",
+                          "--calibration", str(cascade_calibration)) == 0
+    assert outputs(tmp_path / "out") == cascade_reference

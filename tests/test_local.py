@@ -26,7 +26,7 @@ from textsieve.errors import ErrorKind, Failure
 from textsieve.resources.planner import Replica
 from textsieve.runtime.batching import SimulatedOOM
 from textsieve.runtime.faults import Faults
-from textsieve.runtime.flow import DetectorReplica, FrameKey, ReplicaSpec
+from textsieve.runtime.flow import DetectorReplica, FrameKey, ModelSpec, ReplicaSpec
 from textsieve.runtime.local import LocalExecutor
 from textsieve.runtime.monitor import ResourceMonitor
 from textsieve.runtime.planning import plan_for
@@ -183,8 +183,8 @@ def fake_detect(limit: int | list[int], calls: list):
 
 def replica(batch: int, gpu, cpu=None, device: str = "cuda:0", faults: Faults = Faults(),
             cpu_fallback: bool = True) -> DetectorReplica:
-    spec = ReplicaSpec("craft", (), Replica(device, None, 1), batch, cpu_fallback)
-    return DetectorReplica(spec, faults, build=lambda dev: gpu if dev == device else cpu)
+    spec = ReplicaSpec((ModelSpec("craft"),), Replica(device, None, 1), batch, cpu_fallback)
+    return DetectorReplica(spec, spec.models[0], faults, build=lambda dev: gpu if dev == device else cpu)
 
 
 def keys(n: int, path: str = "v.mp4") -> list[FrameKey]:

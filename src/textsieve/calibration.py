@@ -23,11 +23,15 @@ from typing import Sequence
 
 import numpy as np
 
+from .cascade import MARGIN_GRID, Margins, fit_margins, route
 from .data.export import write_json_atomic
 from .errors import ConfigError
 from .filter import video_ratio
 
 FORMAT = "textsieve-calibration/1"
+# what a calibration was fitted with that changes the ratios it maps: a run
+# with other values cannot use it
+CARRIED = ("area_mode", "aggregate", "sampling", "frame_sample_num")
 
 
 @dataclass(frozen=True)
@@ -39,26 +43,44 @@ class Calibration:
     reference: str = "craft"
     fitted_on: dict = field(default_factory=dict, compare=False)
     report: dict = field(default_factory=dict, compare=False)
+    margins: Margins | None = None  # the cascade's routing margins (docs/fast-detector.md)
 
     def __call__(self, ratios: Sequence[float]) -> list[float]:
         return [float(v) for v in np.interp(np.asarray(ratios, dtype=np.float64), self.x, self.y)]
 
     @property
+    def fitted_range(self) -> tuple[float, float]:
+        """The fast ratios the map was fitted on; outside, it only extends flat."""
+        return self.x[0], self.x[-1]
+
+    @property
     def fingerprint(self) -> str:
         """Identifies the mapping itself: resuming a run with another one is refused."""
-        key = json.dumps([self.detector, self.max_side, self.reference, self.x, self.y])
+        margins = self.margins.to_json() if self.margins else None
+        key = json.dumps([self.detector, self.max_side, self.reference, self.x, self.y, margins])
         return hashlib.sha256(key.encode()).hexdigest()[:16]
 
-    def check_applies(self, detector: str, max_side: int | None) -> None:
-        if detector != self.detector:
-            raise ConfigError(f"calibration maps {self.detector} ratios, but the detector is {detector}: "
-                              f"set detector: {self.detector}, or calibrate {detector}")
-        if max_side != self.max_side:
-            raise ConfigError(f"calibration was fitted at max_side {self.max_side}, the run uses {max_side}: "
+    def check_applies(self, op) -> None:
+        """Refuse an op this calibration cannot carry, naming what differs."""
+        fast = "ppocr" if op.detector == "cascade" else op.detector
+        if fast != self.detector:
+            raise ConfigError(f"calibration maps {self.detector} ratios, but the detector is {op.detector}: "
+                              f"set detector: {self.detector} (or cascade), or calibrate {op.detector}")
+        if op.max_side != self.max_side:
+            raise ConfigError(f"calibration was fitted at max_side {self.max_side}, the run uses {op.max_side}: "
                               "ratios change with resolution, so re-run `textsieve calibrate` with this max_side")
+        for name in CARRIED:
+            if name in self.fitted_on and self.fitted_on[name] != getattr(op, name):
+                raise ConfigError(f"calibration was fitted with {name}: {self.fitted_on[name]}, the run uses "
+                                  f"{getattr(op, name)}: re-run `textsieve calibrate` with the run's {name}")
+        if op.detector == "cascade" and self.margins is None:
+            raise ConfigError("detector cascade needs routing margins, which this calibration file lacks: "
+                              "re-run `textsieve calibrate` (textsieve 0.2 or later writes them)")
 
     def to_json(self) -> dict:
-        return {"format": FORMAT, **asdict(self), "fingerprint": self.fingerprint}
+        data = asdict(self)
+        data["margins"] = self.margins.to_json() if self.margins else None
+        return {"format": FORMAT, **data, "fingerprint": self.fingerprint}
 
 
 def fit_isotonic(fast: Sequence[float], reference: Sequence[float]) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -96,7 +118,8 @@ def agreement(fast: Sequence[float], reference: Sequence[float], lo: float, hi: 
     return same / len(fast)
 
 
-def threshold_ranges(min_ratio: float, max_ratio: float, extra: Sequence[float] = (0.05, 0.1)) -> dict[str, tuple[float, float]]:
+def threshold_ranges(min_ratio: float, max_ratio: float,
+                     extra: Sequence[float] = (0.02, 0.05, 0.1)) -> dict[str, tuple[float, float]]:
     """The decisions to check: the recipe's own range, and ``ratio <= t`` for
     the thresholds users commonly drop text-heavy clips at."""
     ranges = {f"ratio <= {t:g}": (0.0, t) for t in extra}
@@ -134,35 +157,77 @@ def fit_pairs(pairs: Sequence[VideoPair]) -> tuple[tuple[float, ...], tuple[floa
     return fit_isotonic(fast, ref)
 
 
-def cross_validate(pairs: Sequence[VideoPair], aggregate: str, ranges: dict[str, tuple[float, float]],
-                   folds: int = 5, seed: int = 0) -> dict:
-    """Held-out quality: each video mapped by a fit that never saw it, so the
-    reported agreement is what a new video of the same dataset can expect."""
+def held_out_maps(pairs: Sequence[VideoPair], folds: int = 5, seed: int = 0) -> list[list[float]]:
+    """Each video's frames mapped by a fit that never saw it, so that what is
+    measured on them is what a new video of the same dataset can expect."""
     order = list(range(len(pairs)))
     random.Random(seed).shuffle(order)
     folds = max(2, min(folds, len(pairs)))
-    mapped: list[list[float] | None] = [None] * len(pairs)
+    mapped: list[list[float]] = [[] for _ in pairs]
     for k in range(folds):
         held = set(order[k::folds])
-        train = [p for i, p in enumerate(pairs) if i not in held]
-        fold_map = Calibration("fold", None, *fit_pairs(train))
+        fold_map = Calibration("fold", None, *fit_pairs([p for i, p in enumerate(pairs) if i not in held]))
         for i in held:
             mapped[i] = fold_map(pairs[i].fast)
-    return evaluate(pairs, mapped, aggregate, ranges)  # type: ignore[arg-type]
+    return mapped
+
+
+def cross_validate(pairs: Sequence[VideoPair], aggregate: str, ranges: dict[str, tuple[float, float]],
+                   folds: int = 5, seed: int = 0) -> dict:
+    """Held-out quality of the map alone."""
+    return evaluate(pairs, held_out_maps(pairs, folds, seed), aggregate, ranges)
+
+
+def cascade_held_out(pairs: Sequence[VideoPair], mapped: Sequence[Sequence[float]], aggregate: str,
+                     ranges: dict[str, tuple[float, float]], level: float, folds: int = 5, seed: int = 0) -> dict:
+    """Held-out quality of the cascade: each fold's videos routed by margins
+    fitted on the other folds' held-out ratios; a routed video takes CRAFT's
+    ratio. Reports decision agreement and the share sent to CRAFT per range."""
+    ref = [video_ratio(p.reference, aggregate) for p in pairs]
+    fast = [video_ratio(m, aggregate) for m in mapped]
+    order = list(range(len(pairs)))
+    random.Random(seed + 1).shuffle(order)
+    folds = max(2, min(folds, len(pairs)))
+    agree = {name: 0 for name in ranges}
+    routed = {name: 0 for name in ranges}
+    for k in range(folds):
+        held = set(order[k::folds])
+        train = [i for i in range(len(pairs)) if i not in held]
+        margins, _ = fit_margins([fast[i] for i in train], [ref[i] for i in train], level,
+                                 MARGIN_GRID + tuple(t for lo_hi in ranges.values() for t in lo_hi))
+        for i in held:
+            for name, (lo, hi) in ranges.items():
+                # only the margins are judged here: the box and range checks
+                # need what calibration pairs do not keep, and only add routing
+                send = route(fast[i], 0.0, False, lo, hi, margins) is not None
+                decided = ref[i] if send else fast[i]
+                routed[name] += send
+                agree[name] += (lo <= decided <= hi) == (lo <= ref[i] <= hi)
+    n = len(pairs)
+    return {"videos": n, "level": level, "agreement": {k: v / n for k, v in agree.items()},
+            "sent_to_reference": {k: v / n for k, v in routed.items()}}
 
 
 def calibrate(pairs: Sequence[VideoPair], detector: str, max_side: int | None, aggregate: str,
               ranges: dict[str, tuple[float, float]], fitted_on: dict | None = None, folds: int = 5,
-              seed: int = 0) -> Calibration:
-    """Fit on every pair; report the uncalibrated, held-out and in-sample quality."""
+              seed: int = 0, level: float = 0.995) -> Calibration:
+    """Fit the map on every pair and the cascade's margins on the held-out
+    ratios; report the uncalibrated, held-out and in-sample quality of the
+    map, and the held-out quality of the cascade."""
     if len(pairs) < 2:
         raise ConfigError(f"calibration needs at least 2 judged videos, got {len(pairs)}: sample more of the dataset")
-    fit = Calibration(detector, max_side, *fit_pairs(pairs), fitted_on=fitted_on or {})
     folds = max(2, min(folds, len(pairs)))
+    held = held_out_maps(pairs, folds, seed)
+    fast = [video_ratio(m, aggregate) for m in held]
+    ref = [video_ratio(p.reference, aggregate) for p in pairs]
+    margins, achieved = fit_margins(fast, ref, level, MARGIN_GRID + tuple(t for lo_hi in ranges.values() for t in lo_hi))
+    fit = Calibration(detector, max_side, *fit_pairs(pairs), fitted_on=fitted_on or {}, margins=margins)
     fit.report.update(
         uncalibrated=evaluate(pairs, [p.fast for p in pairs], aggregate, ranges),
-        held_out=cross_validate(pairs, aggregate, ranges, folds, seed),
+        held_out=evaluate(pairs, held, aggregate, ranges),
         in_sample=evaluate(pairs, [fit(p.fast) for p in pairs], aggregate, ranges),
+        cascade_held_out=cascade_held_out(pairs, held, aggregate, ranges, level, folds, seed),
+        margins_level=achieved,
         folds=folds,
         ranges={k: list(v) for k, v in ranges.items()},
     )
@@ -192,8 +257,9 @@ def calibration_from_json(data: dict, where: str = "calibration") -> Calibration
         raise ConfigError(f"calibration {where}: not a textsieve calibration file (format {FORMAT})")
     try:
         x, y = tuple(float(v) for v in data["x"]), tuple(float(v) for v in data["y"])
+        margins = Margins.from_json(data["margins"]) if data.get("margins") else None
         calibration = Calibration(data["detector"], data["max_side"], x, y, data.get("reference", "craft"),
-                                  data.get("fitted_on", {}), data.get("report", {}))
+                                  data.get("fitted_on", {}), data.get("report", {}), margins)
     except (KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"calibration {where}: malformed ({exc!r}); re-run `textsieve calibrate`") from exc
     if not x or len(x) != len(y) or any(b < a for a, b in zip(x, x[1:])) or any(b < a for a, b in zip(y, y[1:])):

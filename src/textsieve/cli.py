@@ -69,8 +69,10 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--aggregate", choices=["mean", "max", "p90"], help="per-video statistic (default mean)")
     p.add_argument("--sampling", choices=["uniform", "interval", "keyframe"], help="frame sampling (default uniform)")
     p.add_argument("--interval-s", type=float, help="seconds between frames for --sampling interval")
-    p.add_argument("--detector", choices=["craft", "ppocr"],
-                   help="craft (default, Data-Juicer's) or ppocr (PP-OCR DBNet, ~15x faster on a CPU; see docs/fast-detector.md)")
+    p.add_argument("--detector", choices=["craft", "ppocr", "cascade"],
+                   help="craft (default, Data-Juicer's), ppocr (PP-OCR DBNet, an order of magnitude faster, its own "
+                        "errors), or cascade (ppocr first, CRAFT re-judges what it cannot settle: CRAFT's decisions); "
+                        "see docs/fast-detector.md")
     p.add_argument("--max-side", type=int, help="scale frames to this long side before detection (default: native)")
     p.add_argument("--calibration", help="a `textsieve calibrate` file mapping the fast detector's ratios to CRAFT's")
     p.add_argument("--max-video-pixels", type=int)
@@ -112,7 +114,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_flags(cal)
     cal.add_argument("--samples", type=int, default=200, help="samples drawn at random from the dataset (default 200)")
     cal.add_argument("--seed", type=int, default=0, help="seed of the random draw and the folds")
-    cal.add_argument("--out", help="calibration file (default: <export>/calibration-<detector>.json)")
+    cal.add_argument("--out", help="calibration file (default: <export>/calibration-ppocr.json)")
+    cal.add_argument("--min-agreement", type=float, default=0.99,
+                     help="do not save a calibration whose held-out decision agreement at the recipe's thresholds "
+                          "is below this (default 0.99)")
+    cal.add_argument("--force", action="store_true", help="save the calibration even below --min-agreement")
+    cal.add_argument("--level", type=float, default=0.995,
+                     help="held-out coverage the cascade's margins are fitted for (default 0.995)")
     decide = sub.add_parser("decide", help="re-decide kept/dropped from a finished run's stats, without detecting again")
     decide.add_argument("--export", required=True, help="the run's export folder")
     decide.add_argument("--min-area-ratio", type=float)
@@ -148,13 +156,17 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def cmd_profile(args: argparse.Namespace) -> int:
     from .resources.planner import GPU_BATCH
     from .resources.profile import cache_file, measure
-    from .runtime.planning import detect_frame_size, detector_spec
+    from .runtime.planning import detect_frame_size, model_specs
 
     config = config_from_args(args)
     device = config.device if config.device != "auto" else _auto_device()
     width, height = detect_frame_size(config)
     batch = config.batch_size or GPU_BATCH
-    name, params = detector_spec(config)
+    if config.filter.detector == "cascade":
+        raise ConfigError("profile one detector at a time (--detector ppocr, then --detector craft): "
+                          "a cascade replica's cost is their sum")
+    (model,) = model_specs(config)
+    name, params = model.name, dict(model.params)
     print(f"Profiling {name} on {device}: batch {batch} at {width}x{height} (in a child process) ...")
     result = measure(name, params, device, batch, width, height)
     print(
@@ -205,7 +217,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from .runtime.calibrate import print_report, run_calibration
 
     config = config_from_args(args)
-    calibration, path = run_calibration(config, args.samples, args.seed, args.out, restart=args.restart)
+    calibration, path = run_calibration(config, args.samples, args.seed, args.out, restart=args.restart,
+                                        min_agreement=args.min_agreement, force=args.force, level=args.level)
     print_report(calibration, path)
     return 0
 

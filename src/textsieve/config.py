@@ -32,11 +32,12 @@ class OcrFilter(BaseModel):
     aggregate: Literal["mean", "max", "p90"] = "mean"
     sampling: Literal["uniform", "interval", "keyframe"] = "uniform"
     interval_s: float = Field(1.0, gt=0)
-    # the text detector: CRAFT (Data-Juicer's) or PP-OCR's DBNet, ~15x cheaper
-    # on a CPU, whose ratios are its own unless a calibration maps them to CRAFT's
-    detector: Literal["craft", "ppocr"] = "craft"
+    # the text detector: CRAFT (Data-Juicer's); PP-OCR's DBNet, an order of
+    # magnitude cheaper, whose ratios are its own unless a calibration maps them
+    # to CRAFT's; or the cascade: PP-OCR first, CRAFT for what it cannot settle
+    detector: Literal["craft", "ppocr", "cascade"] = "craft"
     max_side: Optional[int] = Field(None, ge=32)  # frames scaled to this long side first; None: native
-    calibration: Optional[str] = None  # a file from `textsieve calibrate`: fast ratios -> CRAFT's
+    calibration: Optional[str] = None  # a file from `textsieve calibrate`: fast ratios -> CRAFT's, and the cascade's margins
 
     @field_validator("languages_to_detect")
     @classmethod

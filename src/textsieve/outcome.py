@@ -20,15 +20,28 @@ class VideoStats:
     duration_s: float
     decoded_frames: int
     raw_frame_ratios: list[float] | None = None  # the detector's own, when a calibration mapped them
+    outside_calibration: bool = False  # a raw ratio lay past the range the calibration was fitted on
+    # under detector: cascade
+    decided_by: str | None = None  # the detector whose ratios these are
+    fast_ratio: float | None = None  # the fast detector's mapped ratio, when CRAFT re-judged
+    routed: str | None = None  # why CRAFT re-judged
 
     def to_json(self) -> dict:
-        raw = {} if self.raw_frame_ratios is None else {"raw_frame_ratios": self.raw_frame_ratios}
+        extra: dict = {}
+        if self.raw_frame_ratios is not None:
+            extra["raw_frame_ratios"] = self.raw_frame_ratios
+        if self.outside_calibration:
+            extra["outside_calibration"] = True
+        if self.decided_by is not None:
+            extra["decided_by"] = self.decided_by
+        if self.routed is not None:
+            extra.update(fast_ratio=self.fast_ratio, routed=self.routed)
         return {
             "video": self.path,
             "ratio": self.ratio,
             "frame_times": self.frame_times,
             "frame_ratios": self.frame_ratios,
-            **raw,
+            **extra,
             "width": self.width,
             "height": self.height,
             "duration_s": self.duration_s,

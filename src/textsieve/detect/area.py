@@ -83,3 +83,10 @@ def frame_text_ratio(det: Detections, width: int, height: int, mode: AreaMode = 
     else:
         raise ValueError(f"unknown area_mode {mode!r}; use 'dj' or 'union'")
     return area / (width * height)
+
+
+def largest_box_share(det: Detections, width: int, height: int) -> float:
+    """The share of the frame its single largest box covers: a detector that
+    boxes a whole natural scene as text shows as one frame-filling box."""
+    shares = [dj_text_area([box], []) for box in det.horizontal] + [dj_text_area([], [quad]) for quad in det.free]
+    return max(shares, default=0.0) / float(width * height)

@@ -81,11 +81,18 @@ def read_pairs(reference_stats: Path, fast_stats: Path) -> list[VideoPair]:
 
 
 def run_calibration(config: RunConfig, samples: int = 200, seed: int = 0, out: str | None = None,
-                    restart: bool = False) -> tuple[Calibration, Path]:
+                    restart: bool = False, min_agreement: float = 0.99, force: bool = False,
+                    level: float = 0.995) -> tuple[Calibration, Path]:
+    """Both detectors on a random sample, then the map and the cascade's
+    margins. Not saved when the held-out agreement at the recipe's own
+    thresholds, for the way the file will be used (``ppocr`` alone or the
+    ``cascade``), is below ``min_agreement``, unless ``force``."""
     config.require_io()
     op = config.filter
     if op.detector == "craft":
-        raise ConfigError("calibrate maps a fast detector's ratios to CRAFT's: set detector: ppocr (or --detector ppocr)")
+        raise ConfigError("calibrate maps a fast detector's ratios to CRAFT's: set detector: ppocr or cascade "
+                          "(or --detector ppocr|cascade)")
+    fast_detector = "ppocr"
     if samples < 2:
         raise ConfigError("--samples: calibrate needs at least 2 samples")
     work = config.export_dir / "calibrate"
@@ -99,7 +106,7 @@ def run_calibration(config: RunConfig, samples: int = 200, seed: int = 0, out: s
         sample_file.write_text(text)
         restart = True  # another draw: earlier passes do not apply
     reference = _pass(config, sample_file, work / "craft", "craft", None, restart)
-    fast = _pass(config, sample_file, work / op.detector, op.detector, op.max_side, restart)
+    fast = _pass(config, sample_file, work / fast_detector, fast_detector, op.max_side, restart)
     pairs = read_pairs(reference, fast)
     fitted_on = {
         "dataset": str(config.dataset.resolve()), "samples": len(rows), "seed": seed, "videos": len(pairs),
@@ -107,11 +114,20 @@ def run_calibration(config: RunConfig, samples: int = 200, seed: int = 0, out: s
         "area_mode": op.area_mode, "aggregate": op.aggregate, "textsieve_version": __version__,
         "fitted_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    calibration = calibrate(pairs, op.detector, op.max_side, op.aggregate,
-                            threshold_ranges(op.min_area_ratio, op.max_area_ratio), fitted_on, seed=seed)
-    path = Path(out) if out else config.export_dir / f"calibration-{op.detector}.json"
-    save_calibration(calibration, path)
+    ranges = threshold_ranges(op.min_area_ratio, op.max_area_ratio)
+    calibration = calibrate(pairs, fast_detector, op.max_side, op.aggregate, ranges, fitted_on, seed=seed, level=level)
     write_json_atomic(work / "report.json", calibration.report)
+    recipe = next(iter(ranges))  # the recipe's own range comes first
+    gate = "cascade_held_out" if op.detector == "cascade" else "held_out"
+    agreed = calibration.report[gate]["agreement"][recipe]
+    if agreed < min_agreement and not force:
+        what = "the cascade" if gate == "cascade_held_out" else f"the mapped {fast_detector} ratios"
+        raise ConfigError(
+            f"calibration not saved: held out, {what} agree with CRAFT on {100 * agreed:.1f}% of decisions at {recipe}, below "
+            f"--min-agreement {min_agreement:g} (report: {work / 'report.json'}). Calibrate on more samples, use "
+            "detector: cascade, or pass --force to save it anyway")
+    path = Path(out) if out else config.export_dir / f"calibration-{fast_detector}.json"
+    save_calibration(calibration, path)
     return calibration, path
 
 
@@ -133,6 +149,11 @@ def print_report(calibration: Calibration, path: Path, console: Console | None =
         table.add_row(label, f"{r['mean_abs_error']:.4f}", f"{r['p95_abs_error']:.4f}",
                       *[f"{100 * r['agreement'][n]:.1f}%" for n in ranges])
     console.print(table)
+    cascade = report["cascade_held_out"]
+    print(f"cascade, held out (margins fitted for {100 * cascade['level']:.1f}% coverage, "
+          f"{100 * report['margins_level']:.1f}% reachable with {cascade['videos']} videos): "
+          + "; ".join(f"{name}: {100 * cascade['agreement'][name]:.1f}% agree, "
+                      f"{100 * cascade['sent_to_reference'][name]:.0f}% sent to CRAFT" for name in ranges))
     held = report["held_out"]
     for name in ranges:
         wrong = held["disagreements"][name]
@@ -141,4 +162,5 @@ def print_report(calibration: Calibration, path: Path, console: Console | None =
             print(f"  {name}: {len(wrong)} video(s) decided differently (held out), e.g. {shown}")
     # plain print: a path must never be wrapped
     print(f"saved {path}; apply it with `calibration: {path}` in the op (or --calibration {path}) "
-                  f"and detector: {calibration.detector}, max_side: {calibration.max_side}")
+          f"and detector: cascade (CRAFT's decisions) or {calibration.detector} (its mapped ratios alone), "
+          f"max_side: {calibration.max_side}")

@@ -56,6 +56,12 @@ def ratio_source(config: RunConfig) -> dict:
     out: dict = {"detector": op.detector, "max_side": op.max_side}
     if op.detector == "craft":
         out["scale"] = "craft" + ("" if op.max_side is None else f" at max_side {op.max_side} (not Data-Juicer's native frames)")
+    elif op.detector == "cascade":
+        calibration = load_calibration(op.calibration)
+        out.update(scale=f"craft's decisions: ppocr mapped by {op.calibration} where it settles a video, CRAFT's "
+                         "own ratios where it does not (see decided_by per video)",
+                   calibration=op.calibration, calibration_fingerprint=calibration.fingerprint,
+                   cascade_held_out=calibration.report.get("cascade_held_out", {}).get("agreement"))
     elif op.calibration is None:
         out["scale"] = f"{op.detector}'s own (uncalibrated: thresholds tuned for CRAFT do not carry over)"
     else:
@@ -229,6 +235,11 @@ class Collector:
         paths = output_paths(self.config.export_dir, self.config.kept_file)
         counts = {name: sum(1 for _ in read_jsonl(paths[name])) for name in ("kept", "dropped", "errors")}
         kinds = Counter(r["kind"] for r in read_jsonl(paths["errors"]))
+        ratios = {**ratio_source(self.config), **video_sources(paths["stats"])}
+        if ratios.get("outside_calibration_videos"):
+            log.warning("%d video(s) had fast ratios past the range the calibration was fitted on (it extends flat "
+                        "there): see outside_calibration in stats.jsonl; calibrate on a sample that covers them",
+                        ratios["outside_calibration_videos"])
         summary = self.summary.build(
             self.total if self.total is not None else sum(counts.values()),
             {"kept": counts["kept"], "dropped": counts["dropped"], "error": counts["errors"]},
@@ -239,7 +250,7 @@ class Collector:
             resources=self.monitor.report(),
             **({"plan": self.plan.to_json()} if self.plan is not None else {}),
             config=self.config.model_dump(),
-            ratios=ratio_source(self.config),
+            ratios=ratios,
             pid=os.getpid(),
             **sections,
         )
@@ -248,6 +259,29 @@ class Collector:
         self.journal.close()
         self.writer.remove_parts()
         return summary
+
+
+def video_sources(stats_path: Path) -> dict:
+    """Over every judged video of the run (resumed sessions included): which
+    detector decided it under the cascade and why CRAFT re-judged, and how
+    many fell outside the calibration's fitted range."""
+    decided: Counter[str] = Counter()
+    routed: Counter[str] = Counter()
+    outside = 0
+    for record in read_jsonl(stats_path):
+        for video in record["videos"]:
+            outside += bool(video.get("outside_calibration"))
+            if "decided_by" in video:
+                decided[video["decided_by"]] += 1
+            if "routed" in video:
+                routed[video["routed"]] += 1
+    out: dict = {"outside_calibration_videos": outside}
+    if decided:
+        total = sum(decided.values())
+        out["cascade"] = {"videos": total, "decided_by": dict(decided),
+                          "share_sent_to_craft": round(decided.get("craft", 0) / total, 4),
+                          "why_sent": dict(routed)}
+    return out
 
 
 def _has_errors_of(config: RunConfig, kinds: frozenset[str]) -> bool:

@@ -33,10 +33,11 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from ..calibration import Calibration
+from ..cascade import route
 from ..config import OcrFilter
 from ..data.dataset import Row
 from ..detect import registry
-from ..detect.area import Detections, frame_text_ratio
+from ..detect.area import Detections, frame_text_ratio, largest_box_share
 from ..errors import ConfigError, ErrorKind, Failure, SystemicFailure, VideoError
 from ..filter import video_ratio
 from ..outcome import SampleOutcome, VideoStats
@@ -108,6 +109,8 @@ class FrameKey:
 class Frame:
     key: FrameKey
     image: Any  # an RGB ndarray, or a handle with .shape and .nbytes that the executor resolves
+    model: str  # the detector this frame waits for
+    held: bool = False  # at a replica now: released when it comes back, not before
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -147,13 +150,22 @@ def decode_here(task: DecodeTask, op: OcrFilter, limits: Limits, faults: Faults,
 # ---- the detector replica ---------------------------------------------------------
 
 @dataclass(frozen=True)
-class ReplicaSpec:
-    """What a replica runs and where: the model, the planned replica (device,
-    threads, memory cap), its largest batch, and whether a frame that runs
-    out of GPU memory at batch 1 may go to the CPU."""
+class ModelSpec:
+    """A registry model and its loader parameters; ``share`` of the replica's
+    GPU memory is its own when a replica hosts several (the cascade)."""
 
-    model: str
-    params: tuple[tuple[str, Any], ...]
+    name: str
+    params: tuple[tuple[str, Any], ...] = ()
+    share: float = 1.0
+
+
+@dataclass(frozen=True)
+class ReplicaSpec:
+    """What a replica runs and where: its models, the planned replica
+    (device, threads, memory cap), its largest batch, and whether a frame
+    that runs out of GPU memory at batch 1 may go to the CPU."""
+
+    models: tuple[ModelSpec, ...]
     replica: Replica
     batch_size: int
     cpu_fallback: bool = True
@@ -161,6 +173,10 @@ class ReplicaSpec:
 
     def on(self, device: str) -> "ReplicaSpec":
         return replace(self, replica=replace(self.replica, device=device))
+
+    def replicas(self, faults: Faults) -> dict[str, "DetectorReplica"]:
+        """One DetectorReplica per model, by name (built lazily)."""
+        return {m.name: DetectorReplica(self, m, faults) for m in self.models}
 
 
 @dataclass
@@ -191,13 +207,17 @@ Model = Callable[[Sequence[np.ndarray]], list[Detections]]
 class DetectorReplica:
     """One model on one device, built on first use in the calling process."""
 
-    def __init__(self, spec: ReplicaSpec, faults: Faults = Faults(),
+    def __init__(self, spec: ReplicaSpec, model: ModelSpec, faults: Faults = Faults(),
                  build: Callable[[str], Model] | None = None):
-        self.spec, self.faults = spec, faults
+        self.spec, self.model, self.faults = spec, model, faults
         self.device = spec.replica.device
-        self.key = registry.prepare(spec.model, **dict(spec.params))
+        self.key = registry.prepare(model.name, **dict(model.params))
+        planned = spec.replica
+        if model.share < 1.0:  # the model's part of a replica that hosts several
+            planned = replace(planned, memory_fraction=planned.memory_fraction and planned.memory_fraction * model.share,
+                              memory_bytes=planned.memory_bytes and int(planned.memory_bytes * model.share))
         # injectable for tests; by default the registry builds it, bound to the plan
-        self._build = build or (lambda device: registry.get(self.key, device, spec.replica if device == self.device else None))
+        self._build = build or (lambda device: registry.get(self.key, device, planned if device == self.device else None))
         self.sizer = BatchSizer(spec.batch_size)
         self.counters = ReplicaCounters()
         self._model: Model | None = None
@@ -209,10 +229,10 @@ class DetectorReplica:
             try:
                 self._model = self._build(self.device)
             except ConfigError as exc:
-                raise SystemicFailure(f"detector {self.spec.model} cannot load on {self.device}: {exc}") from exc
+                raise SystemicFailure(f"detector {self.model.name} cannot load on {self.device}: {exc}") from exc
             except Exception as exc:
                 raise SystemicFailure(
-                    f"detector {self.spec.model} could not be built on {self.device}: {exc!r}. No sample was judged "
+                    f"detector {self.model.name} could not be built on {self.device}: {exc!r}. No sample was judged "
                     "with it: fix the model files or the device (see docs/weights.md), then run the same command "
                     "again; it resumes") from exc
         return self._model
@@ -271,11 +291,12 @@ class DetectorReplica:
     def _forward(self, keys: Sequence[FrameKey], images: Sequence[np.ndarray]) -> list[Detections]:
         self.counters.calls += 1
         call, faults = self.counters.calls, self.faults
-        if call in faults.crash_replica_calls and faults.fire(f"replica-crash-{call}"):
+        scope = "" if len(self.spec.models) == 1 else f"{self.model.name}-"
+        if call in faults.crash_replica_calls and faults.fire(f"replica-crash-{scope}{call}"):
             os._exit(71)
-        if call in faults.hang_replica_calls and faults.fire(f"replica-hang-{call}"):
+        if call in faults.hang_replica_calls and faults.fire(f"replica-hang-{scope}{call}"):
             time.sleep(10**6)
-        if call in faults.oom_calls and faults.fire(f"oom-{call}"):
+        if call in faults.oom_calls and faults.fire(f"oom-{scope}{call}"):
             raise SimulatedOOM()
         for key in keys:
             if faults.on_path(faults.detector_error_on, key.path, "detector-error"):
@@ -286,12 +307,24 @@ class DetectorReplica:
 
 # ---- the sample assembly ----------------------------------------------------------
 
+CASCADE = ("ppocr", "craft")  # the fast detector, then the reference for what it cannot settle
+
+
+def stages_of(op: OcrFilter) -> tuple[str, ...]:
+    """The models a video's frames may pass through, in order."""
+    return CASCADE if op.detector == "cascade" else (op.detector,)
+
+
 @dataclass
 class _Video:
     attempts: int = 0  # decode or detection attempts lost to crashed or hung workers
     sampled: SampledVideo | None = None  # without images, once decoded
+    stage: str = ""  # the model its frames are waiting for
+    frames: list[Frame] = field(default_factory=list)  # kept while a later stage may need them
     results: list = field(default_factory=list)  # per frame: Detections or Failure
-    waiting: int = 0  # frames not yet detected
+    waiting: int = 0  # frames not yet detected at this stage
+    fast: VideoStats | None = None  # the cascade's fast verdict, when CRAFT re-judges
+    routed: str | None = None  # why CRAFT re-judges
 
 
 @dataclass
@@ -305,8 +338,13 @@ class SampleAssembly:
     """Samples in flight, from their row to their outcome.
 
     ``release`` is called with a frame's image once nothing needs it any
-    more (detected, or its sample failed): an executor that keeps frames in
-    shared memory frees the slot there.
+    more (detected by its last stage, or its sample failed): an executor
+    that keeps frames in shared memory frees the slot there.
+
+    Under ``detector: cascade`` a video's frames go to the fast detector
+    first; its verdict (mapped onto CRAFT's scale by the calibration) stands
+    unless :func:`textsieve.cascade.route` sends the video to CRAFT, which
+    re-judges the same frames.
     """
 
     def __init__(self, op: OcrFilter, base_dir: str, calibration: Calibration | None = None,
@@ -314,10 +352,11 @@ class SampleAssembly:
         if op.calibration is not None and calibration is None:
             raise ValueError("the op names a calibration: pass it, resolved once")
         self.op, self.base_dir, self.calibration = op, base_dir, calibration
+        self.stages = stages_of(op)
         self._release = release or (lambda image: None)
         self._samples: dict[int, _Sample] = {}
-        self._buffer: dict[tuple, deque[Frame]] = {}  # frames waiting for a replica, by shape
-        self._since: dict[tuple, float] = {}  # when each shape's oldest partial batch started waiting
+        self._buffer: dict[tuple, deque[Frame]] = {}  # frames waiting for a replica, by (model, shape)
+        self._since: dict[tuple, float] = {}  # when each group's oldest partial batch started waiting
         self.buffered_bytes = 0
         self._done: list[SampleOutcome] = []
 
@@ -358,9 +397,16 @@ class SampleAssembly:
             return
         video = state.videos[task.path]
         video.sampled = replace(sampled, images=[])
-        video.results, video.waiting = [None] * len(images), len(images)
-        for slot, image in enumerate(images):
-            self._push(Frame(FrameKey(task.sample, task.path, slot), image))
+        video.frames = [Frame(FrameKey(task.sample, task.path, slot), image, self.stages[0])
+                        for slot, image in enumerate(images)]
+        self._start_stage(video, self.stages[0])
+
+    def _start_stage(self, video: _Video, model: str) -> None:
+        video.stage = model
+        video.results, video.waiting = [None] * len(video.frames), len(video.frames)
+        for frame in video.frames:
+            frame.model = model
+            self._push(frame)
 
     def decode_failed(self, task: DecodeTask, failure: Failure) -> None:
         self.fail(task.sample, failure)
@@ -386,60 +432,87 @@ class SampleAssembly:
 
     # -- frames and detection --
     def _push(self, frame: Frame, front: bool = False) -> None:
-        queue = self._buffer.setdefault(frame.shape, deque())
+        group = (frame.model, frame.shape)
+        queue = self._buffer.setdefault(group, deque())
         (queue.appendleft if front else queue.append)(frame)
-        self._since.setdefault(frame.shape, time.monotonic())
+        self._since.setdefault(group, time.monotonic())
         self.buffered_bytes += frame.nbytes
 
-    def take(self, size: int, max_wait_s: float = 0.0, flush: bool = False, now: float | None = None) -> list[Frame]:
-        """Up to ``size`` frames of one shape for a replica: the group that
-        fills a batch first, else the one waiting longest. A partial batch
-        goes once it has waited ``max_wait_s``, or at once with ``flush``."""
+    def take(self, sizes: Callable[[str], int], max_wait_s: float = 0.0, flush: bool = False,
+             now: float | None = None) -> tuple[str, list[Frame]]:
+        """Frames of one model and one shape for a replica, up to
+        ``sizes(model)``: the group that fills a batch first, else the one
+        waiting longest. A partial batch goes once it has waited
+        ``max_wait_s``, or at once with ``flush``. ``("", [])`` when none is due."""
         now = time.monotonic() if now is None else now
-        while self._buffer:
-            shape = max(self._buffer, key=lambda s: (len(self._buffer[s]) >= size, now - self._since[s]))
-            queue = self._buffer[shape]
-            if not (len(queue) >= size or flush or now - self._since[shape] >= max_wait_s):
-                return []
-            batch: list[Frame] = []
-            while queue and len(batch) < size:
-                frame = queue.popleft()
-                self.buffered_bytes -= frame.nbytes
-                batch.append(frame)
-            if queue:
-                self._since[shape] = now
-            else:
-                del self._buffer[shape], self._since[shape]
-            return batch
-        return []
+        if not self._buffer:
+            return "", []
+        group = max(self._buffer, key=lambda g: (len(self._buffer[g]) >= sizes(g[0]), now - self._since[g]))
+        model, queue = group[0], self._buffer[group]
+        size = sizes(model)
+        if not (len(queue) >= size or flush or now - self._since[group] >= max_wait_s):
+            return "", []
+        batch: list[Frame] = []
+        while queue and len(batch) < size:
+            frame = queue.popleft()
+            self.buffered_bytes -= frame.nbytes
+            frame.held = True
+            batch.append(frame)
+        if queue:
+            self._since[group] = now
+        else:
+            del self._buffer[group], self._since[group]
+        return model, batch
 
     def detected(self, frames: Sequence[Frame], results: Sequence[FrameResult]) -> None:
         for frame, result in zip(frames, results):
-            self._release(frame.image)
+            frame.held = False
             key = frame.key
             state = self._samples.get(key.sample)
             if state is None:
+                self._release(frame.image)
                 continue  # the sample already failed
             video = state.videos[key.path]
             video.results[key.slot] = result
             video.waiting -= 1
-            if video.waiting:
-                continue
-            # every frame is back: the first failure in frame order fails the video
-            failure = next((r for r in video.results if isinstance(r, Failure)), None)
-            if failure is not None:
-                self.fail(key.sample, failure.for_video(key.path))
-                continue
-            state.stats[key.path] = self._video_stats(video)
-            if len(state.stats) == len(state.videos):
-                self._samples.pop(key.sample)
-                self._done.append(judge(state.job, state.stats, self.op))
+            if not video.waiting:
+                self._stage_done(key.sample, state, key.path, video)
+
+    def _stage_done(self, sample: int, state: _Sample, path: str, video: _Video) -> None:
+        # every frame is back: the first failure in frame order fails the video
+        failure = next((r for r in video.results if isinstance(r, Failure)), None)
+        if failure is not None:
+            self.fail(sample, failure.for_video(path))
+            return
+        stats = self._video_stats(video)
+        if video.stage != self.stages[-1]:
+            video.routed = self._route(video, stats)
+            if video.routed is not None:
+                video.fast = stats
+                self._start_stage(video, self.stages[self.stages.index(video.stage) + 1])
+                return
+        for frame in video.frames:
+            self._release(frame.image)
+        video.frames = []
+        state.stats[path] = stats
+        if len(state.stats) == len(state.videos):
+            self._samples.pop(sample)
+            self._done.append(judge(state.job, state.stats, self.op))
+
+    def _route(self, video: _Video, stats: VideoStats) -> str | None:
+        """The cascade's question, after the fast stage: may its verdict stand?"""
+        assert self.calibration is not None and self.calibration.margins is not None
+        width, height = video.sampled.frame_size  # type: ignore[union-attr]
+        box = max(largest_box_share(d, width, height) for d in video.results)
+        return route(stats.ratio, box, stats.outside_calibration, self.op.min_area_ratio, self.op.max_area_ratio,
+                     self.calibration.margins)
 
     def frames_lost(self, frames: Sequence[Frame], kind: ErrorKind, reason: str) -> None:
         """A replica died or hung holding ``frames``: each video gets one more
         try, then fails with ``kind`` and ``reason``."""
         charged: set[tuple[int, str]] = set()
         for frame in reversed(frames):  # pushed back to the front in their order
+            frame.held = False
             key = frame.key
             state = self._samples.get(key.sample)
             if state is None:
@@ -450,29 +523,31 @@ class SampleAssembly:
                 charged.add((key.sample, key.path))
                 video.attempts += 1
             if video.attempts >= 2:
-                self._release(frame.image)
                 self.fail(key.sample, Failure(kind, f"{key.path}: {reason}", key.path, cause=f"{kind.value}: {reason}"))
             else:
                 self._push(frame, front=True)
 
     def fail(self, sample: int, failure: Failure) -> None:
-        """The sample ends as an error; its waiting frames are let go."""
+        """The sample ends as an error; its frames are let go."""
         state = self._samples.pop(sample, None)
         if state is None:
             return
-        for shape in list(self._buffer):
-            queue = self._buffer[shape]
+        for group in list(self._buffer):
             keep = deque()
-            for frame in queue:
+            for frame in self._buffer[group]:
                 if frame.key.sample == sample:
                     self.buffered_bytes -= frame.nbytes
-                    self._release(frame.image)
                 else:
                     keep.append(frame)
             if keep:
-                self._buffer[shape] = keep
+                self._buffer[group] = keep
             else:
-                del self._buffer[shape], self._since[shape]
+                del self._buffer[group], self._since[group]
+        for video in state.videos.values():
+            for frame in video.frames:
+                if not frame.held:  # a held frame is released when its replica gives it back
+                    self._release(frame.image)
+            video.frames = []
         self._done.append(error_outcome(state.job.row, failure))
 
     def outcomes(self) -> list[SampleOutcome]:
@@ -485,23 +560,34 @@ class SampleAssembly:
         assert sampled is not None
         width, height = sampled.frame_size
         ratios = [frame_text_ratio(d, width, height, self.op.area_mode) for d in video.results]
-        raw = None
-        if self.calibration is not None:
+        raw, outside = None, False
+        # the calibration maps the fast detector's ratios; CRAFT's are already CRAFT's
+        if self.calibration is not None and video.stage != "craft":
             raw, ratios = ratios, self.calibration(ratios)
+            outside = max(raw) > self.calibration.fitted_range[1]
         info = sampled.info
-        return VideoStats(path=info.path, ratio=video_ratio(ratios, self.op.aggregate), frame_times=sampled.times,
-                          frame_ratios=ratios, raw_frame_ratios=raw, width=info.width, height=info.height,
-                          duration_s=float(info.duration), decoded_frames=sampled.decoded)
+        stats = VideoStats(path=info.path, ratio=video_ratio(ratios, self.op.aggregate), frame_times=sampled.times,
+                           frame_ratios=ratios, raw_frame_ratios=raw, width=info.width, height=info.height,
+                           duration_s=float(info.duration), decoded_frames=sampled.decoded,
+                           outside_calibration=outside)
+        if len(self.stages) > 1:
+            stats.decided_by = video.stage
+            if video.fast is not None:
+                stats.fast_ratio, stats.routed = video.fast.ratio, video.routed
+        return stats
 
 
-def detect_here(assembly: SampleAssembly, replica: DetectorReplica, timeout_s: float | None) -> None:
-    """Run every buffered frame through a replica in the calling process
+def detect_here(assembly: SampleAssembly, replicas: dict[str, DetectorReplica], timeout_s: float | None) -> None:
+    """Run every buffered frame through the replicas in the calling process
     (serial, Ray), batch by batch. A batch past the time limit is lost like
     a hung replica's: retried once, then ``timeout``."""
-    while frames := assembly.take(replica.sizer.current, flush=True):
+    while True:
+        model, frames = assembly.take(lambda name: replicas[name].sizer.current, flush=True)
+        if not frames:
+            return
         try:
             with deadline(timeout_s):
-                results = replica.detect([f.key for f in frames], [f.image for f in frames])
+                results = replicas[model].detect([f.key for f in frames], [f.image for f in frames])
         except Deadline:
             assembly.frames_lost(frames, ErrorKind.TIMEOUT, DETECT_TIMEOUT.format(limit=timeout_s or 0))
             continue

@@ -57,7 +57,8 @@ class LocalExecutor:
         self.max_open = max(8, 4 * (plan.decoders + len(plan.replicas) * plan.batch_size))
         self.decoders: list[WorkerProcess] = []
         self.replicas: list[WorkerProcess] = []
-        self.batch_sizes = [plan.batch_size] * len(self.specs)  # what each replica now handles
+        # what each replica now handles, per model
+        self.batch_sizes = [{m.name: plan.batch_size for m in spec.models} for spec in self.specs]
         self.restarts = {"decode": 0, "replica": 0}
         self.load_crashes = [0] * len(self.specs)
         self.counters = ReplicaCounters()
@@ -85,9 +86,10 @@ class LocalExecutor:
         now = time.monotonic()
         for w in self.replicas:
             if w.task is None and w.ready:
-                frames = self.assembly.take(self.batch_sizes[w.index], self.max_wait_s, flush=decoding_done, now=now)
+                model, frames = self.assembly.take(self.batch_sizes[w.index].__getitem__, self.max_wait_s,
+                                                   flush=decoding_done, now=now)
                 if frames:
-                    w.send(frames, DetectRequest(0, [f.key for f in frames], [f.image for f in frames]))
+                    w.send(frames, DetectRequest(0, model, [f.key for f in frames], [f.image for f in frames]))
 
     def _lost(self, w: WorkerProcess) -> None:
         """A worker died: retry what it held once, then record it."""
@@ -141,7 +143,7 @@ class LocalExecutor:
         elif isinstance(msg, DecodeFailed):
             self.assembly.decode_failed(task, msg.failure)
         elif isinstance(msg, Detected):
-            self.batch_sizes[w.index] = msg.batch_size
+            self.batch_sizes[w.index][msg.model] = msg.batch_size
             self.busy_s += msg.busy_s
             self.counters.add(msg.counters)
             self.batches.append(len(task))

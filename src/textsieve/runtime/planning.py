@@ -9,17 +9,23 @@ from ..config import RunConfig
 from ..detect.registry import describe
 from ..errors import ConfigError
 from ..resources.inventory import Inventory, machine_inventory, parse_size
-from ..resources.planner import GPU_BATCH, Plan, PlanLimits, plan
+from ..resources.planner import GPU_BATCH, ModelCost, Plan, PlanLimits, plan
 from ..resources.profile import plan_cost
 from ..video.frames import scaled_size
-from .flow import ReplicaSpec
+from .flow import ModelSpec, ReplicaSpec, stages_of
 
 
-def detector_spec(config: RunConfig) -> tuple[str, dict]:
-    """The registry name and loader parameters of the run's detector."""
-    name = config.filter.detector
-    params = {"weights_dir": config.weights_dir} if name == "craft" and config.weights_dir else {}
-    return name, params
+def model_specs(config: RunConfig) -> tuple[ModelSpec, ...]:
+    """The registry models a replica of this run hosts, with their loader
+    parameters (two under ``detector: cascade``, sharing the replica's GPU
+    memory in proportion to their declared costs)."""
+    names = stages_of(config.filter)
+    costs = [describe(name).declared_cost.gpu_bytes for name in names]
+    specs = []
+    for name, cost in zip(names, costs):
+        params = {"weights_dir": config.weights_dir} if name == "craft" and config.weights_dir else {}
+        specs.append(ModelSpec(name, tuple(sorted(params.items())), cost / sum(costs)))
+    return tuple(specs)
 
 
 def detect_frame_size(config: RunConfig) -> tuple[int, int]:
@@ -72,8 +78,11 @@ def plan_for(config: RunConfig, inventory: Inventory | None = None) -> tuple[Inv
     inventory = inventory or inventory_for(config)
     width, height = detect_frame_size(config)
     batch = config.batch_size or GPU_BATCH  # memory is planned for the larger, GPU batch
-    name = config.filter.detector
-    cost = plan_cost(name, [g.name for g in inventory.gpus], batch, width, height, describe(name).declared_cost)
+    costs = [plan_cost(m.name, [g.name for g in inventory.gpus], batch, width, height, describe(m.name).declared_cost)
+             for m in model_specs(config)]
+    cost = costs[0] if len(costs) == 1 else ModelCost(
+        "+".join(c.model for c in costs), sum(c.gpu_bytes for c in costs), sum(c.host_bytes for c in costs),
+        "; ".join(f"{c.model}: {c.source}" for c in costs))
     return inventory, plan(inventory, cost, limits_for(config))
 
 
@@ -82,7 +91,7 @@ def replica_specs(config: RunConfig, plan: Plan) -> list[ReplicaSpec]:
     run on the CPU (the plan is what a real machine of that shape would get;
     there is no GPU to run it on). Real GPUs are named to a child process by
     UUID in ``visible``, so its CUDA numbering cannot drift from NVML's."""
-    name, params = detector_spec(config)
+    models = model_specs(config)
     specs = []
     for replica in plan.replicas:
         visible = None
@@ -91,6 +100,5 @@ def replica_specs(config: RunConfig, plan: Plan) -> list[ReplicaSpec]:
         elif replica.device.startswith("cuda"):
             gpu = next(g for g in plan.gpus if f"cuda:{g.index}" == replica.device)
             visible = gpu.uuid if gpu.uuid.startswith("GPU-") else str(gpu.index)
-        specs.append(ReplicaSpec(name, tuple(sorted(params.items())), replica, plan.batch_size,
-                                 config.cpu_fallback, visible))
+        specs.append(ReplicaSpec(models, replica, plan.batch_size, config.cpu_fallback, visible))
     return specs

@@ -11,7 +11,8 @@ from ..calibration import Calibration, load_calibration
 from ..config import OcrFilter, RunConfig
 from ..data.dataset import check_dataset
 from ..detect import registry
-from .planning import detector_spec
+from ..errors import ConfigError
+from .planning import model_specs
 
 
 def resolve_calibration(op: OcrFilter) -> Calibration | None:
@@ -19,7 +20,7 @@ def resolve_calibration(op: OcrFilter) -> Calibration | None:
     if op.calibration is None:
         return None
     calibration = load_calibration(op.calibration)
-    calibration.check_applies(op.detector, op.max_side)
+    calibration.check_applies(op)
     return calibration
 
 
@@ -28,6 +29,9 @@ def preflight(config: RunConfig) -> Calibration | None:
     config.require_io()
     check_dataset(config.dataset)
     calibration = resolve_calibration(config.filter)
-    name, params = detector_spec(config)
-    registry.check(registry.prepare(name, **params))
+    if config.filter.detector == "cascade" and calibration is None:
+        raise ConfigError("detector cascade needs a calibration (the map and the routing margins): make one with "
+                          "`textsieve calibrate --detector cascade` and give it as `calibration: FILE`")
+    for model in model_specs(config):
+        registry.check(registry.prepare(model.name, **dict(model.params)))
     return calibration

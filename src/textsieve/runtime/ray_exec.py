@@ -47,7 +47,7 @@ from .collector import Collector
 from .faults import Faults
 from .flow import (DETECT_TIMEOUT, REPLICA_CRASHED, DecodeTask, ReplicaCounters, ReplicaSpec, SampleAssembly,
                    decode_here)
-from .planning import detector_spec, plan_for
+from .planning import model_specs, plan_for
 from .steps import SampleJob, limits_of, prepare
 from .workers import (LOAD_TIMEOUT_S, MAX_LOAD_CRASHES, TIMED_OUT, Detected, DetectRequest, ReplicaDown, ReplicaReady, WorkerProcess,
                       replica_worker)
@@ -226,7 +226,7 @@ class DetectStage:
         else:
             spec = spec.on(self.device)
         self.replica = WorkerProcess("replica", 0, replica_worker, (spec, Faults.from_json(faults_json)), ready=False)
-        self.batch_size = spec.batch_size
+        self.batch_sizes = {m.name: spec.batch_size for m in spec.models}
         self.counters = ReplicaCounters()
         self.restarts = 0
         # shipped by the driver: the calibration file need not exist on this node
@@ -267,12 +267,15 @@ class DetectStage:
         return {"outcome": [pickle.dumps(o) for o in outcomes], "actor": [pickle.dumps(self._report())] * len(outcomes)}
 
     def _detect_buffered(self) -> None:
-        while frames := self.assembly.take(self.batch_size, flush=True):
-            self.replica.send(frames, DetectRequest(0, [f.key for f in frames], [f.image for f in frames]))
+        while True:
+            model, frames = self.assembly.take(self.batch_sizes.__getitem__, flush=True)
+            if not frames:
+                return
+            self.replica.send(frames, DetectRequest(0, model, [f.key for f in frames], [f.image for f in frames]))
             msg = self.replica.receive(self.detect_timeout_s)
             self.replica.task = None
             if isinstance(msg, Detected):
-                self.batch_size = msg.batch_size
+                self.batch_sizes[model] = msg.batch_size
                 self.counters.add(msg.counters)
                 self.assembly.detected(frames, msg.results)
                 continue
@@ -323,7 +326,7 @@ class RayExecutor:
         config, op = self.config, self.config.filter
         base_dir = str(config.dataset.parent.resolve())
         faults = Faults.from_env().to_json()
-        name, params = detector_spec(config)
+        models = model_specs(config)
         with Collector(config, None, "ray", restart=self.restart, retry_errors=self.retry_errors) as collector:
             items = [{"row": pickle.dumps(row)} for row in read_rows(config.dataset) if row.index not in collector.done]
             placement_log = ray.remote(num_cpus=0)(PlacementLog).remote()
@@ -334,8 +337,7 @@ class RayExecutor:
                     continue
                 batch = config.batch_size or (8 if pool.k else 1)
                 device = "cuda" if pool.k else "cpu"
-                spec = ReplicaSpec(name, tuple(sorted(params.items())),
-                                   Replica(device, None, max(1, pool.threads), pool.memory_bytes), batch,
+                spec = ReplicaSpec(models, Replica(device, None, max(1, pool.threads), pool.memory_bytes), batch,
                                    config.cpu_fallback)
                 ds = ray.data.from_items([items[i] for i in share], override_num_blocks=max(1, min(len(share), 4 * pool.size)))
                 ds = ds.map(_decode_row, fn_kwargs={"op": op, "limits": limits_of(config), "base_dir": base_dir,

@@ -20,7 +20,7 @@ from ..errors import ConfigError
 from ..resources.planner import Plan
 from .collector import Collector
 from .faults import Faults
-from .flow import DetectorReplica, SampleAssembly, decode_here, detect_here
+from .flow import ReplicaCounters, SampleAssembly, decode_here, detect_here
 from .planning import plan_for, replica_specs
 from .steps import limits_of
 
@@ -46,7 +46,7 @@ def run_serial(config: RunConfig, plan: Plan | None = None, calibration: Calibra
         raise ConfigError(plan.error or "the plan found no device to run on")
     spec = replica_specs(config, plan)[0]
     faults = faults or Faults.from_env()
-    replica = DetectorReplica(spec, faults)
+    replicas = spec.replicas(faults)
     op = config.filter
     limits = limits_of(config)
     assembly = SampleAssembly(op, str(config.dataset.parent.resolve()), calibration)
@@ -59,10 +59,13 @@ def run_serial(config: RunConfig, plan: Plan | None = None, calibration: Calibra
                 if assembly.wants(task):  # else an earlier video of the sample failed
                     assembly.deliver(task, decode_here(task, op, limits, faults, config.decode_timeout_s))
             t1 = time.perf_counter()
-            detect_here(assembly, replica, config.detect_timeout_s)
+            detect_here(assembly, replicas, config.detect_timeout_s)
             collector.summary.time("decode", t1 - t0)
             collector.summary.time("detect", time.perf_counter() - t1)
             for outcome in assembly.outcomes():
                 collector.add(outcome)
+        counters = ReplicaCounters()
+        for replica in replicas.values():
+            counters.add(replica.counters)
         return collector.finish(detector={"name": op.detector, "device": spec.replica.device,
-                                          "batch_size": plan.batch_size, **replica.counters.to_json()})
+                                          "batch_size": plan.batch_size, **counters.to_json()})

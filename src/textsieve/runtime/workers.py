@@ -26,7 +26,7 @@ from ..config import OcrFilter
 from ..errors import Failure, SystemicFailure, VideoError
 from ..video.frames import Limits, SampledVideo
 from .faults import Faults
-from .flow import DecodeTask, DetectorReplica, FrameKey, FrameResult, ReplicaCounters, ReplicaSpec, decode_video
+from .flow import DecodeTask, FrameKey, FrameResult, ReplicaCounters, ReplicaSpec, decode_video
 
 CTX = mp.get_context("spawn")
 # a replica that dies this many times before its model is even loaded will not load
@@ -57,6 +57,7 @@ class DecodeFailed:
 @dataclass
 class DetectRequest:
     task_id: int
+    model: str
     keys: list[FrameKey]
     images: list[np.ndarray]
 
@@ -64,8 +65,9 @@ class DetectRequest:
 @dataclass
 class Detected:
     task_id: int
+    model: str
     results: list[FrameResult]
-    batch_size: int  # the batch the replica now handles, after any out-of-memory backoff
+    batch_size: int  # the batch this model now handles, after any out-of-memory backoff
     busy_s: float
     counters: ReplicaCounters  # this request's share
 
@@ -109,21 +111,25 @@ def replica_worker(conn: Connection, spec: ReplicaSpec, faults: Faults) -> None:
     if spec.visible is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = spec.visible  # before torch or ONNX Runtime loads
     # the child sees only its GPU: it is device 0 here
-    replica = DetectorReplica(spec.on("cuda:0") if spec.replica.device.startswith("cuda") else spec, faults)
+    replicas = (spec.on("cuda:0") if spec.replica.device.startswith("cuda") else spec).replicas(faults)
     started = time.perf_counter()
     try:
-        replica.load()
+        for replica in replicas.values():
+            replica.load()
     except SystemicFailure as exc:
         conn.send(ReplicaDown(str(exc)))
         return
-    conn.send(ReplicaReady(replica.device, os.getpid(), time.perf_counter() - started))
+    conn.send(ReplicaReady(spec.replica.device, os.getpid(), time.perf_counter() - started))
     while (request := conn.recv()) is not None:
+        replica = replicas[request.model]
         before = ReplicaCounters(**replica.counters.to_json())
         started = time.perf_counter()
         results = replica.detect(request.keys, request.images)
         share = ReplicaCounters(**{k: v - getattr(before, k) for k, v in replica.counters.to_json().items()})
-        conn.send(Detected(request.task_id, results, replica.sizer.current, time.perf_counter() - started, share))
-    replica.close()
+        conn.send(Detected(request.task_id, request.model, results, replica.sizer.current,
+                           time.perf_counter() - started, share))
+    for replica in replicas.values():
+        replica.close()
 
 
 class WorkerProcess:

@@ -42,7 +42,7 @@ class VideoSpec:
     gop: int = 25  # keyframe interval in frames
     bframes: int = 2
     codec: str = "libx264"
-    container: str = "mp4"  # mp4 | mkv | webm | mov
+    container: str = "mp4"  # mp4 | mkv | webm | mov | gif (gif: any size, libx264 needs even sides)
     faststart: bool = False  # mp4: put the index (moov) before the data
     blocks: tuple[TextBlock, ...] = field(default_factory=tuple)
     background: tuple[int, int, int] = (30, 60, 90)
@@ -123,11 +123,14 @@ def write_video(path: str | Path, spec: VideoSpec) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     options = {"movflags": "faststart"} if spec.faststart and spec.container in ("mp4", "mov") else {}
     muxer = {"mkv": "matroska"}.get(spec.container, spec.container)
+    gif = spec.container == "gif"
     with av.open(str(path), mode="w", format=muxer, options=options) as out:
-        stream = out.add_stream(spec.codec, rate=spec.fps)
+        stream = out.add_stream("gif" if gif else spec.codec, rate=spec.fps)
         stream.width, stream.height = spec.width, spec.height
-        stream.pix_fmt = "yuv420p"
-        if spec.codec == "libx264":
+        stream.pix_fmt = "rgb8" if gif else "yuv420p"
+        if gif:
+            pass
+        elif spec.codec == "libx264":
             stream.options = {
                 "preset": "ultrafast" if spec.width * spec.height > 2_000_000 else "veryfast",
                 "x264-params": f"keyint={spec.gop}:min-keyint={spec.gop}:scenecut=0:bframes={spec.bframes}",
@@ -136,6 +139,8 @@ def write_video(path: str | Path, spec: VideoSpec) -> Path:
             stream.codec_context.gop_size = spec.gop
         for i in range(spec.frames):
             frame = av.VideoFrame.from_ndarray(render_frame(spec, i), format="rgb24")
+            if gif:
+                frame = frame.reformat(format="rgb8")
             for packet in stream.encode(frame):
                 out.mux(packet)
         for packet in stream.encode():

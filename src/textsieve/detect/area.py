@@ -24,12 +24,28 @@ class Detections:
 
     horizontal: list[list[float]] = field(default_factory=list)
     free: list[list[list[float]]] = field(default_factory=list)
+    # quads the detector's own sanity rule refused as text (the fast detector's
+    # frame-filling boxes): not in the ratio, but they send a video to CRAFT
+    rejected: list[list[list[float]]] = field(default_factory=list)
 
     def to_json(self) -> dict:
-        return {
+        out = {
             "horizontal": [[float(v) for v in box] for box in self.horizontal],
             "free": [[[float(v) for v in p] for p in quad] for quad in self.free],
         }
+        if self.rejected:
+            out["rejected"] = [[[float(v) for v in p] for p in quad] for quad in self.rejected]
+        return out
+
+
+def polygons(det: Detections) -> list[list[int]]:
+    """The boxes as compact polygons, ``[x0, y0, x1, y1, x2, y2, x3, y3]`` in
+    whole pixels (horizontal boxes as their four corners): what the stats
+    keep, enough to draw them again."""
+    out = [[round(xmin), round(ymin), round(xmax), round(ymin), round(xmax), round(ymax), round(xmin), round(ymax)]
+           for xmin, xmax, ymin, ymax in det.horizontal]
+    out += [[round(v) for point in quad for v in point] for quad in det.free]
+    return out
 
 
 def triangle_area(p1: Sequence[float], p2: Sequence[float], p3: Sequence[float]) -> float:
@@ -88,5 +104,6 @@ def frame_text_ratio(det: Detections, width: int, height: int, mode: AreaMode = 
 def largest_box_share(det: Detections, width: int, height: int) -> float:
     """The share of the frame its single largest box covers: a detector that
     boxes a whole natural scene as text shows as one frame-filling box."""
-    shares = [dj_text_area([box], []) for box in det.horizontal] + [dj_text_area([], [quad]) for quad in det.free]
+    shares = ([dj_text_area([box], []) for box in det.horizontal]
+              + [dj_text_area([], [quad]) for quad in det.free + det.rejected])
     return max(shares, default=0.0) / float(width * height)

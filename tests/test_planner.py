@@ -57,7 +57,7 @@ def test_plan_invariants(inv, cost, limits):
             assert g.memory_fraction * info.total * g.replicas <= g.budget + 1e-6 * info.total
         caps.append(min(limits.max_replicas_per_gpu, max(0, g.budget) // cost.gpu_bytes))
     placed = sum(g.replicas for g in p.gpus)
-    np_cap = None if limits.np is None else max(1, limits.np - 1)
+    np_cap = limits.np  # np caps the replicas, never the decoders
     host_cap = max(0, (inv.ram_available - limits.decoder_bytes) // cost.host_bytes)
     # no fitting replica left unused below the caps, and host RAM never oversubscribed
     assert placed == min(sum(caps), host_cap, sum(caps) if np_cap is None else np_cap)
@@ -79,8 +79,8 @@ def test_plan_invariants(inv, cost, limits):
         assert not p.ok and p.error and p.replicas == []
     if p.ok:
         assert p.decoders >= 1
-        if limits.np is not None and limits.np >= 2:
-            assert len(p.replicas) + p.decoders <= limits.np
+        if limits.np is not None:
+            assert len(p.replicas) <= limits.np
 
 
 def test_heterogeneous_partly_occupied_gpus():
@@ -94,12 +94,14 @@ def test_heterogeneous_partly_occupied_gpus():
 
 def test_np_cap_follows_capacity_not_round_robin():
     inv = parse_simulated("16GiB:16GiB,80GiB:80GiB,80GiB:40GiB", cpu=16, ram=64 * GiB)
-    p = plan(inv, COST, PlanLimits(max_replicas_per_gpu=8, np=4))
-    # 3 replicas (np - 1 decoder), one per GPU: each fits one
+    p = plan(inv, COST, PlanLimits(max_replicas_per_gpu=8, np=3))
+    # 3 replicas, one per GPU: breadth first, each fits one
     assert [g.replicas for g in p.gpus] == [1, 1, 1]
-    two = plan(inv, COST, PlanLimits(max_replicas_per_gpu=8, np=3))
+    two = plan(inv, COST, PlanLimits(max_replicas_per_gpu=8, np=2))
     assert [g.replicas for g in two.gpus] == [0, 1, 1]  # the two roomiest
-    assert len(p.replicas) + p.decoders <= 4
+    # decoders follow the cores, not np: 16 cores - 0.5 per GPU replica
+    assert (p.decoders, two.decoders) == (14, 15)
+    assert "np=2 caps the total" in two.gpus[0].reason
 
 
 def test_nothing_fits_without_fallback_says_so():
@@ -127,8 +129,11 @@ def test_worked_example_eight_h100_one_half_occupied():
     assert [g.fits for g in p.gpus] == [37, 37, 37, 18, 37, 37, 37, 37]
     assert [g.replicas for g in p.gpus] == [2] * 8
     assert p.decoders == 88  # 96 cores - 16 replicas x 0.5 core
+    # np caps replicas, not decoders: 40 allows all 16 replicas, and decoders still follow the cores
     with_np = plan(inv, COST, PlanLimits(np=40))
-    assert sum(g.replicas for g in with_np.gpus) == 16 and len(with_np.replicas) + with_np.decoders == 40
+    assert sum(g.replicas for g in with_np.gpus) == 16 and with_np.decoders == 88
+    with_np = plan(inv, COST, PlanLimits(np=8))
+    assert [g.replicas for g in with_np.gpus] == [1] * 8 and with_np.decoders == 92
 
 
 @pytest.mark.parametrize("spec", ["80GiB", "abc:1GiB", "1GiB:2GiB"])

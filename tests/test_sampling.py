@@ -153,3 +153,24 @@ def test_keyframe_sampling_decodes_keyframes_only(make_video):
     path = str(make_video(SPECS["gop12_b2"], "gop12_b2"))
     sampled = sample_video(path, 3, method="keyframe")
     assert sampled.times == [0.0, 0.96, 1.92]  # keyframes at or before 0, 1.2 and 2.4 s
+
+
+@pytest.mark.parametrize("n", [2, 3, 5, 8])
+def test_skipping_non_reference_frames_keeps_the_frames_and_decodes_fewer(make_video, monkeypatch, n):
+    """24 s at 25 fps, a keyframe every 10 s, 3 B-frames between references:
+    walking to a target deep in a GOP skips the B-frames far from it, and
+    the frames picked are still a full decode's, bit for bit."""
+    from textsieve.video import frames as frames_module
+
+    spec = VideoSpec(frames=600, fps=Fraction(25), gop=250, bframes=3, width=160, height=120,
+                     blocks=(TextBlock("moving", 0, 50, size=20, dx=1),))
+    path = str(make_video(spec, "gop250_b3"))
+    sampled = sample_video(path, n)
+    decoded = full_decode(path)
+    expected = dj_select([(t, k) for t, k, _ in decoded], uniform_targets(Fraction(24), n))
+    assert sampled.times == [float(decoded[i][0]) for i in expected]
+    for i, image in zip(expected, sampled.images):
+        assert np.array_equal(decoded[i][2], image)
+    monkeypatch.setattr(frames_module, "SKIP_NON_REFERENCE", False)
+    plain = sample_video(path, n)
+    assert plain.times == sampled.times and sampled.decoded < plain.decoded

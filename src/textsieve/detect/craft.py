@@ -65,8 +65,13 @@ def bind_torch(replica) -> None:
     import torch
 
     if replica.device.startswith("cuda"):
-        if replica.memory_fraction:
-            torch.cuda.set_per_process_memory_fraction(replica.memory_fraction, torch.device(replica.device))
+        device = torch.device(replica.device)
+        fraction = replica.memory_fraction
+        if fraction is None and replica.memory_bytes:
+            # planned in bytes (a Ray pool's share): the allocator takes a fraction of this GPU
+            fraction = replica.memory_bytes / torch.cuda.get_device_properties(device).total_memory
+        if fraction:
+            torch.cuda.set_per_process_memory_fraction(min(1.0, fraction), device)
     else:
         torch.set_num_threads(replica.threads)
 

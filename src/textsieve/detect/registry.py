@@ -35,6 +35,9 @@ class Detector:
     # used until `textsieve profile` has measured the model on the device kind
     declared_cost: ModelCost
     uses_torch: bool  # whether torch's allocator counters describe its GPU memory
+    # the module that registers this description, for entries defined outside
+    # this file (tests, benchmarks): worker processes import it to know them
+    provider: str | None = None
 
 
 def _load_craft(device: str, replica: Replica | None = None, weights_dir: str | None = None, **params: Any):
@@ -98,6 +101,12 @@ class ModelKey:
 
 
 _models: dict[tuple[ModelKey, str], Any] = {}
+
+
+def register(detector: Detector) -> None:
+    """Add a description from elsewhere (a test-only detector, say). A
+    recipe still cannot name it: the config accepts only textsieve's own."""
+    DETECTORS[detector.name] = detector
 
 
 def describe(name: str) -> Detector:

@@ -41,7 +41,7 @@ class PlanLimits:
     reserve_bytes: int = 1 * GiB
     reserve_fraction: float = 0.05
     max_replicas_per_gpu: int = 2
-    np: int | None = None  # caps replicas + decoders
+    np: int | None = None  # Data-Juicer's process count: caps the detector replicas (not the decoders)
     allow_cpu_fallback: bool = True
     force_cpu: bool = False
     batch_size: int | None = None  # None: GPU_BATCH on a GPU, CPU_BATCH on a CPU
@@ -106,7 +106,9 @@ def plan(inventory: Inventory, cost: ModelCost, limits: PlanLimits = PlanLimits(
 
 def _plan(inventory: Inventory, cost: ModelCost, limits: PlanLimits) -> Plan:
     reasons: list[str] = [f"per-replica cost: {_fmt(cost.gpu_bytes)} GPU, {_fmt(cost.host_bytes)} host ({cost.source})"]
-    np_cap = None if limits.np is None else max(1, limits.np - 1)  # leave one process to decode
+    # np is how many copies of the model Data-Juicer would run: here it caps
+    # the replicas. Decoders hold no model; they follow the cores and the RAM.
+    np_cap = limits.np
     # every replica process also needs host RAM, and one decoder must fit beside them
     host_cap = max(0, (inventory.ram_available - limits.decoder_bytes) // max(1, cost.host_bytes))
     gpus: list[GpuPlan] = []
@@ -187,9 +189,6 @@ def _decoders(inventory: Inventory, limits: PlanLimits, replicas: list[Replica],
     by_ram = max(1, ram_left // limits.decoder_bytes)
     n = min(by_cpu, by_ram)
     why = f"decoders: {n} = min(cores left {by_cpu}, RAM left {_fmt(max(0, ram_left))} / {_fmt(limits.decoder_bytes)} = {by_ram})"
-    if limits.np is not None and n > max(1, limits.np - len(replicas)):
-        n = max(1, limits.np - len(replicas))
-        why += f", capped to {n} by np={limits.np}"
     return int(n), why
 
 
@@ -201,13 +200,11 @@ def _plan_cpu(inventory: Inventory, cost: ModelCost, limits: PlanLimits, gpus: l
     by_ram = max(1, (inventory.ram_available - limits.decoder_bytes) // max(1, cost.host_bytes))
     n = min(by_cores, by_ram)
     if limits.np is not None:
-        n = min(n, max(1, limits.np - 1))
+        n = min(n, limits.np)
     threads = max(1, cores // n)
     replicas = [Replica("cpu", None, threads) for _ in range(n)]
     # decoding is a few percent of CPU detection time: one decoder per replica at most
     decoders = max(1, min(n, cores - n * threads + 1))
-    if limits.np is not None:
-        decoders = max(1, min(decoders, limits.np - n))
     reasons.append(
         f"{n} CPU replica(s) x {threads} thread(s) = min(cores {cores} / {limits.cpu_threads_per_replica}, "
         f"RAM {_fmt(inventory.ram_available)} / {_fmt(cost.host_bytes)})"

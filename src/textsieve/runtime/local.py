@@ -26,13 +26,14 @@ from typing import Any, Iterator
 
 from ..calibration import Calibration
 from ..config import RunConfig
-from ..data.dataset import Row, read_rows
+from ..data.dataset import Row, dataset_base, read_rows
 from ..errors import ErrorKind, SystemicFailure
 from ..resources.planner import Plan
 from .collector import Collector
 from .faults import Faults
 from .flow import DETECT_TIMEOUT, REPLICA_CRASHED, DecodeTask, Frame, ReplicaCounters, SampleAssembly, decode_timeout
-from .planning import replica_specs
+from .planning import detect_frame_size, replica_specs
+from .shm import FramePool, SharedFrame, pool_size
 from .steps import limits_of
 from .workers import (DecodeFailed, DecodeRequest, Decoded, DetectRequest, Detected, ReplicaDown, ReplicaReady,
                       LOAD_TIMEOUT_S, MAX_LOAD_CRASHES, WorkerProcess, decode_worker, replica_worker)
@@ -43,16 +44,19 @@ log = logging.getLogger(__name__)
 class LocalExecutor:
     def __init__(self, config: RunConfig, plan: Plan, calibration: Calibration | None = None, restart: bool = False,
                  retry_errors: bool = False, faults: Faults | None = None, max_wait_s: float = 0.2,
-                 buffer_bytes: int = 512 << 20):
-        self.config, self.plan = config, plan
+                 buffer_bytes: int = 512 << 20, transport: str = "shm"):
+        self.config, self.plan, self.calibration = config, plan, calibration
         self.restart, self.retry_errors = restart, retry_errors
         self.faults = faults or Faults.from_env()
         self.max_wait_s = max_wait_s
         self.buffer_limit = buffer_bytes
+        self.transport = transport  # "shm": frames in shared memory; "pipe": pickled through this process
         self.op = config.filter
         self.limits = limits_of(config)
         self.specs = replica_specs(config, plan)
-        self.assembly = SampleAssembly(self.op, str(config.dataset.parent.resolve()), calibration)
+        self.pool: FramePool | None = None
+        self.decode_slots: dict[int, list[int]] = {}  # shared-memory slots each decoder holds
+        self.assembly = SampleAssembly(self.op, dataset_base(config.dataset), calibration, self._release)
         self.queue: deque[DecodeTask] = deque()  # videos waiting for a decoder
         self.max_open = max(8, 4 * (plan.decoders + len(plan.replicas) * plan.batch_size))
         self.decoders: list[WorkerProcess] = []
@@ -63,7 +67,26 @@ class LocalExecutor:
         self.load_crashes = [0] * len(self.specs)
         self.counters = ReplicaCounters()
         self.busy_s = 0.0  # seconds the replicas spent detecting
+        self.ready_at: float | None = None  # when every replica had loaded its model
         self.batches: list[int] = []
+
+    # ---- frames in shared memory ---------------------------------------------
+    def _open_pool(self) -> None:
+        width, height = detect_frame_size(self.config)
+        slot_bytes = width * height * 3
+        slots, why = pool_size(self.buffer_limit, slot_bytes, self.op.frame_sample_num)
+        if self.transport == "shm" and slots:
+            self.pool = FramePool.create(slots, slot_bytes)
+        self.frames_note = why if self.transport == "shm" else "frames through the pipes (transport: pipe)"
+        log.info("frame transport: %s", self.frames_note)
+
+    def _release(self, image: Any) -> None:
+        if isinstance(image, SharedFrame) and self.pool is not None:
+            self.pool.release([image.slot])
+
+    def _free_decode_slots(self, w: WorkerProcess, used: set[int] = frozenset()) -> None:
+        if self.pool is not None:
+            self.pool.release([slot for slot in self.decode_slots.pop(w.index, []) if slot not in used])
 
     # ---- samples -----------------------------------------------------------
     def _open_samples(self, rows: Iterator[Row], collector: Collector) -> bool:
@@ -80,9 +103,18 @@ class LocalExecutor:
     def _dispatch(self, decoding_done: bool) -> None:
         for w in self.decoders:
             while w.task is None and self.queue and self.assembly.buffered_bytes < self.buffer_limit:
+                if not self.assembly.wants(self.queue[0]):  # its sample already failed
+                    self.queue.popleft()
+                    continue
+                slots: list[int] = []
+                if self.pool is not None:
+                    # decoding waits for room: the pool is the frame budget
+                    slots = self.pool.acquire(self.op.frame_sample_num)
+                    if slots is None:
+                        return
                 task = self.queue.popleft()
-                if self.assembly.wants(task):  # else its sample already failed
-                    w.send(task, DecodeRequest(0, task))
+                self.decode_slots[w.index] = slots
+                w.send(task, DecodeRequest(0, task, slots))
         now = time.monotonic()
         for w in self.replicas:
             if w.task is None and w.ready:
@@ -97,6 +129,7 @@ class LocalExecutor:
         log.warning("%s worker %d died (exit %s); restarting it", w.kind, w.index, w.proc.exitcode)
         held, w.task = w.task, None
         if w.kind == "decode":
+            self._free_decode_slots(w)
             if held is not None and self.assembly.decode_lost(held):
                 self.queue.appendleft(held)
         elif not w.ready:
@@ -115,8 +148,9 @@ class LocalExecutor:
             limit = self.config.decode_timeout_s
             if w.task is not None and now - w.started > limit:
                 task, w.task = w.task, None
+                w.replace()  # first: the killed decoder can no longer write into its slots
+                self._free_decode_slots(w)
                 self.assembly.decode_failed(task, decode_timeout(task.path, limit))
-                w.replace()
         for w in self.replicas:
             limit = self.config.detect_timeout_s if w.ready else LOAD_TIMEOUT_S
             if now - w.started <= limit:
@@ -127,20 +161,24 @@ class LocalExecutor:
                 frames, w.task = w.task, None
                 log.warning("detector replica %d held a batch for over %g s; restarting it", w.index, limit)
                 self.restarts["replica"] += 1
+                w.replace()  # first: its frames' slots may be reused once it is gone
                 self.assembly.frames_lost(frames, ErrorKind.TIMEOUT, DETECT_TIMEOUT.format(limit=limit))
-                w.replace()
 
     def _receive(self, w: WorkerProcess, msg: Any) -> None:
         if isinstance(msg, ReplicaReady):
             w.ready = True
+            if all(r.ready for r in self.replicas) and self.ready_at is None:
+                self.ready_at = time.monotonic()
             log.debug("replica %d ready on %s (pid %d) after %.1f s", w.index, msg.device, msg.pid, msg.load_s)
             return
         if isinstance(msg, ReplicaDown):
             raise SystemicFailure(msg.message)
         task, w.task = w.task, None
         if isinstance(msg, Decoded):
+            self._free_decode_slots(w, {image.slot for image in msg.video.images if isinstance(image, SharedFrame)})
             self.assembly.decoded(task, msg.video)
         elif isinstance(msg, DecodeFailed):
+            self._free_decode_slots(w)
             self.assembly.decode_failed(task, msg.failure)
         elif isinstance(msg, Detected):
             self.batch_sizes[w.index][msg.model] = msg.batch_size
@@ -154,13 +192,16 @@ class LocalExecutor:
         started = time.monotonic()
         with Collector(self.config, self.plan, "local", restart=self.restart,
                        retry_errors=self.retry_errors) as collector:
-            decode_args = (self.op, self.limits, self.faults, self.plan.decoder_threads)
-            self.decoders = [WorkerProcess("decode", i, decode_worker, decode_args) for i in range(self.plan.decoders)]
-            self.replicas = [WorkerProcess("replica", i, replica_worker, (spec, self.faults), ready=False)
-                             for i, spec in enumerate(self.specs)]
             rows = iter(read_rows(self.config.dataset))
             more = True
             try:
+                self._open_pool()
+                pool = self.pool.ref() if self.pool is not None else None
+                decode_args = (self.op, self.limits, self.faults, self.plan.decoder_threads, pool)
+                self.decoders = [WorkerProcess("decode", i, decode_worker, decode_args)
+                                 for i in range(self.plan.decoders)]
+                self.replicas = [WorkerProcess("replica", i, replica_worker, (spec, self.faults, pool), ready=False)
+                                 for i, spec in enumerate(self.specs)]
                 while True:
                     if more:
                         more = self._open_samples(rows, collector)
@@ -190,7 +231,9 @@ class LocalExecutor:
                           "batch_size": self.plan.batch_size, **self.counters.to_json()},
                 workers={"decoders": self.plan.decoders, "replicas": len(self.specs), "restarts": self.restarts,
                          "replica_busy_s": round(self.busy_s, 3), "batches": len(self.batches),
-                         "mean_batch": round(sum(self.batches) / max(1, len(self.batches)), 2)},
+                         "mean_batch": round(sum(self.batches) / max(1, len(self.batches)), 2),
+                         "frame_transport": self.frames_note,
+                         "ready_s": round((self.ready_at or started) - started, 3)},
                 wall_s=round(time.monotonic() - started, 3),
             )
 
@@ -200,3 +243,5 @@ class LocalExecutor:
         deadline = time.monotonic() + 10
         for w in self.decoders + self.replicas:
             w.join(deadline)
+        if self.pool is not None:
+            self.pool.close()

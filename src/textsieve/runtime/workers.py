@@ -16,7 +16,7 @@ import os
 import signal
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any, Callable
 
@@ -27,6 +27,7 @@ from ..errors import Failure, SystemicFailure, VideoError
 from ..video.frames import Limits, SampledVideo
 from .faults import Faults
 from .flow import DecodeTask, FrameKey, FrameResult, ReplicaCounters, ReplicaSpec, decode_video
+from .shm import PoolRef, SharedFrame
 
 CTX = mp.get_context("spawn")
 # a replica that dies this many times before its model is even loaded will not load
@@ -40,12 +41,13 @@ LOAD_TIMEOUT_S = 600.0
 class DecodeRequest:
     task_id: int
     task: DecodeTask
+    slots: list[int] = field(default_factory=list)  # shared-memory slots to write the frames into
 
 
 @dataclass
 class Decoded:
     task_id: int
-    video: SampledVideo
+    video: SampledVideo  # its images: SharedFrame handles, or arrays for frames larger than a slot
 
 
 @dataclass
@@ -59,7 +61,7 @@ class DetectRequest:
     task_id: int
     model: str
     keys: list[FrameKey]
-    images: list[np.ndarray]
+    images: list[np.ndarray | SharedFrame]
 
 
 @dataclass
@@ -97,17 +99,24 @@ def die_with_parent() -> None:
             pass
 
 
-def decode_worker(conn: Connection, op: OcrFilter, limits: Limits, faults: Faults, threads: int = 1) -> None:
+def decode_worker(conn: Connection, op: OcrFilter, limits: Limits, faults: Faults, threads: int = 1,
+                  pool: PoolRef | None = None) -> None:
     die_with_parent()
+    frames = pool.attach() if pool is not None else None
     while (request := conn.recv()) is not None:
         try:
-            conn.send(Decoded(request.task_id, decode_video(request.task, op, limits, faults, threads)))
+            video = decode_video(request.task, op, limits, faults, threads)
         except VideoError as exc:
             conn.send(DecodeFailed(request.task_id, exc.failure))
+            continue
+        if frames is not None:
+            video.images = frames.put_all(request.slots, video.images)
+        conn.send(Decoded(request.task_id, video))
 
 
-def replica_worker(conn: Connection, spec: ReplicaSpec, faults: Faults) -> None:
+def replica_worker(conn: Connection, spec: ReplicaSpec, faults: Faults, pool: PoolRef | None = None) -> None:
     die_with_parent()
+    frames = pool.attach() if pool is not None else None
     if spec.visible is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = spec.visible  # before torch or ONNX Runtime loads
     # the child sees only its GPU: it is device 0 here
@@ -124,7 +133,8 @@ def replica_worker(conn: Connection, spec: ReplicaSpec, faults: Faults) -> None:
         replica = replicas[request.model]
         before = ReplicaCounters(**replica.counters.to_json())
         started = time.perf_counter()
-        results = replica.detect(request.keys, request.images)
+        images = [frames.resolve(image) for image in request.images] if frames is not None else request.images
+        results = replica.detect(request.keys, images)
         share = ReplicaCounters(**{k: v - getattr(before, k) for k, v in replica.counters.to_json().items()})
         conn.send(Detected(request.task_id, request.model, results, replica.sizer.current,
                            time.perf_counter() - started, share))

@@ -11,15 +11,20 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Literal
+from typing import Literal, Sequence
 
 import av
 import numpy as np
 
+from ..data.sources import filesystem, is_url
 from ..errors import ErrorKind, VideoError
 from .sampling import TargetMatcher, effective_frame_count, interval_targets, uniform_targets
 
 SamplingMethod = Literal["uniform", "interval", "keyframe"]
+# bytes per ranged read of a remote video: a seek fetches the blocks it lands in, not the file
+REMOTE_BLOCK = 1 << 20
+# skip non-reference frames while walking to a far target (tests and benchmarks switch it off to compare)
+SKIP_NON_REFERENCE = True
 
 
 @dataclass(frozen=True)
@@ -53,7 +58,11 @@ class SampledVideo:
 
 
 def open_video(path: str) -> av.container.InputContainer:
-    """Open ``path`` or raise a :class:`VideoError` saying what is wrong."""
+    """Open ``path`` (a file, or an fsspec URL: ``s3://``, ``gs://``,
+    ``http(s)://``, read with ranged requests so that seeking fetches only
+    what is decoded) or raise a :class:`VideoError` saying what is wrong."""
+    if is_url(path):
+        return _open_remote(path)
     if not os.path.exists(path):
         raise VideoError(ErrorKind.MISSING_FILE, f"{path}: no such file", path)
     if os.path.isdir(path):
@@ -69,6 +78,28 @@ def open_video(path: str) -> av.container.InputContainer:
             "or be cut before its index (a truncated MP4 whose moov atom is at the end)",
             path,
         ) from exc
+
+
+def _open_remote(path: str) -> av.container.InputContainer:
+    # Credentials come from the usual environment (AWS_*, GOOGLE_APPLICATION_CREDENTIALS,
+    # ~/.aws): fsspec's backends read them; nothing here logs them.
+    try:
+        fs, inner = filesystem(path)
+        if not fs.exists(inner):
+            raise VideoError(ErrorKind.MISSING_FILE, f"{path}: no such file", path)
+        if fs.size(inner) == 0:
+            raise VideoError(ErrorKind.EMPTY_FILE, f"{path}: object is empty (0 bytes)", path)
+        handle = fs.open(inner, "rb", block_size=REMOTE_BLOCK)
+    except VideoError:
+        raise
+    except Exception as exc:  # a store that failed to answer: worth a retry (--retry-errors)
+        raise VideoError(ErrorKind.REMOTE_READ, f"{path}: could not be read from its store ({type(exc).__name__})",
+                         path) from exc
+    try:
+        return av.open(handle, metadata_errors="ignore")
+    except (av.error.FFmpegError, UnicodeDecodeError, OSError) as exc:
+        handle.close()
+        raise VideoError(ErrorKind.UNREADABLE, f"{path}: FFmpeg cannot read it as a video ({exc})", path) from exc
 
 
 def probe(container: av.container.InputContainer, path: str, limits: Limits) -> VideoInfo:
@@ -233,6 +264,9 @@ def _exact_frames(
         return []
     time_base = Fraction(stream.time_base)
     matcher = TargetMatcher(targets)
+    rate = stream.average_rate or stream.guessed_rate or 25
+    # H.264 reorders at most 16 frames; frame threads add one frame of lag each
+    skip_window = max(Fraction(1, 2), Fraction(16 + 2 + (stream.codec_context.thread_count or 1)) / Fraction(rate))
     last: tuple[Fraction, av.VideoFrame] | None = None
     seen_until: int | None = None  # frames at or before this pts were already offered
     gop = Fraction(1)  # longest keyframe interval seen, seconds: below it, decoding on beats seeking
@@ -266,6 +300,14 @@ def _exact_frames(
             if matcher.done:
                 return matcher.picked()
             target = matcher.pending
+            # Far from the target, frames nothing refers to (B-frames) cannot be
+            # picked: let the decoder skip them (2x cheaper walks through long
+            # GOPs, bench/RESULTS.md). Near it, decode everything: the window
+            # covers the decoder's reordering and threading lag. The last
+            # frame shown is always a reference frame, so end-of-stream
+            # fallbacks are unaffected.
+            if SKIP_NON_REFERENCE:
+                stream.codec_context.skip_frame = "NONREF" if target - time > skip_window else "DEFAULT"
             if may_seek and target - time > gop and (seek_at is None or target > seek_at):
                 # (a second seek for the same target would land on the same keyframe)
                 next_seek = target
@@ -296,3 +338,44 @@ def _keyframes_at(container, stream, targets: list[Fraction], path: str) -> list
             picked.append((_frame_time(frame, time_base, path), frame))
             break
     return picked
+
+
+def frames_at(path: str, times: Sequence[float], max_side: int | None = None,
+              tolerance_s: float = 1e-4) -> list[np.ndarray]:
+    """The frames shown at ``times`` (seconds, as ``stats.jsonl`` saves
+    them), decoded again exactly, RGB, scaled as ``sample_video`` scales
+    them: what ``textsieve report`` draws the saved boxes on. Raises a
+    :class:`VideoError` when the file is gone, unreadable, or holds no frame
+    at one of the times (it changed since the run)."""
+    container = open_video(path)
+    try:
+        if not container.streams.video:
+            raise VideoError(ErrorKind.NO_VIDEO_STREAM, f"{path}: no video stream", path)
+        stream = container.streams.video[0]
+        time_base = Fraction(stream.time_base)
+        size = scaled_size(stream.codec_context.width, stream.codec_context.height, max_side)
+        return [_rgb(_frame_at(container, stream, time_base, t, tolerance_s, path), size) for t in times]
+    except av.error.FFmpegError as exc:
+        raise VideoError(ErrorKind.DECODE_ERROR, f"{path}: decoding failed ({exc})", path) from exc
+    finally:
+        container.close()
+
+
+def _frame_at(container, stream, time_base: Fraction, time: float, tolerance_s: float, path: str) -> av.VideoFrame:
+    # The saved time is a float of the frame's exact pts * time_base, so
+    # rounding gives its pts back and the backward seek lands on its keyframe.
+    container.seek(round(Fraction(time) / time_base), stream=stream, backward=True, any_frame=False)
+    for attempt in ("seek", "from_start"):
+        for frame in container.decode(stream):
+            t = float(_frame_time(frame, time_base, path))
+            if abs(t - time) <= tolerance_s:
+                return frame
+            if t > time + tolerance_s:
+                break
+        if attempt == "seek":
+            # Past the time already: the demuxer overshot the keyframe (as
+            # _exact_frames also meets); decode from the start instead.
+            container.seek(0)
+    raise VideoError(ErrorKind.DECODE_ERROR,
+                     f"{path}: no frame at {time:.3f} s; the file changed since the run (run it again to re-judge)",
+                     path)

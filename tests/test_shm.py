@@ -1,0 +1,121 @@
+"""Frames in shared memory: the pool's bookkeeping, and no segment left
+behind however a run ends (finished, a worker killed, the whole run killed)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import psutil
+import pytest
+
+from runs import args, outputs
+from textsieve.cli import main
+from textsieve.runtime.shm import PREFIX, SHM_DIR, FramePool, SharedFrame, pool_size, sweep_stale
+
+pytestmark = pytest.mark.skipif(not os.path.isdir(SHM_DIR), reason="no /dev/shm")
+
+
+def segments_of(pid: int) -> list[str]:
+    return [name for name in os.listdir(SHM_DIR) if name.startswith(f"{PREFIX}{pid}-")]
+
+
+def test_slots_carry_frames_in_place_and_come_back():
+    pool = FramePool.create(slots=3, slot_bytes=12 * 10 * 3)
+    try:
+        frame = np.random.default_rng(0).integers(0, 255, (10, 12, 3), dtype=np.uint8)
+        big = np.zeros((20, 20, 3), np.uint8)
+        slots = pool.acquire(2)
+        assert slots is not None and pool.acquire(2) is None  # one left
+        handles = pool.put_all(slots, [frame, big])
+        assert isinstance(handles[0], SharedFrame) and handles[1] is big  # too large for a slot: stays an array
+        other = FramePool.attach(pool.name, 3, pool.slot_bytes)  # as a worker sees it
+        assert np.array_equal(other.resolve(handles[0]), frame)
+        other.close()
+        pool.release(slots)
+        assert sorted(pool.free) == [0, 1, 2]
+    finally:
+        pool.close()
+    assert not segments_of(os.getpid())
+
+
+def test_the_pool_fits_the_budget_and_the_shared_memory_it_has(tmp_path):
+    stat = os.statvfs(SHM_DIR)
+    fit = int(stat.f_bavail * stat.f_frsize * 0.8) // (6 << 20)
+    slots, why = pool_size(512 << 20, 6 << 20, 3)
+    assert slots == min(85, fit)  # the budget's worth, or what /dev/shm holds
+    # a shared-memory file system too small for one video's frames: the pipes carry them
+    stat = os.statvfs(tmp_path)
+    room = stat.f_bavail * stat.f_frsize
+    assert pool_size(room * 4, room, 3, directory=str(tmp_path))[0] == 0
+
+
+def test_stale_segments_of_dead_runs_are_swept(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f"{PREFIX}{dead.stdout.strip()}-abcd"
+    live = tmp_path / f"{PREFIX}{os.getpid()}-abcd"
+    other = tmp_path / "someone-elses"
+    for path in (stale, live, other):
+        path.write_bytes(b"x")
+    assert sweep_stale(str(tmp_path)) == [stale.name]
+    assert live.exists() and other.exists() and not stale.exists()
+
+
+def test_pipe_and_shared_memory_transports_give_identical_outputs(small_dataset, tmp_path):
+    from textsieve.recipe import build_config
+    from textsieve.runtime.local import LocalExecutor
+    from textsieve.runtime.planning import plan_for
+
+    for transport in ("pipe", "shm"):
+        config = build_config(overrides={"dataset_path": str(small_dataset), "export_path": str(tmp_path / transport),
+                                         "filter.max_area_ratio": 0.05, "batch_size": 4})
+        summary = LocalExecutor(config, plan_for(config)[1], transport=transport).run()
+        assert ("shared memory" in summary["workers"]["frame_transport"]) == (transport == "shm")
+    assert outputs(tmp_path / "pipe") == outputs(tmp_path / "shm")
+    assert not segments_of(os.getpid())
+
+
+def test_no_segment_outlives_a_run_whose_workers_are_killed(small_dataset, tmp_path):
+    command = [sys.executable, "-m", "textsieve.cli", *args(small_dataset, tmp_path / "out", "local")]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    killed = 0
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and killed < 2 and time.monotonic() < deadline:
+        try:
+            workers = [c for c in psutil.Process(proc.pid).children() if "spawn_main" in " ".join(c.cmdline())]
+        except psutil.Error:  # a worker just died (a zombie until reaped): look again
+            workers = []
+        if len(workers) >= 2 and segments_of(proc.pid):
+            os.kill(workers[killed].pid, signal.SIGKILL)  # a decoder, then a replica: each is replaced
+            killed += 1
+            time.sleep(2)
+        time.sleep(0.2)
+    assert proc.wait(timeout=300) == 0 and killed == 2
+    assert not segments_of(proc.pid)
+
+
+def test_a_killed_run_leaves_no_segment_once_it_resumes(small_dataset, undisturbed_local, tmp_path):
+    """The whole process group killed (its resource tracker too): the segment
+    is orphaned, and the next run, resuming, removes it."""
+    command = [sys.executable, "-m", "textsieve.cli", *args(small_dataset, tmp_path / "out", "local")]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not segments_of(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert segments_of(proc.pid), "the run never created its frame pool"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert main(args(small_dataset, tmp_path / "out", "local")) == 0
+    assert not segments_of(proc.pid)
+    assert outputs(tmp_path / "out") == undisturbed_local
+
+
+@pytest.fixture(scope="module")
+def undisturbed_local(small_dataset, tmp_path_factory) -> dict[str, str]:
+    out = tmp_path_factory.mktemp("undisturbed") / "out"
+    assert main(args(small_dataset, out, "serial")) == 0
+    return outputs(out)

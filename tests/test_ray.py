@@ -13,7 +13,9 @@ from textsieve.recipe import build_config
 from textsieve.resources.inventory import GiB, parse_simulated
 from textsieve.resources.planner import ModelCost, PlanLimits, plan
 from textsieve.runtime.preflight import resolve_calibration
-from textsieve.runtime.ray_exec import NodePlan, RayExecutor, cpu_actor_cpus, pools_from_plans, split_by_weight
+from textsieve.data.journal import index_ranges
+from textsieve.runtime.ray_exec import (NodePlan, RayExecutor, _in_ranges, cpu_actor_cpus, pool_bounds,
+                                        pools_from_plans)
 from textsieve.runtime.serial import run_serial
 from textsieve.synthetic import TextBlock, VideoSpec, write_video
 
@@ -62,10 +64,17 @@ def test_cpu_actors_always_leave_a_cpu_for_decoding(cores, actors, threads, expe
     assert actors * cpus + min(1.0, cores / 2) <= cores  # one decode task always fits beside them
 
 
-def test_split_by_weight_is_proportional_and_complete():
-    shares = split_by_weight(list(range(100)), [3, 1])
+def test_pools_are_dealt_rows_in_proportion_and_each_row_once():
+    bounds = pool_bounds([3, 1])
+    shares = [[i for i in range(100) if lo <= i % 4 < hi] for lo, hi in bounds]
     assert sorted(shares[0] + shares[1]) == list(range(100))
     assert len(shares[0]) == 75 and len(shares[1]) == 25
+
+
+def test_done_sets_ship_as_ranges():
+    ranges = index_ranges({0, 1, 2, 5, 7, 8})
+    assert ranges == [(0, 3), (5, 6), (7, 9)]
+    assert [i for i in range(10) if _in_ranges(ranges, i)] == [0, 1, 2, 5, 7, 8]
 
 
 @pytest.fixture(scope="module")

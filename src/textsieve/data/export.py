@@ -205,3 +205,29 @@ def _unfinalize(paths: dict[str, Path]) -> tuple[set[int], dict[str, int]]:
                     errors_part.write(b"%d\t%s" % (index, line))
                     done.add(index)
     return done, {name: part_of(path).stat().st_size for name, path in paths.items()}
+
+
+def iter_records(export_dir: Path, kept_file: Path, name: str) -> Iterator[dict]:
+    """One output's records (``kept``, ``dropped``, ``errors`` or ``stats``)
+    of a finished run, or of a running or stopped one (its part file, in
+    completion order, a torn last line skipped), single files or shards:
+    what readers such as ``textsieve report`` see while a run goes on."""
+    from .shards import MANIFEST, read_manifest, read_shard
+
+    if (Path(export_dir) / MANIFEST).exists():
+        for entry in read_manifest(Path(export_dir))[1]:
+            if name in entry.files:
+                yield from read_shard(Path(export_dir) / entry.files[name])
+        return
+    path = output_paths(Path(export_dir), Path(kept_file))[name]
+    if path.exists():
+        yield from read_jsonl(path)
+        return
+    part = part_of(path)
+    if not part.exists():
+        return
+    with open(part, "rb") as f:
+        for line in f:
+            if not line.endswith(b"\n"):
+                break  # being written, or torn by a crash
+            yield json.loads(line.partition(b"\t")[2])

@@ -139,3 +139,15 @@ def replace_settings(export_dir: Path, settings: dict[str, Any]) -> None:
     tmp = path.with_name(path.name + ".rewrite")
     tmp.write_text("\n".join(lines), encoding="utf-8")
     os.replace(tmp, path)
+
+
+def index_ranges(indices: set[int]) -> list[tuple[int, int]]:
+    """Sorted ``(start, stop)`` ranges covering ``indices``: a done set kept
+    or shipped small (it is mostly contiguous)."""
+    out: list[tuple[int, int]] = []
+    for index in sorted(indices):
+        if out and out[-1][1] == index:
+            out[-1] = (out[-1][0], index + 1)
+        else:
+            out.append((index, index + 1))
+    return out

@@ -18,7 +18,7 @@ from rich.table import Table
 from .. import __version__
 from ..calibration import Calibration, VideoPair, calibrate, save_calibration, threshold_ranges
 from ..config import RunConfig
-from ..data.dataset import Row, read_rows, video_paths
+from ..data.dataset import Row, dataset_base, read_rows, video_paths
 from ..data.export import dumps, read_jsonl, write_json_atomic
 from ..errors import ConfigError, VideoError
 from .collector import AlreadyComplete
@@ -29,7 +29,7 @@ def draw_samples(config: RunConfig, count: int, seed: int) -> list[Row]:
     """A uniform random draw of ``count`` judgeable samples (reservoir: one
     pass, memory bounded by ``count``), in dataset order."""
     rng = random.Random(seed)
-    base = str(config.dataset.parent.resolve())
+    base = dataset_base(config.dataset)
     chosen: list[Row] = []
     seen = 0
     for row in read_rows(config.dataset):
@@ -109,7 +109,7 @@ def run_calibration(config: RunConfig, samples: int = 200, seed: int = 0, out: s
     fast = _pass(config, sample_file, work / fast_detector, fast_detector, op.max_side, restart)
     pairs = read_pairs(reference, fast)
     fitted_on = {
-        "dataset": str(config.dataset.resolve()), "samples": len(rows), "seed": seed, "videos": len(pairs),
+        "dataset": config.dataset, "samples": len(rows), "seed": seed, "videos": len(pairs),
         "frames": sum(len(p.fast) for p in pairs), "frame_sample_num": op.frame_sample_num, "sampling": op.sampling,
         "area_mode": op.area_mode, "aggregate": op.aggregate, "textsieve_version": __version__,
         "fitted_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -117,7 +117,7 @@ def run_calibration(config: RunConfig, samples: int = 200, seed: int = 0, out: s
     ranges = threshold_ranges(op.min_area_ratio, op.max_area_ratio)
     calibration = calibrate(pairs, fast_detector, op.max_side, op.aggregate, ranges, fitted_on, seed=seed, level=level)
     write_json_atomic(work / "report.json", calibration.report)
-    recipe = next(iter(ranges))  # the recipe's own range comes first
+    recipe = next(name for name, lo_hi in ranges.items() if lo_hi == (op.min_area_ratio, op.max_area_ratio))
     gate = "cascade_held_out" if op.detector == "cascade" else "held_out"
     agreed = calibration.report[gate]["agreement"][recipe]
     if agreed < min_agreement and not force:

@@ -10,20 +10,24 @@ sample stops the run (see :class:`FailureStreak`).
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import os
 import time
 from collections import Counter
 from contextlib import contextmanager
+from functools import cached_property
 from pathlib import Path
 from typing import Iterator
 
 from ..calibration import load_calibration
 from ..config import RunConfig
 from ..data.dataset import count_rows
-from ..data.export import ExportWriter, output_paths, read_jsonl, reopen_for_retry, write_json_atomic
-from ..data.journal import Journal
+from ..data.export import dumps, write_json_atomic
+from ..filter import STATS_FIELD
 from ..data.lock import FolderLock
+from ..data.outputs import Sharded, SingleFiles
+from ..data.shards import ShardEntry
 from ..errors import TRANSIENT_KINDS, RunStopped, SystemicFailure
 from ..outcome import SampleOutcome
 from ..report.summary import SummaryBuilder
@@ -41,12 +45,13 @@ def semantic_settings(config: RunConfig) -> dict:
     """What changes the answers: a resume with other values is refused.
     (np, batch size, device and planning do not change answers.)"""
     return {
-        "dataset_path": str(Path(config.dataset_path).resolve()),
+        "dataset_path": config.dataset,
         "kept_file": str(Path(config.kept_file).resolve()),
         "filter": config.filter.model_dump(),
         "max_video_pixels": config.max_video_pixels,
         "max_video_duration_s": config.max_video_duration_s,
         "calibration": ratio_source(config).get("calibration_fingerprint"),
+        "outputs": {"sharded": config.sharded, "export_type": config.export_type},
     }
 
 
@@ -119,7 +124,7 @@ class Collector:
     it can and releases the folder, so the same command resumes."""
 
     def __init__(self, config: RunConfig, plan: Plan | None, executor: str, restart: bool = False,
-                 retry_errors: bool = False, commit_every_s: float = 2.0, gpu_query=None):
+                 retry_errors: bool = False, commit_every_s: float = 2.0, gpu_query=None, total: int | None = None):
         self.config, self.plan, self.executor = config, plan, executor
         self.lock = FolderLock(config.export_dir).acquire()
         try:
@@ -127,7 +132,7 @@ class Collector:
         except BaseException:
             self.lock.release()
             raise
-        self.total = count_rows(config.dataset)
+        self.total = total if total is not None else count_rows(config.dataset)
         self.summary = SummaryBuilder()
         self.streak = FailureStreak(config.failure_streak)
         # GPUs are watched where this process runs; a cluster run's nodes report their own
@@ -135,32 +140,35 @@ class Collector:
         reserves = {g.index: g.reserve for g in gpus}
         query = gpu_query if gpu_query is not None else (nvml_query if gpus and not config.simulate_gpus else None)
         self.monitor = ResourceMonitor(query, reserves).start()
-        self.progress = Progress(self.total, len(self.done), self.monitor)
-        self._pending: list[int] = []
+        self.progress = Progress(self.total, self.output.done_count, self.monitor)
         self._last_commit = time.monotonic()
         self.commit_every_s = commit_every_s
         self._closed = False
 
     def _open(self, restart: bool, retry_errors: bool) -> None:
         config = self.config
-        self.journal = Journal(config.export_dir, semantic_settings(config), restart=restart)
-        resumed = self.journal.resumed
-        self.retried: set[int] = set()
-        kinds = frozenset(k.value for k in TRANSIENT_KINDS)
-        if retry_errors and not (resumed.complete and not _has_errors_of(config, kinds)):
-            done, offsets, self.retried = reopen_for_retry(config.export_dir, config.kept_file, resumed.done,
-                                                           resumed.offsets, resumed.complete, kinds)
-            self.journal.rewrite(done, offsets)
-            log.info("--retry-errors: judging %d sample(s) with transient errors again", len(self.retried))
-        if self.journal.resumed.complete:
-            self.journal.close()
+        kinds = frozenset(k.value for k in TRANSIENT_KINDS) if retry_errors else None
+        settings = semantic_settings(config)
+        with self._io():
+            if config.sharded:
+                self.output: SingleFiles | Sharded = Sharded(config.export_dir, config.export_type, config.export_shard_size,
+                                                             settings, restart, kinds)
+            else:
+                self.output = SingleFiles(config.export_dir, config.kept_file, settings, restart, kinds)
+        if self.output.retried:
+            log.info("--retry-errors: judging %d sample(s) with transient errors again", len(self.output.retried))
+        if self.output.complete:
+            self.output.close()
             more = " and has no transient errors to retry" if retry_errors else " (pass --restart to redo it)"
             raise AlreadyComplete(f"{config.export_dir} already holds this run's finished outputs{more}")
-        self.done = set(self.journal.resumed.done)
-        if self.done:
-            log.info("resuming: %d samples already done in %s", len(self.done), config.export_dir)
-        with self._io():
-            self.writer = ExportWriter(config.export_dir, config.kept_file, self.journal.resumed.offsets)
+        if self.output.done_count:
+            log.info("resuming: %d samples already done in %s", self.output.done_count, config.export_dir)
+
+    @cached_property
+    def done(self) -> set[int]:
+        """The samples already done, for executors that check rows one by one
+        (the Ray executor ships ``output.done_ranges()`` instead)."""
+        return set(self.output.done)
 
     @contextmanager
     def _io(self) -> Iterator[None]:
@@ -181,24 +189,35 @@ class Collector:
         if exc is not None:
             self.abort()
 
-    def add(self, outcome: SampleOutcome) -> None:
+    def add(self, outcome: SampleOutcome, written: bool = False) -> None:
+        """An outcome to write (or, ``written``, that a worker already wrote
+        into a shard: counted, and shown to the failure-streak guard)."""
         for ready in self.streak.feed(outcome):
-            self._write(ready)
+            if written and ready is outcome:
+                self.counted(ready)
+            else:
+                self._write(ready)
 
     def _write(self, outcome: SampleOutcome) -> None:
         with self._io():
-            self.writer.write(outcome)
-        self.summary.add(outcome)
-        self.progress.update(outcome.status, len(outcome.videos))
-        self._pending.append(outcome.index)
+            self.output.write(outcome)
+        self.counted(outcome)
         if time.monotonic() - self._last_commit >= self.commit_every_s:
             self.commit()
 
+    def counted(self, outcome: SampleOutcome) -> None:
+        """Progress and this session's numbers for an outcome, wherever it was written."""
+        self.summary.add(outcome)
+        self.progress.update(outcome.status, len(outcome.videos))
+
+    def add_shards(self, entry: ShardEntry) -> None:
+        """Commit shards a worker wrote (Ray): their samples are done."""
+        with self._io():
+            self.output.add_entry(entry)  # type: ignore[union-attr]
+
     def commit(self) -> None:
-        if self._pending:
-            with self._io():
-                self.journal.commit(self._pending, self.writer.commit())
-            self._pending = []
+        with self._io():
+            self.output.commit()
         self._last_commit = time.monotonic()
 
     def abort(self) -> None:
@@ -211,7 +230,7 @@ class Collector:
             self.commit()
         except Exception as exc:  # a full disk: the journal holds the previous commit
             log.debug("final commit failed: %s", exc)
-        for close in (self.monitor.stop, self.progress.close, self.writer.close, self.journal.close, self.lock.release):
+        for close in (self.monitor.stop, self.progress.close, self.output.close, self.lock.release):
             try:
                 close()
             except Exception as exc:
@@ -231,22 +250,21 @@ class Collector:
         return summary
 
     def _finalize(self, sections: dict) -> dict:
-        self.writer.finalize()
-        paths = output_paths(self.config.export_dir, self.config.kept_file)
-        counts = {name: sum(1 for _ in read_jsonl(paths[name])) for name in ("kept", "dropped", "errors")}
-        kinds = Counter(r["kind"] for r in read_jsonl(paths["errors"]))
-        ratios = {**ratio_source(self.config), **video_sources(paths["stats"])}
+        totals = self.output.finish()
+        ratios = {**ratio_source(self.config), **video_sources(self.output.records("stats"))}
         if ratios.get("outside_calibration_videos"):
             log.warning("%d video(s) had fast ratios past the range the calibration was fitted on (it extends flat "
                         "there): see outside_calibration in stats.jsonl; calibrate on a sample that covers them",
                         ratios["outside_calibration_videos"])
+        counts = totals.counts
         summary = self.summary.build(
             self.total if self.total is not None else sum(counts.values()),
             {"kept": counts["kept"], "dropped": counts["dropped"], "error": counts["errors"]},
-            dict(kinds),
+            totals.error_kinds,
             executor=self.executor,
-            resumed_with_done=len(self.journal.resumed.done),
-            retried_errors=len(self.retried),
+            resumed_with_done=totals.resumed_with_done,
+            retried_errors=totals.retried,
+            **({"outputs": totals.files} if totals.files else {}),
             resources=self.monitor.report(),
             **({"plan": self.plan.to_json()} if self.plan is not None else {}),
             config=self.config.model_dump(),
@@ -254,21 +272,55 @@ class Collector:
             pid=os.getpid(),
             **sections,
         )
+        if self.config.export_file is not None and not self.config.sharded:
+            summary["outputs"] = dj_style_outputs(self.config)
         write_json_atomic(self.config.export_dir / "summary.json", summary)
-        self.journal.mark_complete()
-        self.journal.close()
-        self.writer.remove_parts()
+        self.output.mark_complete()
         return summary
 
 
-def video_sources(stats_path: Path) -> dict:
+def dj_style_outputs(config: RunConfig) -> dict:
+    """What Data-Juicer writes for an export_path naming a file: the kept
+    samples' stats in ``<stem>_stats.jsonl`` (one ``{"__dj__stats__": ...}``
+    per kept sample, in order), the stats left in the kept samples only with
+    ``keep_stats_in_res_ds``, and a ``.parquet`` export_path as Parquet."""
+    file = config.export_file
+    assert file is not None
+    kept = config.kept_file
+    stats_path = file.with_name(f"{file.stem}_stats.jsonl")
+    stripped = kept.with_name(kept.name + ".dj")
+    with open(kept, encoding="utf-8") as src, open(stats_path, "w", encoding="utf-8") as stats, \
+            open(stripped, "w", encoding="utf-8") as out:
+        for line in src:
+            sample = json.loads(line)
+            stats.write(dumps({STATS_FIELD: sample.get(STATS_FIELD, {})}) + "\n")
+            if not config.keep_stats_in_res_ds:
+                sample.pop(STATS_FIELD, None)
+            out.write(dumps(sample) + "\n")
+    os.replace(stripped, kept)
+    if file.suffix == ".parquet":
+        import pyarrow.json as pj
+        import pyarrow.parquet as pq
+
+        pq.write_table(pj.read_json(kept) if kept.stat().st_size else pa_empty(), file)
+        kept.unlink()
+    return {"kept": str(file), "stats": str(stats_path)}
+
+
+def pa_empty():
+    import pyarrow as pa
+
+    return pa.table({})
+
+
+def video_sources(stats: Iterator[dict]) -> dict:
     """Over every judged video of the run (resumed sessions included): which
     detector decided it under the cascade and why CRAFT re-judged, and how
     many fell outside the calibration's fitted range."""
     decided: Counter[str] = Counter()
     routed: Counter[str] = Counter()
     outside = 0
-    for record in read_jsonl(stats_path):
+    for record in stats:
         for video in record["videos"]:
             outside += bool(video.get("outside_calibration"))
             if "decided_by" in video:
@@ -282,8 +334,3 @@ def video_sources(stats_path: Path) -> dict:
                           "share_sent_to_craft": round(decided.get("craft", 0) / total, 4),
                           "why_sent": dict(routed)}
     return out
-
-
-def _has_errors_of(config: RunConfig, kinds: frozenset[str]) -> bool:
-    path = output_paths(config.export_dir, config.kept_file)["errors"]
-    return path.exists() and any(r["kind"] in kinds for r in read_jsonl(path))

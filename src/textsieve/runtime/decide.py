@@ -16,6 +16,7 @@ from typing import Iterator
 from ..data.export import dumps, output_paths, read_jsonl, write_json_atomic
 from ..data.journal import JOURNAL, read_settings, replace_settings
 from ..data.lock import FolderLock
+from ..data.shards import MANIFEST
 from ..errors import ConfigError
 from ..filter import keep_sample
 
@@ -32,6 +33,9 @@ def redecide(export_dir: Path, min_ratio: float | None, max_ratio: float | None,
 
 def _redecide(export_dir: Path, min_ratio: float | None, max_ratio: float | None, any_or_all: str | None,
               kept_file: str | None) -> dict:
+    if (export_dir / MANIFEST).exists():
+        raise ConfigError(f"{export_dir} holds shards (export_shard_size): textsieve decide rewrites single-file outputs; "
+                          "run again with the new thresholds instead (the journal is per shard)")
     summary_path = export_dir / "summary.json"
     if not summary_path.exists():
         raise ConfigError(f"{export_dir} has no summary.json: only a finished run can be re-decided")
@@ -53,7 +57,8 @@ def _redecide(export_dir: Path, min_ratio: float | None, max_ratio: float | None
         for record in read_jsonl(paths["stats"]):
             sample = _next(old[record["status"]], record["index"])
             status = "kept" if keep_sample(record["video_ocr_area_ratio"], op["min_area_ratio"],
-                                           op["max_area_ratio"], op["any_or_all"]) else "dropped"
+                                           op["max_area_ratio"], op["any_or_all"],
+                                           op.get("reversed_range", False)) else "dropped"
             record["status"] = status
             counts[status] += 1
             out[status].write(dumps(sample) + "\n")

@@ -29,7 +29,7 @@ def execute(config: RunConfig, restart: bool = False, retry_errors: bool = False
     render_plan(inventory, plan, console)
     if not plan.ok:
         return None
-    if config.executor == "serial" or config.np == 1:
+    if config.executor == "serial":
         from .serial import run_serial
 
         return run_serial(config, plan, calibration, restart=restart, retry_errors=retry_errors)

@@ -24,7 +24,8 @@ def model_specs(config: RunConfig) -> tuple[ModelSpec, ...]:
     specs = []
     for name, cost in zip(names, costs):
         params = {"weights_dir": config.weights_dir} if name == "craft" and config.weights_dir else {}
-        specs.append(ModelSpec(name, tuple(sorted(params.items())), cost / sum(costs)))
+        share = cost / sum(costs) if sum(costs) else 1 / len(names)
+        specs.append(ModelSpec(name, tuple(sorted(params.items())), share, describe(name).provider))
     return tuple(specs)
 
 
@@ -83,6 +84,12 @@ def plan_for(config: RunConfig, inventory: Inventory | None = None) -> tuple[Inv
     cost = costs[0] if len(costs) == 1 else ModelCost(
         "+".join(c.model for c in costs), sum(c.gpu_bytes for c in costs), sum(c.host_bytes for c in costs),
         "; ".join(f"{c.model}: {c.source}" for c in costs))
+    required = config.filter.mem_required
+    if required not in (None, "", 0):
+        # Data-Juicer's per-op memory: a size ("3GB") or a number of GiB
+        gpu_bytes = parse_size(required) if isinstance(required, str) else int(float(required) * 2**30)
+        cost = ModelCost(cost.model, gpu_bytes, cost.host_bytes,
+                         f"mem_required {required!r} from the recipe for the GPU (instead of: {cost.source})")
     return inventory, plan(inventory, cost, limits_for(config))
 
 

@@ -23,6 +23,7 @@ CPUs while a decode task holds one).
 
 from __future__ import annotations
 
+import bisect
 import logging
 import math
 import os
@@ -31,15 +32,19 @@ import sys
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from pathlib import Path
+from typing import Any, Iterator
 
 import numpy as np
 from rich.console import Console
 
 from ..calibration import Calibration, calibration_from_json
 from ..config import OcrFilter, RunConfig
-from ..data.dataset import Row, read_rows
+from ..data.dataset import Row, dataset_base
+from ..data.shards import ShardEntry, ShardWriter
+from ..data.sources import Split, count, count_selected, read, resolve
 from ..errors import ConfigError, ErrorKind, Failure, SystemicFailure
+from ..outcome import SampleOutcome
 from ..resources.inventory import Inventory
 from ..resources.planner import Plan, Replica
 from ..video.frames import Limits, SampledVideo
@@ -47,7 +52,8 @@ from .collector import Collector
 from .faults import Faults
 from .flow import (DETECT_TIMEOUT, REPLICA_CRASHED, DecodeTask, ReplicaCounters, ReplicaSpec, SampleAssembly,
                    decode_here)
-from .planning import model_specs, plan_for
+from .planning import detect_frame_size, model_specs, plan_for
+from .shm import FramePool, pool_size
 from .steps import SampleJob, limits_of, prepare
 from .workers import (LOAD_TIMEOUT_S, MAX_LOAD_CRASHES, TIMED_OUT, Detected, DetectRequest, ReplicaDown, ReplicaReady, WorkerProcess,
                       replica_worker)
@@ -123,24 +129,22 @@ def pools_from_plans(node_plans: list[NodePlan]) -> list[Pool]:
     return sorted(groups.values(), key=lambda pool: (-pool.k, -pool.size))
 
 
-def split_by_weight(indices: list[int], weights: list[int]) -> list[list[int]]:
-    """Deal indices to groups in proportion to their weights, deterministically."""
-    shares: list[list[int]] = [[] for _ in weights]
-    total = sum(weights)
-    credit = [0.0] * len(weights)
-    for index in indices:
-        for g, w in enumerate(weights):
-            credit[g] += w / total
-        g = max(range(len(weights)), key=lambda i: (credit[i], -i))
-        credit[g] -= 1.0
-        shares[g].append(index)
-    return shares
+def pool_bounds(weights: list[int]) -> list[tuple[int, int]]:
+    """Each pool's share of the indices: index i goes to the pool whose
+    [lo, hi) holds i mod sum(weights), so rows are dealt in proportion to the
+    pools' actors, deterministically, without the driver seeing them."""
+    return [(sum(weights[:j]), sum(weights[:j + 1])) for j in range(len(weights))]
+
+
+# a node's own simulated GPUs (rehearsing a cluster of unequal nodes, and the
+# tests): set in the environment of that node's `ray start`
+NODE_SIMULATE_ENV = "TEXTSIEVE_SIMULATE_GPUS"
 
 
 def _inventory_on_node(simulate: str | None) -> Inventory:
     from ..resources.inventory import machine_inventory
 
-    return machine_inventory(simulate=simulate)
+    return machine_inventory(simulate=os.environ.get(NODE_SIMULATE_ENV) or simulate)
 
 
 def plan_cluster(config: RunConfig) -> list[NodePlan]:
@@ -172,6 +176,23 @@ class Stopped:
     """An actor that cannot run its detector says so instead of failing samples."""
 
     message: str
+
+
+def _count(split: Split) -> int:
+    return count(split)
+
+
+def _read_split(item: dict[str, Any], done: list[tuple[int, int]], lo: int, hi: int, modulus: int) -> Iterator[dict]:
+    """Read task: a split's rows that this pool judges (index mod ``modulus``
+    in [lo, hi)) and the run has not done yet (``done``: sorted index ranges)."""
+    for row in read(pickle.loads(item["split"]), item["first"]):
+        if lo <= row.index % modulus < hi and not _in_ranges(done, row.index):
+            yield {"row": pickle.dumps(row)}
+
+
+def _in_ranges(ranges: list[tuple[int, int]], index: int) -> bool:
+    i = bisect.bisect_right(ranges, (index, math.inf)) - 1
+    return i >= 0 and ranges[i][0] <= index < ranges[i][1]
 
 
 def _decode_row(item: dict[str, Any], op: OcrFilter, limits: Limits, base_dir: str, faults_json: dict,
@@ -212,7 +233,8 @@ class DetectStage:
     through NVML while it runs."""
 
     def __init__(self, op: OcrFilter, base_dir: str, spec: ReplicaSpec, simulated: bool, detect_timeout_s: float,
-                 reserve_bytes: int, calibration: dict | None, placement_log, faults_json: dict) -> None:
+                 reserve_bytes: int, slot_bytes: int, calibration: dict | None, placement_log,
+                 faults_json: dict) -> None:
         import ray
 
         from .monitor import ResourceMonitor, nvml_query
@@ -225,7 +247,12 @@ class DetectStage:
             spec = replace(spec, replica=Replica("cpu", None, spec.replica.threads))
         else:
             spec = spec.on(self.device)
-        self.replica = WorkerProcess("replica", 0, replica_worker, (spec, Faults.from_json(faults_json)), ready=False)
+        # the frames of a batch reach the replica through shared memory, not the pipe
+        slots, _ = pool_size(2 * spec.batch_size * slot_bytes, slot_bytes, spec.batch_size)
+        self.pool = FramePool.create(slots, slot_bytes) if slots else None
+        pool = self.pool.ref() if self.pool is not None else None
+        self.replica = WorkerProcess("replica", 0, replica_worker, (spec, Faults.from_json(faults_json), pool),
+                                     ready=False)
         self.batch_sizes = {m.name: spec.batch_size for m in spec.models}
         self.counters = ReplicaCounters()
         self.restarts = 0
@@ -271,9 +298,15 @@ class DetectStage:
             model, frames = self.assembly.take(self.batch_sizes.__getitem__, flush=True)
             if not frames:
                 return
-            self.replica.send(frames, DetectRequest(0, model, [f.key for f in frames], [f.image for f in frames]))
+            images = [f.image for f in frames]
+            slots = self.pool.acquire(len(frames)) if self.pool is not None else None
+            if slots is not None:
+                images = self.pool.put_all(slots, images)
+            self.replica.send(frames, DetectRequest(0, model, [f.key for f in frames], images))
             msg = self.replica.receive(self.detect_timeout_s)
             self.replica.task = None
+            if slots is not None:
+                self.pool.release(slots)
             if isinstance(msg, Detected):
                 self.batch_sizes[model] = msg.batch_size
                 self.counters.add(msg.counters)
@@ -301,7 +334,9 @@ class RayExecutor:
         self.restart, self.retry_errors, self.address = restart, retry_errors, address
         self.console = console or Console(stderr=True)
 
-    def run(self) -> dict:
+    def plan(self) -> tuple[list[NodePlan], list[Pool]]:
+        """Join (or start) the cluster, plan every node on the node, print
+        each node's plan and the pools (`textsieve plan --executor ray` too)."""
         import ray
 
         from ..report.plan_table import render_plan
@@ -309,7 +344,6 @@ class RayExecutor:
         if not ray.is_initialized():
             ray.init(address=self.address, log_to_driver=False, include_dashboard=False)
         _quiet_ray_data()
-        started = time.monotonic()
         node_plans = plan_cluster(self.config)
         for node in node_plans:
             self.console.print(f"[bold]Ray node {node.address}[/bold] ({node.node_id[:12]})")
@@ -322,24 +356,44 @@ class RayExecutor:
             self.console.print(f"Ray pool: {pool.size} detector actor(s), {pool.num_gpus:g} GPU and "
                                f"{pool.actor_cpus:g} CPU each, {pool.threads} thread(s), on {len(pool.nodes)} node(s); "
                                "decode tasks 1 CPU each")
+        return node_plans, pools
+
+    def run(self) -> dict:
+        import ray
+
+        started = time.monotonic()
+        node_plans, pools = self.plan()
         simulated = any(n.plan.simulated for n in node_plans)
         config, op = self.config, self.config.filter
-        base_dir = str(config.dataset.parent.resolve())
+        base_dir = dataset_base(config.dataset)
         faults = Faults.from_env().to_json()
         models = model_specs(config)
-        with Collector(config, None, "ray", restart=self.restart, retry_errors=self.retry_errors) as collector:
-            items = [{"row": pickle.dumps(row)} for row in read_rows(config.dataset) if row.index not in collector.done]
+        width, height = detect_frame_size(config)
+        slot_bytes = width * height * 3
+        # splits are counted in parallel where the data is; the driver holds
+        # one number per split, never the rows
+        splits = resolve(config.dataset).splits
+        counts = ray.get([ray.remote(num_cpus=0.5)(_count).remote(split) for split in splits])
+        firsts = [sum(counts[:i]) for i in range(len(splits))]
+        total = sum(count_selected(split, first, n) for split, first, n in zip(splits, firsts, counts))
+        with Collector(config, None, "ray", restart=self.restart, retry_errors=self.retry_errors,
+                       total=total) as collector:
+            done = collector.output.done_ranges()
             placement_log = ray.remote(num_cpus=0)(PlacementLog).remote()
-            shares = split_by_weight(list(range(len(items))), [p.size for p in pools])
+            weights = [p.size for p in pools]
             datasets = []
-            for pool, share in zip(pools, shares):
-                if not share:
-                    continue
+            for pool, (lo, hi) in zip(pools, pool_bounds(weights)):
                 batch = config.batch_size or (8 if pool.k else 1)
                 device = "cuda" if pool.k else "cpu"
                 spec = ReplicaSpec(models, Replica(device, None, max(1, pool.threads), pool.memory_bytes), batch,
                                    config.cpu_fallback)
-                ds = ray.data.from_items([items[i] for i in share], override_num_blocks=max(1, min(len(share), 4 * pool.size)))
+                ds = ray.data.from_items([{"split": pickle.dumps(split), "first": first}
+                                          for split, first in zip(splits, firsts)], override_num_blocks=len(splits))
+                # rows are dealt to pools by index, in proportion to their actors
+                ds = ds.flat_map(_read_split, fn_kwargs={"done": done, "lo": lo, "hi": hi, "modulus": sum(weights)},
+                                 num_cpus=0.5)
+                # a few samples per decode task, whatever the size of the splits
+                ds = ds.repartition(target_num_rows_per_block=max(1, pool.size))
                 ds = ds.map(_decode_row, fn_kwargs={"op": op, "limits": limits_of(config), "base_dir": base_dir,
                                                     "faults_json": faults, "timeout_s": config.decode_timeout_s},
                             num_cpus=1)
@@ -348,6 +402,7 @@ class RayExecutor:
                     fn_constructor_kwargs={"op": op, "base_dir": base_dir, "spec": spec, "simulated": simulated,
                                            "detect_timeout_s": config.detect_timeout_s,
                                            "reserve_bytes": pool.reserve_bytes,
+                                           "slot_bytes": slot_bytes,
                                            "calibration": self.calibration.to_json() if self.calibration else None,
                                            "placement_log": placement_log, "faults_json": faults},
                     compute=ray.data.ActorPoolStrategy(size=pool.size),
@@ -362,13 +417,24 @@ class RayExecutor:
             reports: dict[int, dict] = {}
             if datasets:
                 merged = datasets[0].union(*datasets[1:]) if len(datasets) > 1 else datasets[0]
+                if config.sharded:
+                    # the workers write kept, dropped and stats shards; errors and
+                    # the shards' manifest entries come here
+                    merged = merged.map_batches(_write_shards, batch_size=_rows_per_shard(config.export_shard_size),
+                                                fn_kwargs={"export_dir": str(config.export_dir), "fmt": config.export_type,
+                                                           "shard_bytes": config.export_shard_size}, num_cpus=0.25)
                 for row in merged.iter_rows():
                     item = pickle.loads(row["outcome"])
                     report = pickle.loads(row["actor"])
                     reports[report["pid"]] = report
                     if isinstance(item, Stopped):
                         raise SystemicFailure(item.message)
-                    collector.add(item)
+                    if isinstance(item, ShardEntry):
+                        collector.add_shards(item)
+                    elif isinstance(item, Written):
+                        collector.add(item.outcome, written=True)
+                    else:
+                        collector.add(item)
             placements = ray.get(placement_log.get.remote())
             return collector.finish(
                 executor_detail={"pools": [asdict(p) | {"num_gpus": p.num_gpus} for p in pools],
@@ -381,6 +447,40 @@ class RayExecutor:
                 node_resources=_node_resources(reports.values()),
                 wall_s=round(time.monotonic() - started, 3),
             )
+
+
+@dataclass
+class Written:
+    """An outcome a worker wrote into a shard: the driver counts it and
+    shows it to the failure-streak guard (no sample, no boxes: small)."""
+
+    outcome: SampleOutcome
+
+
+def _rows_per_shard(shard_bytes: int) -> int:
+    # a kept or dropped row and its stats come to about a kilobyte
+    return max(16, min(100_000, shard_bytes // 1024))
+
+
+def _write_shards(batch: dict[str, np.ndarray], export_dir: str, fmt: str, shard_bytes: int) -> dict[str, list]:
+    """Write task: judged outcomes into shards (committed by the driver's
+    manifest when it receives their entry); errors and Stopped go on."""
+    writer = ShardWriter(Path(export_dir), fmt, shard_bytes, outputs=("kept", "dropped", "stats"))
+    out, actor = [], batch["actor"][-1] if len(batch["actor"]) else pickle.dumps({})
+    entries = []
+    for payload in batch["outcome"]:
+        item = pickle.loads(payload)
+        if isinstance(item, SampleOutcome) and item.status != "error":
+            entry = writer.add(item)
+            entries += [entry] if entry else []
+            light = replace(item, sample=None, videos=[replace(v, frame_boxes=None) for v in item.videos])
+            out.append(pickle.dumps(Written(light)))
+        else:
+            out.append(payload)
+    entry = writer.flush()
+    entries += [entry] if entry else []
+    out += [pickle.dumps(e) for e in entries]
+    return {"outcome": out, "actor": [actor] * len(out)}
 
 
 def _quiet_ray_data() -> None:

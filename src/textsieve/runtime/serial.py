@@ -15,7 +15,7 @@ import time
 
 from ..calibration import Calibration
 from ..config import RunConfig
-from ..data.dataset import read_rows
+from ..data.dataset import dataset_base, read_rows
 from ..errors import ConfigError
 from ..resources.planner import Plan
 from .collector import Collector
@@ -49,7 +49,7 @@ def run_serial(config: RunConfig, plan: Plan | None = None, calibration: Calibra
     replicas = spec.replicas(faults)
     op = config.filter
     limits = limits_of(config)
-    assembly = SampleAssembly(op, str(config.dataset.parent.resolve()), calibration)
+    assembly = SampleAssembly(op, dataset_base(config.dataset), calibration)
     with Collector(config, plan, "serial", restart=restart, retry_errors=retry_errors) as collector:
         for row in read_rows(config.dataset):
             if row.index in collector.done:

@@ -1,0 +1,164 @@
+"""The two ways a run's outputs are kept, behind one interface for the
+collector: single files in input order with the journal (the default), or
+shards with their manifest (``export_shard_size``).
+
+Both know which samples are done, take outcomes, commit them durably, take
+transient errors back out for ``--retry-errors``, and at the end count what
+the folder holds (the summary adds up from there, over every session).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from ..outcome import SampleOutcome
+from .export import ExportWriter, iter_records, output_paths, read_jsonl, reopen_for_retry
+from .journal import Journal, index_ranges
+from .shards import OUTPUTS, Manifest, ShardEntry, ShardWriter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Totals:
+    counts: dict[str, int]  # kept, dropped, errors
+    error_kinds: dict[str, int]
+    retried: int = 0
+    resumed_with_done: int = 0
+    files: dict = field(default_factory=dict)
+
+
+class SingleFiles:
+    """kept/dropped/errors/stats as one JSON-lines file each, sorted into
+    input order when the run finishes; parts and journal while it runs."""
+
+    def done_ranges(self) -> list[tuple[int, int]]:
+        return index_ranges(self.done)
+
+    @property
+    def done_count(self) -> int:
+        return len(self.done)
+
+    def __init__(self, export_dir: Path, kept_file: Path, settings: dict, restart: bool,
+                 retry_kinds: frozenset[str] | None):
+        self.dir, self.kept_file = Path(export_dir), Path(kept_file)
+        self.journal = Journal(export_dir, settings, restart=restart)
+        resumed = self.journal.resumed
+        self.retried: set[int] = set()
+        if retry_kinds and not (resumed.complete and not self._has_errors(retry_kinds)):
+            done, offsets, self.retried = reopen_for_retry(export_dir, kept_file, resumed.done, resumed.offsets,
+                                                           resumed.complete, retry_kinds)
+            self.journal.rewrite(done, offsets)
+        self.complete = self.journal.resumed.complete
+        self.done = set(self.journal.resumed.done)
+        self.writer: ExportWriter | None = None if self.complete else ExportWriter(export_dir, kept_file,
+                                                                                    self.journal.resumed.offsets)
+        self._pending: list[int] = []
+
+    def _has_errors(self, kinds: frozenset[str]) -> bool:
+        path = output_paths(self.dir, self.kept_file)["errors"]
+        return path.exists() and any(r["kind"] in kinds for r in read_jsonl(path))
+
+    def write(self, outcome: SampleOutcome) -> None:
+        assert self.writer is not None
+        self.writer.write(outcome)
+        self._pending.append(outcome.index)
+
+    def commit(self) -> None:
+        if self._pending and self.writer is not None:
+            self.journal.commit(self._pending, self.writer.commit())
+            self._pending = []
+
+    def finish(self) -> Totals:
+        self.commit()
+        assert self.writer is not None
+        self.writer.finalize()
+        paths = output_paths(self.dir, self.kept_file)
+        counts = {name: sum(1 for _ in read_jsonl(paths[name])) for name in ("kept", "dropped", "errors")}
+        kinds = Counter(r["kind"] for r in read_jsonl(paths["errors"]))
+        return Totals(counts, dict(kinds), len(self.retried), len(self.journal.resumed.done))
+
+    def mark_complete(self) -> None:
+        self.journal.mark_complete()
+        self.journal.close()
+        if self.writer is not None:
+            self.writer.remove_parts()
+
+    def records(self, name: str) -> Iterator[dict]:
+        return iter_records(self.dir, self.kept_file, name)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.journal.close()
+
+
+class Sharded:
+    """Shards and their manifest (data/shards.py). A partial shard is
+    flushed every ``flush_every_s`` too, so that a crash costs at most that
+    much work; ``add_entry`` commits shards other processes wrote (Ray)."""
+
+    def __init__(self, export_dir: Path, fmt: str, shard_bytes: int, settings: dict, restart: bool,
+                 retry_kinds: frozenset[str] | None, flush_every_s: float = 60.0):
+        self.manifest = Manifest(export_dir, settings, restart=restart)
+        self.retried: set[int] = set()
+        resumed = self.done_count
+        if retry_kinds and any(r["kind"] in retry_kinds for r in self.manifest.records("errors")):
+            self.retried = self.manifest.drop_errors(retry_kinds)
+        self.complete = self.manifest.complete
+        self.resumed = resumed
+        self.writer = ShardWriter(export_dir, fmt, shard_bytes)
+        self.flush_every_s = flush_every_s
+        self._flushed = time.monotonic()
+
+    @property
+    def done(self) -> set[int]:
+        return {i for a, b in self.manifest.done_ranges() for i in range(a, b)}
+
+    def done_ranges(self) -> list[tuple[int, int]]:
+        return self.manifest.done_ranges()
+
+    @property
+    def done_count(self) -> int:
+        return sum(b - a for a, b in self.manifest.done_ranges())
+
+    def write(self, outcome: SampleOutcome) -> None:
+        entry = self.writer.add(outcome)
+        if entry is not None:
+            self.add_entry(entry)
+
+    def add_entry(self, entry: ShardEntry) -> None:
+        self.manifest.commit(entry)
+        self._flushed = time.monotonic()
+
+    def commit(self) -> None:
+        if time.monotonic() - self._flushed >= self.flush_every_s:
+            self.flush()
+
+    def flush(self) -> None:
+        entry = self.writer.flush()
+        if entry is not None:
+            self.add_entry(entry)
+        self._flushed = time.monotonic()
+
+    def finish(self) -> Totals:
+        self.flush()
+        counts = {name: sum(e.rows.get(name, 0) for e in self.manifest.entries) for name in ("kept", "dropped", "errors")}
+        kinds = Counter(r["kind"] for r in self.manifest.records("errors"))
+        files = {name: sum(name in e.files for e in self.manifest.entries) for name in OUTPUTS}
+        return Totals(counts, dict(kinds), len(self.retried), self.resumed, {"shards": files})
+
+    def mark_complete(self) -> None:
+        self.manifest.mark_complete()
+        self.manifest.close()
+
+    def records(self, name: str) -> Iterator[dict]:
+        return self.manifest.records(name)
+
+    def close(self) -> None:
+        self.manifest.close()

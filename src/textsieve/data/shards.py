@@ -1,0 +1,283 @@
+"""Sharded outputs: kept, dropped, errors and stats as many files, each
+committed atomically and listed in a manifest, written where the work is done.
+
+With ``export_shard_size`` (bytes, as in Data-Juicer) the export folder holds
+``kept/``, ``dropped/``, ``errors/`` and ``stats/``, each a set of shards
+(``part-<writer>-<n>.jsonl`` or ``.parquet`` per ``export_type``; errors are
+always JSON lines, their ``sample`` being anything a bad row held), and
+``manifest.jsonl``. A writer buffers outcomes and, once the buffer reaches
+the shard size (or when asked), writes one shard per output under a
+temporary name, syncs it and renames it: a shard file either is whole or
+does not exist. The manifest is the commit: its first line is the run's
+fingerprint (as the journal's), then one line per flush naming the flush's
+files, their row counts and the sample indices in each. The samples of a
+listed flush are done; anything else in the folder is an interrupted write,
+removed when the run resumes, and its samples judged again: exactly once.
+Kept and dropped shards are readable while the run goes on; the summary is
+counted from the manifest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from ..errors import ConfigError
+from ..filter import with_stats
+from ..outcome import SampleOutcome
+from .export import dumps
+from .journal import _flat, fingerprint
+
+MANIFEST = "manifest.jsonl"
+OUTPUTS = ("kept", "dropped", "errors", "stats")
+
+
+@dataclass
+class ShardEntry:
+    """One flush: its files (by output), rows, and the sample indices in each
+    file, as sorted ``[start, stop)`` ranges (a shard's rows are in index
+    order): small whatever the shard's size, so the driver's memory does not
+    grow with the dataset."""
+
+    files: dict[str, str] = field(default_factory=dict)  # output -> path relative to the export folder
+    rows: dict[str, int] = field(default_factory=dict)
+    indices: dict[str, list[list[int]]] = field(default_factory=dict)
+
+    def indices_of(self, name: str) -> list[int]:
+        """The file's rows' indices, in its row order."""
+        return _expand(self.indices.get(name, []))
+
+    def done_ranges(self) -> list[list[int]]:
+        return [r for name in ("kept", "dropped", "errors") for r in self.indices.get(name, [])]
+
+
+def _ranges(indices: list[int]) -> list[list[int]]:
+    out: list[list[int]] = []
+    for i in sorted(indices):
+        if out and out[-1][1] == i:
+            out[-1][1] = i + 1
+        else:
+            out.append([i, i + 1])
+    return out
+
+
+def _expand(ranges: list[list[int]]) -> list[int]:
+    return [i for start, stop in ranges for i in range(start, stop)]
+
+
+class ShardWriter:
+    """Buffers outcomes; writes them as one shard per output once they reach
+    ``shard_bytes`` (their JSON size) or on ``flush``. ``outputs`` limits what
+    it writes (on Ray, the driver writes the errors, after the failure-streak
+    guard, and the workers the rest)."""
+
+    def __init__(self, export_dir: Path, fmt: str, shard_bytes: int, outputs: tuple[str, ...] = OUTPUTS):
+        self.dir, self.fmt, self.shard_bytes, self.outputs = Path(export_dir), fmt, shard_bytes, outputs
+        self.writer = f"{os.getpid()}{secrets.token_hex(3)}"
+        self.sequence = 0
+        self._rows: dict[str, list[tuple[int, Any]]] = {name: [] for name in outputs}
+        self._bytes = 0
+
+    def add(self, outcome: SampleOutcome) -> ShardEntry | None:
+        """Buffer one outcome; the entry of a flush it completed, if any."""
+        if outcome.status == "error":
+            records = {"errors": outcome.error_record()}
+        else:
+            records = {outcome.status: with_stats(outcome.sample, outcome.ratios), "stats": outcome.stats_record()}
+        for name, record in records.items():
+            if name in self.outputs:
+                self._rows[name].append((outcome.index, record))
+                self._bytes += len(dumps(record))
+        return self.flush() if self._bytes >= self.shard_bytes else None
+
+    @property
+    def pending(self) -> int:
+        return sum(len(rows) for rows in self._rows.values())
+
+    def flush(self) -> ShardEntry | None:
+        """Write what is buffered, each file atomically; None if nothing was."""
+        if not self.pending:
+            return None
+        entry = ShardEntry()
+        for name, rows in self._rows.items():
+            if not rows:
+                continue
+            # in index order: the manifest lists a shard's indices as sorted ranges
+            rows = sorted(rows, key=lambda row: row[0])
+            fmt = "jsonl" if name == "errors" else self.fmt
+            relative = f"{name}/part-{self.writer}-{self.sequence:05d}.{fmt}"
+            _write_atomic(self.dir / relative, [record for _, record in rows], fmt)
+            entry.files[name] = relative
+            entry.rows[name] = len(rows)
+            entry.indices[name] = _ranges([index for index, _ in rows])
+        self.sequence += 1
+        self._rows = {name: [] for name in self.outputs}
+        self._bytes = 0
+        return entry
+
+
+def _write_atomic(path: Path, records: list[Any], fmt: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    if fmt == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.Table.from_pylist(records), tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+    else:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.writelines(dumps(record) + "\n" for record in records)
+            f.flush()
+            os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def read_manifest(export_dir: Path) -> tuple[dict, list[ShardEntry], bool]:
+    """A manifest's header, its committed entries and whether the run
+    finished; read only (a torn last line is ignored, nothing is removed)."""
+    path = Path(export_dir) / MANIFEST
+    lines = path.read_bytes().split(b"\n")
+    try:
+        header = json.loads(lines[0])
+    except ValueError:
+        raise ConfigError(f"{path} is not a textsieve manifest; remove it or pass --restart") from None
+    entries, complete = [], False
+    for line in lines[1:-1]:  # the last piece is empty, or a line torn by a crash
+        try:
+            data = json.loads(line)
+        except ValueError:
+            break
+        if data.get("complete"):
+            complete = True
+            continue
+        entries.append(ShardEntry(**data))
+    return header, entries, complete
+
+
+def read_shard(path: Path) -> list[dict]:
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return pq.read_table(path).to_pylist()
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+class Manifest:
+    """The sharded run's journal: the fingerprint, then one line per flush.
+    Opening it reads what is done and removes shard files it does not list."""
+
+    def __init__(self, export_dir: Path, settings: dict, restart: bool = False):
+        self.dir = Path(export_dir)
+        self.path = self.dir / MANIFEST
+        self.settings, self.key = settings, fingerprint(settings)
+        self.entries: list[ShardEntry] = []
+        self.complete = False
+        if self.path.exists() and not restart:
+            self._read()
+        else:
+            self._start()
+        self._remove_unlisted()
+        self._file = open(self.path, "a", encoding="utf-8")
+
+    def _start(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        for name in OUTPUTS:  # a restart: earlier shards are not this run's
+            for old in (self.dir / name).glob("*"):
+                old.unlink()
+        self._write_all()
+
+    def _write_all(self) -> None:
+        tmp = self.path.with_name(self.path.name + ".rewrite")
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(json.dumps({"fingerprint": self.key, "settings": self.settings}, default=str) + "\n")
+            for entry in self.entries:
+                f.write(self._line(entry))
+            if self.complete:
+                f.write(json.dumps({"complete": True}) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+
+    @staticmethod
+    def _line(entry: ShardEntry) -> str:
+        return json.dumps(asdict(entry)) + "\n"
+
+    def _read(self) -> None:
+        header, self.entries, self.complete = read_manifest(self.dir)
+        if header.get("fingerprint") != self.key:
+            old, new = _flat(header.get("settings", {})), _flat(self.settings)
+            changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+            raise ConfigError(f"{self.dir} holds a run with other settings (changed: {', '.join(changed) or 'unknown'}); "
+                              "pass --restart to discard it and start over, or choose another export folder")
+        self._write_all()  # without a torn tail
+
+    def _remove_unlisted(self) -> None:
+        listed = {f for entry in self.entries for f in entry.files.values()}
+        for name in OUTPUTS:
+            for path in (self.dir / name).glob("*") if (self.dir / name).is_dir() else ():
+                if f"{name}/{path.name}" not in listed:
+                    path.unlink()
+
+    def done_ranges(self) -> list[tuple[int, int]]:
+        """Every committed sample as merged ``(start, stop)`` ranges."""
+        merged: list[list[int]] = []
+        for start, stop in sorted(r for entry in self.entries for r in entry.done_ranges()):
+            if merged and merged[-1][1] >= start:
+                merged[-1][1] = max(merged[-1][1], stop)
+            else:
+                merged.append([start, stop])
+        return [(a, b) for a, b in merged]
+
+    def commit(self, entry: ShardEntry) -> None:
+        self.entries.append(entry)
+        self._file.write(self._line(entry))
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def mark_complete(self) -> None:
+        self.complete = True
+        self._file.write(json.dumps({"complete": True}) + "\n")
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def drop_errors(self, kinds: frozenset[str]) -> set[int]:
+        """Take the samples whose error kind is in ``kinds`` back out of the
+        run (``--retry-errors``): their error shards are rewritten without
+        them, and the manifest with the new shards. Returns their indices."""
+        retried: set[int] = set()
+        for entry in self.entries:
+            name = entry.files.get("errors")
+            if name is None:
+                continue
+            records = read_shard(self.dir / name)
+            keep = [r for r in records if r["kind"] not in kinds]
+            if len(keep) == len(records):
+                continue
+            retried |= {r["index"] for r in records if r["kind"] in kinds}
+            (self.dir / name).unlink()
+            del entry.files["errors"], entry.rows["errors"], entry.indices["errors"]
+            if keep:
+                renamed = name.replace(".jsonl", f"-r{secrets.token_hex(2)}.jsonl")
+                _write_atomic(self.dir / renamed, keep, "jsonl")
+                entry.files["errors"], entry.rows["errors"] = renamed, len(keep)
+                entry.indices["errors"] = _ranges([r["index"] for r in keep])
+        self.complete = False
+        self._file.close()
+        self._write_all()
+        self._file = open(self.path, "a", encoding="utf-8")
+        return retried
+
+    def records(self, output: str) -> Iterator[dict]:
+        for entry in self.entries:
+            if output in entry.files:
+                yield from read_shard(self.dir / entry.files[output])
+
+    def close(self) -> None:
+        self._file.close()

@@ -1,0 +1,156 @@
+"""A real multi-node Ray cluster (ray.cluster_utils.Cluster): three nodes of
+different inventories, each reporting its own (simulated GPUs through the
+node's environment, as `TEXTSIEVE_SIMULATE_GPUS=... ray start` would):
+
+- node A: 2 GPUs of 80 GiB: 2 replicas each (k = 2);
+- node B: 1 GPU of 24 GiB with 3 GiB free: 1 replica (k = 1);
+- node C: no GPU: a CPU replica.
+
+The fast detector keeps it quick; the detector actors' replicas run on the
+CPU (declared GPUs have no device behind them)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import psutil
+import pytest
+
+from runs import OUTPUTS, outputs
+from textsieve.cli import main
+from textsieve.data.shards import read_manifest, read_shard
+
+ray = pytest.importorskip("ray")
+cluster_utils = pytest.importorskip("ray.cluster_utils")
+
+NODES = {"A": ("80GiB:80GiB,80GiB:80GiB", 2), "B": ("24GiB:3GiB", 1), "C": ("", 0)}
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    cluster = cluster_utils.Cluster()
+    cluster.add_node(num_cpus=1)  # the head: the driver's node, no detector
+    ids = {}
+    for name, (gpus, count) in NODES.items():
+        node = cluster.add_node(num_cpus=2, num_gpus=count, env_vars={"TEXTSIEVE_SIMULATE_GPUS": gpus})
+        ids[name] = node.node_id
+    ray.init(address=cluster.address, log_to_driver=False)
+    yield cluster, ids
+    ray.shutdown()
+    cluster.shutdown()
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory, small_dataset) -> Path:
+    """The small dataset's rows twice over (18 samples), so every actor gets work."""
+    path = tmp_path_factory.mktemp("cluster") / "data.jsonl"
+    base = small_dataset.parent
+    rows = []
+    for line in small_dataset.read_text().splitlines() * 2:
+        row = json.loads(line)
+        row["videos"] = [str(base / v) for v in row["videos"]]
+        rows.append(json.dumps(row))
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def common(dataset: Path, export: Path, *extra: str) -> list[str]:
+    return ["run", "--dataset", str(dataset), "--export", str(export), "--detector", "ppocr", "--max-area-ratio",
+            "0.05", *extra]
+
+
+@pytest.fixture(scope="module")
+def reference(dataset, tmp_path_factory) -> dict[str, str]:
+    out = tmp_path_factory.mktemp("cluster-ref") / "out"
+    assert main(common(dataset, out, "--executor", "local")) == 0
+    return outputs(out)
+
+
+def test_every_node_plans_itself_and_actors_land_where_the_plans_say(cluster, dataset, reference, tmp_path):
+    _, ids = cluster
+    assert main([*common(dataset, tmp_path / "out", "--executor", "ray"), "--max-replicas-per-gpu", "2"]) == 0
+    assert outputs(tmp_path / "out") == reference
+    detail = json.loads((tmp_path / "out" / "summary.json").read_text())["executor_detail"]
+    pools = {p["k"]: p for p in detail["pools"]}
+    assert sorted(pools) == [0, 1, 2]
+    assert pools[2]["nodes"] == [ids["A"]] and pools[2]["size"] == 4 and pools[2]["num_gpus"] == 0.5
+    assert pools[1]["nodes"] == [ids["B"]] and pools[1]["size"] == 1
+    assert ids["C"] in pools[0]["nodes"] and pools[0]["actor_cpus"] >= 0.5
+    plans = {n["node"]: n["plan"] for n in detail["nodes"]}
+    assert [g["replicas"] for g in plans[ids["A"]]["gpus"]] == [2, 2]
+    assert [g["replicas"] for g in plans[ids["B"]]["gpus"]] == [1]
+    # actors: two on each of A's GPUs, one on B's, none with a GPU on C
+    where = Counter((a["node"], tuple(a["gpu_ids"])) for a in detail["actors"])
+    assert where[(ids["A"], ("0",))] == 2 and where[(ids["A"], ("1",))] == 2
+    assert where[(ids["B"], ("0",))] == 1
+    assert all(not a["gpu_ids"] for a in detail["actors"] if a["node"] == ids["C"])
+
+
+def test_plan_prints_every_nodes_plan(cluster, capsys):
+    c, ids = cluster
+    assert main(["plan", "--executor", "ray", "--address", c.address, "--detector", "ppocr"]) == 0
+    printed = capsys.readouterr()
+    out = printed.out + printed.err
+    assert all(f"({node_id[:12]})" in out for node_id in ids.values())
+    assert "Ray pool: 4 detector actor(s), 0.5 GPU" in out
+
+
+def test_an_actor_killed_mid_run_loses_nothing(cluster, dataset, reference, tmp_path):
+    c, _ = cluster
+    proc = subprocess.Popen([sys.executable, "-m", "textsieve.cli", *common(dataset, tmp_path / "out", "--executor", "ray",
+                                                                          "--address", c.address)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    killed = None
+    deadline = time.monotonic() + 240
+    while proc.poll() is None and killed is None and time.monotonic() < deadline:
+        for p in psutil.process_iter(["cmdline"]):
+            cmd = " ".join(p.info["cmdline"] or [])
+            if "MapBatches(DetectStage)" in cmd and "__init__" not in cmd and (tmp_path / "out" / "journal.jsonl").exists():
+                p.kill()
+                killed = p.pid
+                break
+        time.sleep(0.5)
+    _, err = proc.communicate(timeout=400)
+    assert proc.returncode == 0, err[-3000:]
+    assert killed is not None
+    assert outputs(tmp_path / "out") == reference
+
+
+def test_the_driver_killed_and_run_again_resumes_sharded_outputs_exactly_once(cluster, dataset, reference, tmp_path):
+    c, _ = cluster
+    command = [sys.executable, "-m", "textsieve.cli", *common(dataset, tmp_path / "out", "--executor", "ray",
+                                                              "--address", c.address, "--export-shard-size", "1500")]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    manifest = tmp_path / "out" / "manifest.jsonl"
+    deadline = time.monotonic() + 240
+    while proc.poll() is None and time.monotonic() < deadline:
+        if manifest.exists() and len(manifest.read_text().splitlines()) >= 2:  # a shard committed
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.2)
+    proc.wait()
+    again = subprocess.run(command, capture_output=True, text=True, timeout=400)
+    assert again.returncode == 0, again.stderr[-3000:]
+    # byte for byte, once sorted by index: each sample's lines equal the single-file reference's
+    _, entries, complete = read_manifest(tmp_path / "out")
+    assert complete
+    for file in OUTPUTS:
+        name = file.removesuffix(".jsonl")
+        indexed = []
+        for entry in entries:
+            if name in entry.files:
+                records = read_shard(tmp_path / "out" / entry.files[name])
+                indexed += zip(entry.indices_of(name), records)
+        assert len({i for i, _ in indexed}) == len(indexed)  # no sample twice
+        got = [json.dumps(r, ensure_ascii=False) for _, r in sorted(indexed, key=lambda t: t[0])]
+        expected = [json.dumps(json.loads(line), ensure_ascii=False) for line in reference[file].splitlines()]
+        assert got == expected, name
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["counts"]["adds_up"] and summary["counts"]["input"] == 18

@@ -181,7 +181,10 @@ process:
     assert main(["run", "--dataset", str(jsonl), "--export", str(tmp_path / "flags"), "--max-area-ratio", "0.1"]) == 0
     from_recipe = read_jsonl(tmp_path / "dj" / "result.jsonl")
     from_flags = read_jsonl(tmp_path / "flags" / "kept.jsonl")
+    # as Data-Juicer writes a file export_path: the stats in result_stats.jsonl, not in the samples
+    stats = [row.pop("__dj__stats__") for row in from_flags]
     assert from_recipe == from_flags
+    assert [r["__dj__stats__"] for r in read_jsonl(tmp_path / "dj" / "result_stats.jsonl")] == stats
     assert [r["id"] for r in from_recipe] == ["none", "one_subtitle"]
     assert (tmp_path / "dj" / "dropped.jsonl").exists() and (tmp_path / "dj" / "summary.json").exists()
 

@@ -45,6 +45,8 @@ RUN_FLAGS = {
     "decode_timeout_s": "decode_timeout_s",
     "detect_timeout_s": "detect_timeout_s",
     "failure_streak": "failure_streak",
+    "export_shard_size": "export_shard_size",
+    "export_type": "export_type",
     "detector": "filter.detector",
     "max_side": "filter.max_side",
     "calibration": "filter.calibration",
@@ -55,7 +57,8 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("recipe", nargs="?", help="Data-Juicer style recipe (YAML); flags override it")
     p.add_argument("--dataset", help="JSONL or Parquet dataset (recipe: dataset_path)")
     p.add_argument("--export", help="export folder, or a .jsonl file for kept samples (recipe: export_path)")
-    p.add_argument("--np", type=int, help="cap on worker processes (Data-Juicer's np)")
+    p.add_argument("--np", type=int, help="cap on detector replicas (Data-Juicer's np: its model copies); "
+                                          "decoders follow the cores")
     p.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
     p.add_argument("--batch-size", type=int, help="frames per detector forward pass (default: 8 on GPU, 1 on CPU)")
     p.add_argument("--weights-dir", help="folder holding craft_mlt_25k.pth (default: installed package)")
@@ -86,6 +89,9 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
                    help="per-batch detector time limit; a batch past it is retried once, then `timeout` (default 600)")
     p.add_argument("--failure-streak", type=int,
                    help="stop the run when this many samples in a row fail at detection the same way (default 5)")
+    p.add_argument("--export-shard-size", type=int,
+                   help="write outputs as shards of about this many bytes, with a manifest (Data-Juicer's key; 0: one file each)")
+    p.add_argument("--export-type", choices=["jsonl", "parquet"], help="format of the shards (default jsonl)")
     p.add_argument("--restart", action="store_true", help="discard a previous run in the export folder and start over")
     p.add_argument("--retry-errors", action="store_true",
                    help="judge again, once, the samples whose error is transient (timeout, worker_crashed, gpu_oom, "
@@ -127,6 +133,13 @@ def build_parser() -> argparse.ArgumentParser:
     decide.add_argument("--max-area-ratio", type=float)
     decide.add_argument("--any-or-all", choices=["any", "all"])
     decide.add_argument("--kept-file", help="kept samples file if the run used a .jsonl export_path")
+    report = sub.add_parser("report", help="write one self-contained HTML page about an export folder (finished or "
+                                           "running): ratio histogram, what-if thresholds, frames with their boxes")
+    report.add_argument("export", help="the run's export folder")
+    report.add_argument("-o", "--output", help="the page to write (default: <export>/report.html)")
+    report.add_argument("--open", action="store_true", help="open the page in the default browser")
+    report.add_argument("--per-group", type=int, default=8, help="videos per gallery group (default 8)")
+    report.add_argument("--seed", type=int, default=0, help="seed of the gallery's random sample")
     demo = sub.add_parser("demo", help="make a small dataset with drawn text and filter it")
     demo.add_argument("--out", default="textsieve-demo", help="folder for the demo data and outputs")
     demo.add_argument("--max-area-ratio", type=float, default=0.1)
@@ -145,7 +158,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from .report.plan_table import render_plan
     from .runtime.planning import plan_for
 
-    inventory, plan = plan_for(config_from_args(args))
+    config = config_from_args(args)
+    if config.executor == "ray":
+        from .runtime.ray_exec import RayExecutor
+
+        RayExecutor(config, address=config.ray_address).plan()
+        return 0
+    inventory, plan = plan_for(config)
     if args.json:
         print(json.dumps({"inventory": inventory.to_json(), "plan": plan.to_json()}, indent=2))
     else:
@@ -188,6 +207,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .runtime.execute import execute
 
     config = config_from_args(args)
+    if config._recipe is not None:
+        from .recipe import write_rest_recipe
+
+        rest = write_rest_recipe(config, config._recipe)
+        if rest is not None:
+            print(f"video_ocr_area_ratio_filter runs here first (every op before it is a filter: the kept set is the "
+                  f"same in any order); the recipe's {len(config._recipe.others)} other op(s) are in {rest}: run "
+                  f"`dj-process --config {rest}` on its kept samples")
     try:
         summary = execute(config, restart=args.restart, retry_errors=args.retry_errors)
     except AlreadyComplete as done:
@@ -204,6 +231,9 @@ def _report(config, summary: dict) -> int:
         f"{counts['input']} samples: {counts['kept']} kept, {counts['dropped']} dropped, "
         f"{counts['error']} errors -> {config.export_dir}"
     )
+    import shlex
+
+    print(f"see them: textsieve report {shlex.quote(str(config.export_dir))} --open")
     if not counts["adds_up"]:
         log.error("outcome counts do not add up to the input: %s", counts)
         return 3
@@ -232,6 +262,19 @@ def cmd_decide(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report.html import write_report
+
+    path = write_report(Path(args.export), Path(args.output) if args.output else None, args.per_group, args.seed)
+    print(f"wrote {path}")
+    if args.open:
+        import webbrowser
+
+        if not webbrowser.open(path.resolve().as_uri()):
+            print(f"no browser found here: copy {path} to a machine with one and open it there")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -246,7 +289,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        commands = {"run": cmd_run, "plan": cmd_plan, "profile": cmd_profile, "calibrate": cmd_calibrate, "decide": cmd_decide, "demo": cmd_demo}
+        commands = {"run": cmd_run, "plan": cmd_plan, "profile": cmd_profile, "calibrate": cmd_calibrate, "decide": cmd_decide, "demo": cmd_demo,
+                    "report": cmd_report}
         return commands[args.command](args)
     except ConfigError as exc:
         print(f"textsieve: {exc}", file=sys.stderr)

@@ -7,10 +7,11 @@ machine (models, devices, the dataset, a calibration file) is checked by
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from .errors import ConfigError
 
@@ -25,6 +26,7 @@ class OcrFilter(BaseModel):
     frame_sample_num: int = Field(3, ge=1)
     languages_to_detect: Union[str, list[str]] = ["ch_sim", "en"]
     any_or_all: Literal["any", "all"] = "any"
+    reversed_range: bool = False  # Data-Juicer's: keep the videos outside [min, max] instead
     video_key: str = "videos"
     mem_required: Union[str, float, int, None] = None  # Data-Juicer's per-op memory hint
     # opt-in, beyond Data-Juicer; the defaults keep its answers
@@ -38,6 +40,7 @@ class OcrFilter(BaseModel):
     detector: Literal["craft", "ppocr", "cascade"] = "craft"
     max_side: Optional[int] = Field(None, ge=32)  # frames scaled to this long side first; None: native
     calibration: Optional[str] = None  # a file from `textsieve calibrate`: fast ratios -> CRAFT's, and the cascade's margins
+    save_boxes: bool = True  # each frame's boxes in stats.jsonl (compact polygons), for `textsieve report`
 
     @field_validator("languages_to_detect")
     @classmethod
@@ -52,14 +55,20 @@ class RunConfig(BaseModel):
 
     dataset_path: str | None = None  # required by `run`; `plan` and `profile` do without
     export_path: str | None = None
-    np: int | None = Field(None, ge=1)  # Data-Juicer's process count: caps the total workers
+    np: int | None = Field(None, ge=1)  # Data-Juicer's process count (model copies): caps the detector replicas
     filter: OcrFilter = Field(default_factory=OcrFilter)
     # textsieve's own settings
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     batch_size: int | None = Field(None, ge=1)  # frames per forward pass; default: 8 on a GPU, 1 on a CPU
     weights_dir: str | None = None
     strict: bool = False  # exit non-zero when any sample ends in errors.jsonl
-    executor: Literal["local", "serial", "ray"] = "local"  # serial: one process (np: 1 means the same)
+    # Data-Juicer's: shards of this many bytes (0: one file per output); the format of shards
+    export_shard_size: int = Field(0, ge=0)
+    export_type: Literal["jsonl", "parquet"] = "jsonl"
+    # Data-Juicer's: with export_path naming a file, kept samples carry their
+    # stats only if true; <stem>_stats.jsonl holds them either way
+    keep_stats_in_res_ds: bool = False
+    executor: Literal["local", "serial", "ray"] = "local"  # serial: one process
     ray_address: str | None = None  # for executor ray: "auto", "ray://host:10001", or None for a local cluster
     decode_timeout_s: float = Field(300.0, gt=0)  # per video; past it the decoder is stopped: `timeout`
     detect_timeout_s: float = Field(600.0, gt=0)  # per detector batch; past it the replica is stopped and the batch retried once
@@ -73,6 +82,7 @@ class RunConfig(BaseModel):
     cpu_fallback: bool = True  # run on the CPU when no GPU fits a replica
     plan_frame_size: str = "1920x1080"  # largest frame size expected, for the memory plan
     simulate_gpus: str | None = None  # e.g. "80GiB:72GiB,24GiB:3GiB" (total:free) or a JSON file
+    _recipe: object = PrivateAttr(default=None)  # recipe.RecipePlan of a Data-Juicer recipe: its other ops
 
     @field_validator("gpu_reserve")
     @classmethod
@@ -101,17 +111,34 @@ class RunConfig(BaseModel):
                 raise ConfigError(f"{key} is required (recipe key or flag {flag})")
 
     @property
-    def dataset(self) -> Path:
-        return Path(self.dataset_path)
+    def dataset(self) -> str:
+        """The dataset path: absolute for a local one (file, folder or glob), a URL as given."""
+        path = str(self.dataset_path)
+        return path if "://" in path else os.path.abspath(os.path.expanduser(path))
+
+    @property
+    def export_file(self) -> Path | None:
+        """Data-Juicer's export_path names a file (``out/result.jsonl``,
+        ``.json`` or ``.parquet``): the kept samples go there, in that format,
+        their stats to ``<stem>_stats.jsonl``, and the rest beside it. None
+        for a folder."""
+        path = Path(self.export_path)
+        return path if path.suffix in (".jsonl", ".json", ".parquet") else None
 
     @property
     def export_dir(self) -> Path:
-        """Data-Juicer's export_path names a file (``out/result.jsonl``):
-        then the kept samples go to that file and the rest beside it."""
-        path = Path(self.export_path)
-        return path.parent if path.suffix == ".jsonl" else path
+        return self.export_file.parent if self.export_file else Path(self.export_path)
+
+    @property
+    def sharded(self) -> bool:
+        """Outputs as shards with a manifest (data/shards.py), not single files."""
+        return self.export_shard_size > 0
 
     @property
     def kept_file(self) -> Path:
-        path = Path(self.export_path)
-        return path if path.suffix == ".jsonl" else path / "kept.jsonl"
+        """Where the kept samples are written as JSON lines (a Parquet
+        export_path gets them converted when the run finishes)."""
+        file = self.export_file
+        if file is None:
+            return Path(self.export_path) / "kept.jsonl"
+        return file.with_suffix(".kept.jsonl") if file.suffix == ".parquet" else file

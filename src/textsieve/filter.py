@@ -31,12 +31,14 @@ def video_ratio(frame_ratios: Sequence[float], how: Aggregate = "mean") -> float
     raise ValueError(f"unknown aggregate {how!r}; use mean, max or p90")
 
 
-def keep_sample(ratios: Sequence[float], min_ratio: float, max_ratio: float, any_or_all: AnyOrAll) -> bool:
-    """Keep when each video's ratio is in [min, max] (inclusive), then any or
-    all over the sample's videos; a sample without videos is kept."""
+def keep_sample(ratios: Sequence[float], min_ratio: float, max_ratio: float, any_or_all: AnyOrAll,
+                reversed_range: bool = False) -> bool:
+    """Keep when each video's ratio is in [min, max] (inclusive; outside it
+    with ``reversed_range``, as in Data-Juicer), then any or all over the
+    sample's videos; a sample without videos is kept."""
     if not ratios:
         return True
-    inside = [min_ratio <= r <= max_ratio for r in ratios]
+    inside = [(min_ratio <= r <= max_ratio) != reversed_range for r in ratios]
     if any_or_all == "any":
         return any(inside)
     if any_or_all == "all":

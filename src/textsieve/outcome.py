@@ -25,6 +25,7 @@ class VideoStats:
     decided_by: str | None = None  # the detector whose ratios these are
     fast_ratio: float | None = None  # the fast detector's mapped ratio, when CRAFT re-judged
     routed: str | None = None  # why CRAFT re-judged
+    frame_boxes: list[list[list[int]]] | None = None  # per frame, its boxes as polygons (save_boxes)
 
     def to_json(self) -> dict:
         extra: dict = {}
@@ -36,6 +37,8 @@ class VideoStats:
             extra["decided_by"] = self.decided_by
         if self.routed is not None:
             extra.update(fast_ratio=self.fast_ratio, routed=self.routed)
+        if self.frame_boxes is not None:
+            extra["frame_boxes"] = self.frame_boxes
         return {
             "video": self.path,
             "ratio": self.ratio,

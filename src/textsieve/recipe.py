@@ -8,6 +8,7 @@ range) stop the run before any work, naming the recipe line.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +25,14 @@ OP_NAME = "video_ocr_area_ratio_filter"
 # Data-Juicer's global recipe keys that mean nothing here: accepted so that
 # existing recipes run, and reported once.
 DJ_IGNORED_GLOBAL_KEYS = {
-    "project_name", "executor_type", "use_cache", "ds_cache_dir", "cache_compress", "open_tracer",
-    "op_list_to_trace", "trace_num", "op_fusion", "fusion_strategy", "keep_stats_in_res_ds",
+    "project_name", "use_cache", "ds_cache_dir", "cache_compress", "open_tracer",
+    "op_list_to_trace", "trace_num", "op_fusion", "fusion_strategy",
     "keep_hashes_in_res_ds", "use_checkpoint", "temp_dir", "open_monitor", "save_stats_in_one_file",
     "text_keys", "image_key", "image_special_token", "audio_key", "audio_special_token",
     "video_special_token", "eoc_special_token", "suffixes", "turbo", "skip_op_error",
-    "export_shard_size", "export_in_parallel", "export_type", "load_dataset_kwargs", "work_dir",
+    "export_in_parallel", "load_dataset_kwargs", "work_dir",
     "auto", "auto_num", "adaptive_batch_size", "debug", "percentiles", "export_original_dataset",
-    "event_logging", "ray_address", "dataset", "validators", "insight_mining", "open_insight_mining",
+    "event_logging", "dataset", "validators", "insight_mining", "open_insight_mining",
     "op_list_to_mine", "hpo_config", "data_probe_algo", "data_probe_ratio", "save_stats_in_res_ds",
 }
 # Data-Juicer's parameters common to every op: accepted; only video_key and
@@ -63,9 +64,33 @@ def _line_of(lines: dict[tuple, int], path: tuple) -> int | None:
     return lines.get(path)
 
 
+# Data-Juicer global keys that mean something here, and what they become
+DJ_GLOBAL_KEYS = {"executor_type", "ray_address", "video_key", "text_key", "keep_stats_in_res_ds", "export_type"}
+# op kinds by Data-Juicer's naming: only filters commute (each keeps or drops a
+# sample on its own stats, so the kept set does not depend on their order)
+COMMUTING_SUFFIX = "_filter"
+
+
+@dataclass
+class RecipePlan:
+    """A Data-Juicer recipe seen from textsieve: the OCR op's fields, and the
+    recipe's other ops to hand back to Data-Juicer (``rest.yaml``)."""
+
+    fields: dict[str, Any]
+    lines: dict
+    document: dict  # the recipe as read
+    op_index: int
+    others: list[dict] = field(default_factory=list)  # the other ops, in order
+
+
 def load_recipe(path: str | Path) -> tuple[dict[str, Any], dict[tuple, int]]:
-    """Read a recipe into RunConfig fields, refusing unknown keys and ops;
-    also returns the line map used to point at mistakes."""
+    """Read a recipe into RunConfig fields, refusing unknown keys and ops
+    textsieve cannot place; also returns the line map used to point at mistakes."""
+    plan = read_recipe(path)
+    return plan.fields, {**plan.lines, "_op_index": plan.op_index, "_plan": plan}
+
+
+def read_recipe(path: str | Path) -> RecipePlan:
     path = Path(path)
     try:
         text = path.read_text()
@@ -83,10 +108,13 @@ def load_recipe(path: str | Path) -> tuple[dict[str, Any], dict[tuple, int]]:
     fields: dict[str, Any] = {}
     own = set(RunConfig.model_fields) - {"filter"}
     ignored = []
+    globals_: dict[str, Any] = {}
     for key, value in doc.items():
         if key == "process":
             continue
-        if key in own:
+        if key in DJ_GLOBAL_KEYS:
+            globals_[key] = value
+        elif key in own:
             fields[key] = value
         elif key in DJ_IGNORED_GLOBAL_KEYS:
             ignored.append(key)
@@ -94,6 +122,20 @@ def load_recipe(path: str | Path) -> tuple[dict[str, Any], dict[tuple, int]]:
             raise fail((key,), f"unknown recipe key {key!r}")
     if ignored:
         log.info("recipe keys with no effect in textsieve: %s", ", ".join(sorted(ignored)))
+    if "executor_type" in globals_:
+        kind = globals_["executor_type"]
+        if kind not in ("default", "ray"):
+            raise fail(("executor_type",), f"executor_type {kind!r}: textsieve runs default (local) or ray")
+        fields["executor"] = "ray" if kind == "ray" else fields.get("executor", "local")
+    if globals_.get("ray_address") is not None:
+        fields["ray_address"] = str(globals_["ray_address"])
+    if "export_type" in globals_:
+        kind = {"json": "jsonl"}.get(globals_["export_type"], globals_["export_type"])
+        if kind not in ("jsonl", "parquet"):
+            raise fail(("export_type",), f"export_type {globals_['export_type']!r}: textsieve writes jsonl, json or parquet")
+        fields["export_type"] = kind
+    if "keep_stats_in_res_ds" in globals_:
+        fields["keep_stats_in_res_ds"] = bool(globals_["keep_stats_in_res_ds"])
     # Relative paths stay relative to the working directory, as in Data-Juicer.
     for key in ("dataset_path", "export_path", "weights_dir"):
         if fields.get(key) is not None:
@@ -102,20 +144,32 @@ def load_recipe(path: str | Path) -> tuple[dict[str, Any], dict[tuple, int]]:
     process = doc.get("process")
     if not isinstance(process, list) or not process:
         raise fail(("process",), f"process must be a list holding one {OP_NAME} op")
-    ops = []
+    index = None
     for i, entry in enumerate(process):
         if not isinstance(entry, dict) or len(entry) != 1:
             raise fail(("process", i), "each process entry is a mapping with a single op name")
-        (name, params), = entry.items()
-        if name != OP_NAME:
-            raise fail(("process", i, name), f"unknown op {name!r}: textsieve runs only {OP_NAME}")
-        ops.append((i, params or {}))
-    if len(ops) != 1:
-        raise fail(("process", ops[1][0]), f"{OP_NAME} appears {len(ops)} times; give it once")
-    index, params = ops[0]
+        (name, _), = entry.items()
+        if name == OP_NAME:
+            if index is not None:
+                raise fail(("process", i), f"{OP_NAME} appears twice; give it once")
+            index = i
+    if index is None:
+        raise fail(("process",), f"the recipe has no {OP_NAME}: textsieve runs that op (and hands the others back)")
+    before = [next(iter(entry)) for entry in process[:index]]
+    blocking = [name for name in before if not name.endswith(COMMUTING_SUFFIX)]
+    if blocking:
+        prefix = write_prefix_recipe(path, doc, index)
+        raise fail(("process", process.index(next(e for e in process if next(iter(e)) == blocking[0])), blocking[0]),
+                   f"{blocking[0]} comes before {OP_NAME}: it changes the samples the OCR filter would see, so "
+                   f"textsieve cannot run first. Run the ops before it with Data-Juicer (dj-process --config {prefix}), "
+                   f"then textsieve on its output with the rest of the recipe")
+    (_, params), = process[index].items()
+    params = params or {}
     if not isinstance(params, dict):
         raise fail(("process", index, OP_NAME), f"{OP_NAME} takes a mapping of parameters")
     op_fields = {}
+    if globals_.get("video_key") is not None:
+        op_fields["video_key"] = globals_["video_key"]  # Data-Juicer's global default for every op
     for key, value in params.items():
         if key in OcrFilter.model_fields:
             op_fields[key] = value
@@ -124,7 +178,37 @@ def load_recipe(path: str | Path) -> tuple[dict[str, Any], dict[tuple, int]]:
         else:
             raise fail(("process", index, OP_NAME, key), f"unknown parameter {key!r} for {OP_NAME}")
     fields["filter"] = op_fields
-    return fields, {**lines, "_op_index": index}  # type: ignore[dict-item]
+    others = [entry for i, entry in enumerate(process) if i != index]
+    return RecipePlan(fields, lines, doc, index, others)
+
+
+def write_prefix_recipe(recipe: Path, doc: dict, index: int) -> Path:
+    """The ops before the OCR filter, as a Data-Juicer recipe of their own."""
+    prefix = {k: v for k, v in doc.items() if k != "process"}
+    export = Path(str(doc.get("export_path") or "outputs/result.jsonl"))
+    prefix["export_path"] = str(export.with_name(f"{export.stem}-before-ocr.jsonl"))
+    prefix["process"] = doc["process"][:index]
+    path = recipe.with_name(f"{recipe.stem}.prefix.yaml")
+    path.write_text(yaml.safe_dump(prefix, sort_keys=False))
+    return path
+
+
+def write_rest_recipe(config: RunConfig, plan: RecipePlan) -> Path | None:
+    """The recipe's other ops, in order, reading textsieve's kept output:
+    ``<export>/rest.yaml``, ready for ``dj-process --config``. None when the
+    OCR filter was the only op."""
+    if not plan.others:
+        return None
+    rest = {k: v for k, v in plan.document.items() if k not in ("process",)}
+    rest.pop("executor_type", None) if config.executor != "ray" else None
+    rest["dataset_path"] = str(config.kept_file.resolve()) if not config.sharded else str((config.export_dir / "kept").resolve())
+    export = Path(str(plan.document.get("export_path") or config.export_dir / "result.jsonl"))
+    rest["export_path"] = str(export.with_name(f"{export.stem}-rest{export.suffix or '.jsonl'}"))
+    rest["process"] = plan.others
+    path = config.export_dir / "rest.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(rest, sort_keys=False))
+    return path
 
 
 def build_config(recipe: str | Path | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
@@ -133,6 +217,7 @@ def build_config(recipe: str | Path | None = None, overrides: dict[str, Any] | N
     lines: dict = {}
     if recipe is not None:
         fields, lines = load_recipe(recipe)
+        fields = dict(fields, filter=dict(fields["filter"]))
     fields.setdefault("filter", {})
     for key, value in (overrides or {}).items():
         if value is None:
@@ -146,6 +231,8 @@ def build_config(recipe: str | Path | None = None, overrides: dict[str, Any] | N
     except ValidationError as exc:
         raise ConfigError(_explain(exc, recipe, lines)) from None
     _check_languages(config, recipe, lines)
+    if "_plan" in lines:
+        config._recipe = lines["_plan"]
     return config
 
 

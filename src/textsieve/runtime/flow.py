@@ -20,6 +20,7 @@ supervisor around them; the Ray executor runs them inside its actors.
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import signal
@@ -37,7 +38,7 @@ from ..cascade import route
 from ..config import OcrFilter
 from ..data.dataset import Row
 from ..detect import registry
-from ..detect.area import Detections, frame_text_ratio, largest_box_share
+from ..detect.area import Detections, frame_text_ratio, largest_box_share, polygons
 from ..errors import ConfigError, ErrorKind, Failure, SystemicFailure, VideoError
 from ..filter import video_ratio
 from ..outcome import SampleOutcome, VideoStats
@@ -152,11 +153,14 @@ def decode_here(task: DecodeTask, op: OcrFilter, limits: Limits, faults: Faults,
 @dataclass(frozen=True)
 class ModelSpec:
     """A registry model and its loader parameters; ``share`` of the replica's
-    GPU memory is its own when a replica hosts several (the cascade)."""
+    GPU memory is its own when a replica hosts several (the cascade);
+    ``provider`` is the module that registers a model defined outside the
+    registry (imported first in a worker process)."""
 
     name: str
     params: tuple[tuple[str, Any], ...] = ()
     share: float = 1.0
+    provider: str | None = None
 
 
 @dataclass(frozen=True)
@@ -211,6 +215,8 @@ class DetectorReplica:
                  build: Callable[[str], Model] | None = None):
         self.spec, self.model, self.faults = spec, model, faults
         self.device = spec.replica.device
+        if model.provider:
+            importlib.import_module(model.provider)
         self.key = registry.prepare(model.name, **dict(model.params))
         planned = spec.replica
         if model.share < 1.0:  # the model's part of a replica that hosts several
@@ -569,7 +575,8 @@ class SampleAssembly:
         stats = VideoStats(path=info.path, ratio=video_ratio(ratios, self.op.aggregate), frame_times=sampled.times,
                            frame_ratios=ratios, raw_frame_ratios=raw, width=info.width, height=info.height,
                            duration_s=float(info.duration), decoded_frames=sampled.decoded,
-                           outside_calibration=outside)
+                           outside_calibration=outside,
+                           frame_boxes=[polygons(d) for d in video.results] if self.op.save_boxes else None)
         if len(self.stages) > 1:
             stats.decided_by = video.stage
             if video.fast is not None:

@@ -51,7 +51,7 @@ def prepare(row: Row, op: OcrFilter, base_dir: str) -> SampleJob | SampleOutcome
 def judge(job: SampleJob, stats: dict[str, VideoStats], op: OcrFilter) -> SampleOutcome:
     """Decide a sample whose videos all have stats."""
     ratios = [stats[p].ratio for p in job.paths]
-    keep = keep_sample(ratios, op.min_area_ratio, op.max_area_ratio, op.any_or_all)
+    keep = keep_sample(ratios, op.min_area_ratio, op.max_area_ratio, op.any_or_all, op.reversed_range)
     return SampleOutcome(
         index=job.row.index,
         sample=job.row.sample,

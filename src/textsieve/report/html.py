@@ -1,0 +1,588 @@
+"""``textsieve report``: one self-contained HTML page about an export folder.
+
+The page fetches nothing: CSS, the script and the histogram (SVG) are inline
+and the gallery's frames are JPEG data URIs, so it can be mailed, archived or
+opened on a machine without network. Everything but the what-if slider is
+plain HTML, so the page reads the same without JavaScript.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from html import escape
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from .. import __version__
+from .gallery import Card, render_card
+from .scan import Scan, Thresholds, scan_export
+
+GiB = 2**30
+# histogram: one bin for exact zeros, one below 1e-4, then five log bins per
+# decade up to 1 (edges rounded to 3 digits so decades are exact), then > 1
+# (Data-Juicer's area sums overlapping boxes, so a ratio can pass 1)
+LOG_EDGES = np.array([float(f"{10 ** (k / 5):.3g}") for k in range(-20, 1)])
+# the what-if table's max_area_ratio rows (plus the recipe's own)
+WHATIF_MAX = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0)
+SLIDER_STEPS = 160
+GROUP_ORDER = ("inside_max", "outside_max", "inside_min", "outside_min", "highest", "random")
+
+
+def write_report(export_dir: Path, output: Path | None = None, per_group: int = 8, seed: int = 0) -> Path:
+    """Write the report of ``export_dir`` (finished, running or stopped) to
+    ``output`` (default ``<export>/report.html``); returns its path."""
+    scan = scan_export(Path(export_dir), per_group=per_group, seed=seed)
+    output = Path(output) if output is not None else scan.export_dir / "report.html"
+    page = render(scan)
+    tmp = output.with_name(output.name + ".part")
+    tmp.write_text(page, encoding="utf-8")
+    os.replace(tmp, output)  # a browser reloading it never sees half a page
+    return output
+
+
+def render(scan: Scan) -> str:
+    """The page: every section, and the gallery's frames decoded and drawn."""
+    max_side = scan.op.get("max_side")
+    cards: dict[str, Card] = {}  # by path: a video in several groups is decoded once
+    groups = {}
+    for name in GROUP_ORDER:
+        if name in ("inside_min", "outside_min") and scan.thresholds.min_ratio <= 0:
+            continue  # nothing lies below a min of 0
+        groups[name] = []
+        for candidate in scan.groups.get(name, []):
+            path = candidate.video["video"]
+            if path not in cards:
+                cards[path] = render_card(candidate, max_side)
+            card = cards[path]
+            groups[name].append(Card(candidate, card.thumbs, card.problem))
+    bins, counts = histogram_counts(scan.video_ratios)
+    axis = Axis(len(bins))
+    body = "\n".join([
+        _header(scan),
+        _counts(scan),
+        _histogram(scan, bins, counts, axis),
+        _whatif(scan, axis),
+        _gallery(scan, groups),
+        _errors(scan),
+        _detector(scan),
+        _plan(scan),
+        f'<footer>textsieve {escape(__version__)} · generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC · '
+        "this page is self-contained: it loads nothing from the network</footer>",
+    ])
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        # forbid every fetch: a page that tried one would fail loudly in tests
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; "
+        "style-src 'unsafe-inline'; script-src 'unsafe-inline'\">"
+        f"<title>textsieve report: {escape(scan.export_dir.name)}</title><style>{CSS}</style></head>\n"
+        f"<body>\n<main>\n{body}\n</main>\n<script>{SCRIPT}</script>\n</body></html>\n"
+    )
+
+
+# ---------------------------------------------------------------- sections
+
+def _header(scan: Scan) -> str:
+    th, op = scan.thresholds, scan.op
+    if scan.finished:
+        state = f'<span class="badge ok">finished {escape(str(scan.summary.get("finished_at", "")))}</span>'
+    else:
+        state = ('<span class="badge live">running or stopped</span> showing the '
+                 f"{scan.judged + sum(scan.errors_by_kind.values()):,} samples written so far (part files); "
+                 "run the command again for a fresher page")
+    rule = (f"keeps a sample when {th.min_ratio:g} ≤ ratio ≤ {th.max_ratio:g} for "
+            f"<b>{escape(th.any_or_all)}</b> of its videos")
+    facts = [f"detector <b>{escape(str(op.get('detector', 'craft')))}</b>"]
+    if "frame_sample_num" in op:
+        facts.append(f"{op['frame_sample_num']} frames per video ({escape(str(op.get('sampling', 'uniform')))})")
+    facts.append("native size" if not op.get("max_side") else f"scaled to {op['max_side']} px")
+    facts += [f"{name} <code>{escape(str(op[key]))}</code>" for key, name in
+              (("area_mode", "area"), ("aggregate", "per-video")) if key in op]
+    return (
+        '<header><h1>textsieve report</h1>'
+        f'<p class="path">{escape(str(scan.export_dir))}</p>'
+        f"<p>{state}</p>"
+        f"<p>The recipe {rule}; {', '.join(facts)}.</p>"
+        '<nav><a href="#ratios">histogram</a><a href="#whatif-section">what-if</a><a href="#gallery">gallery</a>'
+        '<a href="#errors-section">errors</a><a href="#detector">detector</a><a href="#plan">plan and resources</a></nav>'
+        "</header>"
+    )
+
+
+def _counts(scan: Scan) -> str:
+    counts = (scan.summary or {}).get("counts") if scan.finished else None
+    if counts is None:
+        errors = sum(scan.errors_by_kind.values())
+        counts = {"input": None, "kept": scan.status["kept"], "dropped": scan.status["dropped"], "error": errors,
+                  "adds_up": None}
+    tiles = []
+    for key in ("input", "kept", "dropped", "error", "adds_up"):
+        value = counts.get(key)
+        if key == "adds_up":
+            text = "—" if value is None else ("yes" if value else "NO")
+            cls = "" if value is None else (" good" if value else " bad")
+        else:
+            text, cls = ("—" if value is None else f"{value:,}"), ""
+        label = {"adds_up": "adds up", "error": "errors"}.get(key, key)
+        tiles.append(f'<div class="kpi{cls}" data-key="{key}" data-value="{"" if value is None else value}">'
+                     f"<b>{text}</b><span>{label}</span></div>")
+    note = "" if scan.finished else ('<p class="note">The input count and the check that kept + dropped + errors '
+                                     "add up to it come with summary.json, when the run finishes.</p>")
+    return f'<section id="counts-section"><div id="counts" class="kpis">{"".join(tiles)}</div>{note}</section>'
+
+
+@dataclass(frozen=True)
+class Bin:
+    lo: float
+    hi: float
+    label: str
+    lo_open: bool = False
+    hi_open: bool = True
+
+    def side(self, th: Thresholds) -> str:
+        """in: every ratio of the bin is within the thresholds; out: none; part."""
+        if self.hi < th.min_ratio or (self.hi == th.min_ratio and self.hi_open) or self.lo > th.max_ratio or (
+                self.lo == th.max_ratio and self.lo_open):
+            return "out"
+        return "in" if th.min_ratio <= self.lo and self.hi <= th.max_ratio else "part"
+
+
+def histogram_counts(ratios: np.ndarray) -> tuple[list[Bin], list[int]]:
+    """Bins and their counts; the '> 1' bin only when a ratio is there."""
+    bins = [Bin(0.0, 0.0, "0", hi_open=False), Bin(0.0, float(LOG_EDGES[0]), "(0, 10⁻⁴)", lo_open=True)]
+    bins += [Bin(float(a), float(b), f"[{a:g}, {b:g})") for a, b in zip(LOG_EDGES[:-1], LOG_EDGES[1:])]
+    bins[-1] = Bin(bins[-1].lo, 1.0, f"[{bins[-1].lo:g}, 1]", hi_open=False)
+    counts = [int(np.count_nonzero(ratios == 0)), int(np.count_nonzero((ratios > 0) & (ratios < LOG_EDGES[0])))]
+    # np.histogram's bins are half-open but its last one is closed: [0.631, 1]
+    counts += np.histogram(ratios[(ratios >= LOG_EDGES[0]) & (ratios <= 1)], bins=LOG_EDGES)[0].astype(int).tolist()
+    over = int(np.count_nonzero(ratios > 1))
+    if over:
+        bins.append(Bin(1.0, math.inf, "> 1", lo_open=True))
+        counts.append(over)
+    return bins, counts
+
+
+# the histogram's SVG geometry, in its viewBox units
+SVG_W, SVG_H, PAD_LEFT, PAD_RIGHT, PAD_TOP, PAD_BOTTOM = 960, 300, 56, 12, 34, 52
+
+
+class Axis:
+    """Where a ratio lies along the histogram's x axis: equal-width bins for
+    exact 0, for (0, 1e-4), 20 log bins to 1, maybe one for > 1."""
+
+    def __init__(self, bins: int):
+        self.left = PAD_LEFT
+        self.bins = bins
+        self.step = (SVG_W - PAD_LEFT - PAD_RIGHT) / bins
+
+    def x(self, r: float, is_max: bool = False) -> float:
+        if r <= 0:
+            # max 0 keeps the zero bin, min 0 lets it in: the lines bound it
+            return self.left + (self.step if is_max else 0)
+        if r < LOG_EDGES[0]:
+            return self.left + self.step * (1 + r / LOG_EDGES[0])
+        if r <= 1:
+            return self.left + self.step * (2 + 5 * (math.log10(r) + 4))
+        return self.left + self.step * (self.bins - 0.5 if self.bins > 22 else self.bins)
+
+
+def _compact(n: int) -> str:
+    if n < 10_000:
+        return f"{n:,}"
+    if n < 1_000_000:
+        return f"{n / 1000:.0f}k"
+    return f"{n / 1e6:.1f}M"
+
+
+def _nice_ticks(top: int) -> list[int]:
+    if top <= 0:
+        return [0]
+    step = 10 ** int(math.floor(math.log10(max(1, top / 4))))
+    for mult in (1, 2, 5, 10):
+        if top / (step * mult) <= 5:
+            step *= mult
+            break
+    return list(range(0, top + 1, int(step)))
+
+
+def _histogram(scan: Scan, bins: list[Bin], counts: list[int], axis: Axis) -> str:
+    th = scan.thresholds
+    width, height, left, top = SVG_W, SVG_H, PAD_LEFT, PAD_TOP
+    plot_w, plot_h = width - PAD_LEFT - PAD_RIGHT, height - PAD_TOP - PAD_BOTTOM
+    peak = max(counts) if counts else 0
+    ticks = _nice_ticks(peak)
+    y_top = max(ticks[-1], peak, 1)
+
+    def y(v: float) -> float:
+        return top + plot_h * (1 - v / y_top)
+
+    parts = [f'<svg id="histogram" viewBox="0 0 {width} {height}" role="img" '
+             f'aria-label="histogram of per-video text area ratios" data-videos="{len(scan.video_ratios)}" '
+             f'data-bins="{len(bins)}" data-min="{th.min_ratio!r}" data-max="{th.max_ratio!r}">']
+    x_lo, x_hi = axis.x(th.min_ratio), axis.x(th.max_ratio, is_max=True)
+    parts.append(f'<rect class="band" x="{x_lo:.1f}" y="{top}" width="{max(0.0, x_hi - x_lo):.1f}" height="{plot_h}"/>')
+    for tick in ticks:
+        parts.append(f'<line class="grid" x1="{left}" x2="{left + plot_w}" y1="{y(tick):.1f}" y2="{y(tick):.1f}"/>'
+                     f'<text class="ytick" x="{left - 6}" y="{y(tick) + 4:.1f}">{_compact(tick)}</text>')
+    for i, (b, count) in enumerate(zip(bins, counts)):
+        x = left + i * axis.step
+        h = plot_h * count / y_top
+        if count and h < 1:
+            h = 1.0  # a bin with any video stays visible
+        parts.append(
+            f'<rect class="bar {b.side(th)}" x="{x + 1.5:.1f}" y="{top + plot_h - h:.1f}" width="{axis.step - 3:.1f}" '
+            f'height="{h:.1f}" data-count="{count}" data-lo="{b.lo!r}" data-hi="{b.hi!r}">'
+            f"<title>{escape(b.label)}: {count:,} videos</title></rect>"
+        )
+        if count:
+            parts.append(f'<text class="count" x="{x + axis.step / 2:.1f}" y="{top + plot_h - h - 3:.1f}">'
+                         f"{_compact(count)}</text>")
+    base = top + plot_h
+    parts.append(f'<line class="axis" x1="{left}" x2="{left + plot_w}" y1="{base}" y2="{base}"/>')
+    labels = [(left + axis.step * 0.5, "0"), (left + axis.step * 1.5, "<10⁻⁴")]
+    # (10⁻⁴ itself would collide with the "<10⁻⁴" bin's label)
+    labels += [(axis.x(10.0 ** e), {-3: "0.001", -2: "0.01", -1: "0.1", 0: "1"}[e]) for e in range(-3, 1)]
+    if len(bins) > 22:
+        labels.append((left + axis.step * 22.5, "> 1"))
+    for x, text in labels:
+        parts.append(f'<line class="axis" x1="{x:.1f}" x2="{x:.1f}" y1="{base}" y2="{base + 4}"/>'
+                     f'<text class="xtick" x="{x:.1f}" y="{base + 17}">{text}</text>')
+    parts.append(f'<text class="xtitle" x="{left + plot_w / 2:.1f}" y="{height - 8}">text area ratio per video '
+                 "(bins: exact 0, below 10⁻⁴, then 5 log-spaced per decade)</text>")
+    parts.append(f'<text class="ytitle" transform="translate(14 {top + plot_h / 2:.0f}) rotate(-90)">videos</text>')
+    for r, name, is_max in ((th.min_ratio, "min", False), (th.max_ratio, "max", True)):
+        x = axis.x(r, is_max)
+        anchor = "start" if is_max else "end"
+        dx = 4 if is_max else -4
+        parts.append(f'<line class="threshold" id="threshold-{name}" x1="{x:.1f}" x2="{x:.1f}" y1="{top - 6}" '
+                     f'y2="{base}"/><text class="tlabel" x="{x + dx:.1f}" y="{top - 10}" text-anchor="{anchor}">'
+                     f"{name} {r:g}</text>")
+    parts.append(f'<line class="whatif" id="whatif-line" x1="{x_hi:.1f}" x2="{x_hi:.1f}" y1="{top}" y2="{base}" '
+                 'visibility="hidden"/>')
+    parts.append("</svg>")
+    n = len(scan.video_ratios)
+    inside = int(np.count_nonzero((scan.video_ratios >= th.min_ratio) & (scan.video_ratios <= th.max_ratio)))
+    caption = (f"{n:,} judged videos (a video in several samples counts once per sample); "
+               f"{inside:,} ({_share(inside, n)}) lie within [{th.min_ratio:g}, {th.max_ratio:g}]. "
+               '<span class="key in"></span> bin inside the range <span class="key part"></span> partly '
+               '<span class="key out"></span> outside. Hover a bar for its exact count.')
+    return (f'<section id="ratios"><h2>Text area ratio per video</h2>{"".join(parts)}'
+            f'<p class="caption">{caption}</p></section>')
+
+
+def _share(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.1f}%" if whole else "—"
+
+
+def _whatif(scan: Scan, axis: Axis) -> str:
+    th = scan.thresholds
+    judged = scan.judged
+    rows = sorted({m for m in WHATIF_MAX if m >= th.min_ratio} | {th.max_ratio})
+    kept = scan.kept_at(np.array(rows))
+    recipe_kept = int(scan.kept_at(np.array([th.max_ratio]))[0])
+    body = []
+    for m, k in zip(rows, kept.tolist()):
+        recipe = m == th.max_ratio
+        delta = "recipe" if recipe else f"{k - recipe_kept:+,}"
+        body.append(f'<tr data-max="{m!r}" data-kept="{k}"{" class=recipe" if recipe else ""}>'
+                    f"<td>{m:g}</td><td>{k:,}</td><td>{_share(k, judged)}</td><td>{judged - k:,}</td>"
+                    f"<td>{delta}</td></tr>")
+    # the slider walks a finer log grid (3 digits: the values it shows are the
+    # values counted); its counts come from the same rule
+    hi_end = max(1.0, float(scan.video_ratios.max()) if len(scan.video_ratios) else 1.0)
+    grid = sorted({float(f"{t:.3g}") for t in np.geomspace(1e-4, hi_end, SLIDER_STEPS + 1)} | set(rows))
+    grid = [t for t in grid if t >= th.min_ratio]
+    grid_kept = scan.kept_at(np.array(grid)).tolist()
+    data = {"t": grid, "k": grid_kept, "x": [round(axis.x(t, True), 1) for t in grid], "judged": judged,
+            "start": grid.index(th.max_ratio)}
+    note = ""
+    if scan.status["kept"] != recipe_kept:
+        note = (f'<p class="note warn">stats.jsonl marks {scan.status["kept"]:,} samples kept, but its ratios at the '
+                f"recipe's thresholds keep {recipe_kept:,}: the stats were decided with other thresholds.</p>")
+    return (
+        '<section id="whatif-section"><h2>What if: samples kept against max_area_ratio</h2>'
+        f'<p>At the recipe\'s min_area_ratio {th.min_ratio:g} and any_or_all <b>{escape(th.any_or_all)}</b>, '
+        f"over the {judged:,} judged samples (errors are neither; a sample without videos is always kept: "
+        f"{scan.no_video_samples:,}). <code>textsieve decide --export {escape(str(scan.export_dir))} "
+        "--max-area-ratio M</code> applies one to the outputs without detecting again.</p>"
+        '<div id="slider" hidden><label for="whatif-slider">max_area_ratio</label>'
+        f'<input type="range" id="whatif-slider" min="0" max="{len(grid) - 1}" step="1" value="{data["start"]}">'
+        '<output id="whatif-out" for="whatif-slider"></output></div>'
+        '<table id="whatif"><thead><tr><th>max_area_ratio</th><th>kept</th><th>share kept</th><th>dropped</th>'
+        f'<th>vs recipe</th></tr></thead><tbody>{"".join(body)}</tbody></table>{note}'
+        f'<script type="application/json" id="whatif-data">{_json(data)}</script></section>'
+    )
+
+
+def _json(data: Any) -> str:
+    # inside <script>, "</" would end the element
+    return json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
+
+
+def _gallery(scan: Scan, groups: dict[str, list[Card]]) -> str:
+    th = scan.thresholds
+    titles = {
+        "inside_max": (f"Just inside max: the largest ratios ≤ {th.max_ratio:g}", "the last videos the recipe keeps"),
+        "outside_max": (f"Just outside max: the smallest ratios > {th.max_ratio:g}", "the first it drops"),
+        "inside_min": (f"Just inside min: the smallest ratios ≥ {th.min_ratio:g}", ""),
+        "outside_min": (f"Just outside min: the largest ratios < {th.min_ratio:g}", ""),
+        "highest": ("Highest ratios", ""),
+        "random": ("A random sample", "seeded: the same page each time"),
+    }
+    out = []
+    frames = 0
+    for name, cards in groups.items():
+        title, sub = titles[name]
+        items = "".join(_card(card) for card in cards) or '<p class="none">no video here</p>'
+        frames += sum(len(card.thumbs) for card in cards)
+        out.append(f'<section class="group" data-group="{name}" data-count="{len(cards)}"><h3>{escape(title)} '
+                   f'<small>{len(cards)} video(s){" · " + escape(sub) if sub else ""}</small></h3>'
+                   f'<div class="cards">{items}</div></section>')
+    boxes = ("boxes as the detector found them (yellow)" if scan.op.get("save_boxes", True)
+             else "no boxes: the run had save_boxes off")
+    min_note = "" if th.min_ratio > 0 else " The min is 0, so no video lies below it."
+    total = sum(len(c) for c in groups.values())
+    return (f'<section id="gallery" data-cards="{total}" data-frames="{frames}"><h2>Frames</h2>'
+            f"<p>The sampled frames of a few videos per group, decoded again at the times in stats.jsonl, with the "
+            f"{boxes}; the numbers are each frame's ratio.{min_note}</p>{''.join(out)}</section>")
+
+
+def _card(card: Card) -> str:
+    c, video = card.candidate, card.candidate.video
+    path = str(video["video"])
+    who = f" · {escape(str(video['decided_by']))}" if "decided_by" in video else ""
+    head = (f'<figcaption><b>{video["ratio"]:.4f}</b> · sample {c.index} · <span class="{c.status}">{c.status}</span>'
+            f'{who}<br><span class="file" title="{escape(path)}">{escape(os.path.basename(path))}</span></figcaption>')
+    if card.problem is not None:
+        frames = f'<div class="placeholder" data-state="unreadable">{escape(card.problem)}</div>'
+    else:
+        frames = "".join(
+            f'<div class="frame"><img class="thumb" src="{t.data_uri}" alt="{escape(os.path.basename(path))} at '
+            f'{t.time:.2f} s" data-boxes="{"" if t.boxes is None else t.boxes}"><span>{t.time:.2f} s · '
+            f'{t.ratio:.4f}{"" if t.boxes is None else f" · {t.boxes} box" + ("" if t.boxes == 1 else "es")}'
+            "</span></div>"
+            for t in card.thumbs)
+    return (f'<figure class="card" data-index="{c.index}" data-ratio="{video["ratio"]!r}" '
+            f'data-frames="{len(card.thumbs)}"><div class="frames">{frames}</div>{head}</figure>')
+
+
+def _errors(scan: Scan) -> str:
+    total = sum(scan.errors_by_kind.values())
+    if not total:
+        return '<section id="errors-section"><h2>Errors</h2><p id="errors" data-total="0">No sample failed.</p></section>'
+    rows = []
+    for kind, count in scan.errors_by_kind.most_common():
+        examples = "".join(
+            f'<li><span class="idx">sample {escape(str(e.get("index")))}</span> <code>{escape(str(e.get("message")))}'
+            "</code></li>" for e in scan.error_examples.get(kind, []))
+        rows.append(f'<tr data-kind="{escape(kind)}" data-count="{count}"><td><code>{escape(kind)}</code></td>'
+                    f"<td>{count:,}</td><td><ul>{examples}</ul></td></tr>")
+    return ('<section id="errors-section"><h2>Errors</h2>'
+            f"<p>{total:,} samples could not be judged; each is in errors.jsonl with its sample. Transient kinds "
+            "(timeout, worker_crashed, gpu_oom, detector_error, remote_read) are judged again by "
+            "<code>textsieve run ... --retry-errors</code>.</p>"
+            f'<table id="errors" data-total="{total}"><thead><tr><th>kind</th><th>samples</th><th>examples</th></tr>'
+            f'</thead><tbody>{"".join(rows)}</tbody></table></section>')
+
+
+def _detector(scan: Scan) -> str:
+    op = scan.op
+    videos = len(scan.video_ratios)
+    rows = [("detector", op.get("detector", "craft")),
+            ("frames", "native size" if not op.get("max_side") else f"scaled to {op['max_side']} px long side")]
+    if op.get("calibration"):
+        rows.append(("calibration", op["calibration"]))
+    scale = (scan.summary or {}).get("ratios", {}).get("scale")
+    if scale:
+        rows.append(("ratios on the scale of", scale))
+    run_detector = (scan.summary or {}).get("detector") or {}
+    for key in ("device", "batch_size", "calls", "oom_backoffs", "cpu_fallback_frames", "failed_frames"):
+        if key in run_detector:
+            rows.append((key.replace("_", " "), run_detector[key]))
+    out = [_table(rows, "facts")]
+    if scan.decided_by:
+        decided = sum(scan.decided_by.values())
+        craft = scan.decided_by.get("craft", 0)
+        out.append(f'<p id="cascade" data-share-craft="{craft / decided:.4f}">Under the cascade, '
+                   f"<b>{_share(craft, decided)}</b> of the {decided:,} videos were sent to CRAFT; the fast detector "
+                   "decided the rest.</p>")
+        out.append(_table([(k, f"{v:,} ({_share(v, decided)})") for k, v in scan.decided_by.most_common()],
+                          "decided_by", ("decided by", "videos")))
+        if scan.routed:
+            out.append(_table([(k, f"{v:,}") for k, v in scan.routed.most_common()], "why_sent",
+                              ("why CRAFT re-judged it", "videos")))
+    else:
+        out.append(f"<p>All {videos:,} judged videos were decided by {escape(str(op.get('detector', 'craft')))}.</p>")
+    if scan.outside_calibration:
+        out.append(f'<p class="note warn">{scan.outside_calibration:,} videos had a raw ratio outside the range the '
+                   "calibration was fitted on.</p>")
+    return f'<section id="detector"><h2>Detector</h2>{"".join(out)}</section>'
+
+
+def _plan(scan: Scan) -> str:
+    summary = scan.summary if scan.finished else None
+    if summary is None:
+        return ('<section id="plan"><h2>Plan and resources</h2><p>The plan, resource peaks and throughput are in '
+                "summary.json, written when the run finishes.</p></section>")
+    out = []
+    if summary.get("plan"):
+        out.append(_plan_block(summary["plan"], summary.get("executor")))
+    for node in (summary.get("executor_detail") or {}).get("nodes", []):
+        out.append(f"<h3>node {escape(str(node.get('address') or node.get('node')))}</h3>"
+                   + _plan_block(node.get("plan") or {}, "ray"))
+    session = summary.get("this_session") or {}
+    rows = [(k.replace("_", " "), v) for k, v in session.items() if not isinstance(v, dict)]
+    rows += [(f"time in {k}, s", v) for k, v in (session.get("timings_s") or {}).items()]
+    out.append(f'<div class="row"><div>{_resources(summary)}</div>'
+               f'<div>{"<h3>This session</h3>" + _table(rows, "session") if rows else ""}</div></div>')
+    return f'<section id="plan"><h2>Plan and resources</h2>{"".join(out)}</section>'
+
+
+def _plan_block(plan: dict, executor: str | None) -> str:
+    replicas = Counter(r.get("device", "?") for r in plan.get("replicas", []))
+    threads = {r.get("threads") for r in plan.get("replicas", []) if str(r.get("device")) == "cpu"}
+    cost = plan.get("cost") or {}
+    rows = [
+        ("executor", executor or "local"),
+        ("device kind", plan.get("device_kind")),
+        ("detector replicas", ", ".join(f"{n} on {d}" for d, n in sorted(replicas.items())) or "none"),
+        ("decoders", f"{plan.get('decoders')} × {plan.get('decoder_threads', 1)} FFmpeg thread(s)"),
+        ("batch", plan.get("batch_size")),
+    ]
+    if threads - {None}:
+        rows.append(("threads per CPU replica", ", ".join(str(t) for t in sorted(threads - {None}))))
+    if cost:
+        rows.append(("per-replica cost", f"{_gib(cost.get('gpu_bytes'))} GPU, {_gib(cost.get('host_bytes'))} host "
+                                         f"({cost.get('source', '?')})"))
+    if plan.get("error"):
+        rows.append(("error", plan["error"]))
+    out = [_table(rows, "plan-facts")]
+    gpus = plan.get("gpus") or []
+    if gpus:
+        head = ("gpu", "name", "total", "free", "reserve", "budget", "replicas", "why")
+        body = "".join(
+            "<tr>" + "".join(f"<td>{escape(str(v))}</td>" for v in (
+                g.get("index"), g.get("name"), _gib(g.get("total")), _gib(g.get("free")), _gib(g.get("reserve")),
+                _gib(g.get("budget")), g.get("replicas"), g.get("reason"))) + "</tr>"
+            for g in gpus)
+        out.append(f'<table class="wide"><thead><tr>{"".join(f"<th>{h}</th>" for h in head)}</tr></thead>'
+                   f"<tbody>{body}</tbody></table>")
+    if plan.get("reasons"):
+        out.append("<details><summary>why these numbers</summary><ul>"
+                   + "".join(f"<li>{escape(str(r))}</li>" for r in plan["reasons"]) + "</ul></details>")
+    return "".join(out)
+
+
+def _resources(summary: dict) -> str:
+    res = summary.get("resources") or {}
+    rows: list[tuple[str, Any]] = []
+    if "peak_host_rss_bytes" in res:
+        rows.append(("peak host memory (supervisor)", _gib(res["peak_host_rss_bytes"])))
+    for idx, g in sorted((res.get("gpus") or {}).items()):
+        warn = " — came within its reserve" if g.get("came_within_reserve") else ""
+        rows.append((f"GPU {idx} {g.get('name') or ''}",
+                     f"peak {_gib(g.get('peak_used_bytes'))} of {_gib(g.get('total_bytes'))}{warn}"))
+    for node, info in sorted((summary.get("node_resources") or {}).items()):
+        rows.append((f"node {node}", f"peak actor memory {_gib(info.get('peak_actor_rss_bytes'))}"))
+        for key, g in sorted((info.get("gpus") or {}).items()):
+            warn = " — came within its reserve" if g.get("came_within_reserve") else ""
+            rows.append((f"node {node} GPU {key}", f"peak {_gib(g.get('peak_used_bytes'))} of "
+                                                   f"{_gib(g.get('total_bytes'))}{warn}"))
+    if not rows:
+        return ""
+    return "<h3>Resource peaks</h3>" + _table(rows, "resources")
+
+
+def _gib(n: Any) -> str:
+    return "?" if n is None else f"{n / GiB:.2f} GiB"
+
+
+def _table(rows: Iterable[tuple[str, Any]], table_id: str, head: tuple[str, str] | None = None) -> str:
+    thead = f"<thead><tr><th>{escape(head[0])}</th><th>{escape(head[1])}</th></tr></thead>" if head else ""
+    body = "".join(f"<tr><th>{escape(str(k))}</th><td>{escape(str(v))}</td></tr>" for k, v in rows)
+    return f'<table class="facts" id="{table_id}">{thead}<tbody>{body}</tbody></table>'
+
+
+CSS = """
+:root{--ink:#1d2733;--muted:#5b6775;--line:#d9dee4;--bg:#f5f7f9;--in:#2a9d8f;--out:#e76f51;--part:#e9c46a}
+*{box-sizing:border-box}
+body{margin:0;background:var(--bg);color:var(--ink);font:14px/1.45 system-ui,"DejaVu Sans","Liberation Sans",sans-serif}
+main{max-width:1100px;margin:0 auto;padding:20px 24px 40px}
+header h1{margin:0 0 2px;font-size:24px}
+.path{margin:0;color:var(--muted);font-family:"DejaVu Sans Mono",monospace;font-size:12px;overflow-wrap:anywhere}
+nav{display:flex;gap:16px;margin-top:8px}nav a{color:#1f6feb;text-decoration:none}
+section{background:#fff;border:1px solid var(--line);border-radius:8px;padding:14px 18px;margin-top:16px}
+h2{margin:0 0 10px;font-size:18px}h3{margin:16px 0 8px;font-size:15px}h3 small{color:var(--muted);font-weight:normal}
+.badge{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;font-weight:600}
+.badge.ok{background:#d7f2ec;color:#146356}.badge.live{background:#fdf0c9;color:#7a5600}
+.kpis{display:flex;gap:12px;flex-wrap:wrap}
+.kpi{flex:1;min-width:110px;border:1px solid var(--line);border-radius:8px;padding:8px 12px}
+.kpi b{display:block;font-size:24px}.kpi span{color:var(--muted)}
+.kpi.good b{color:#146356}.kpi.bad b{color:#b42318}
+.note{color:var(--muted)}.warn{color:#9a3412}
+svg{width:100%;height:auto;display:block}
+.bar.in{fill:var(--in)}.bar.out{fill:var(--out)}.bar.part{fill:var(--part)}
+.band{fill:var(--in);opacity:.08}
+.grid{stroke:#eceff3}.axis{stroke:#8893a0}
+.count{font-size:10px;text-anchor:middle;fill:var(--ink)}
+.ytick{font-size:10px;text-anchor:end;fill:var(--muted)}.xtick{font-size:11px;text-anchor:middle;fill:var(--muted)}
+.xtitle{font-size:12px;text-anchor:middle;fill:var(--muted)}.ytitle{font-size:12px;text-anchor:middle;fill:var(--muted)}
+.threshold{stroke:#b42318;stroke-width:2}.tlabel{font-size:12px;font-weight:600;fill:#b42318}
+.whatif{stroke:#1f6feb;stroke-width:2;stroke-dasharray:5 4}
+.caption{color:var(--muted);margin:6px 0 0}
+.key{display:inline-block;width:10px;height:10px;border-radius:2px;margin:0 3px 0 6px}
+.key.in{background:var(--in)}.key.out{background:var(--out)}.key.part{background:var(--part)}
+table{border-collapse:collapse;margin:6px 0}th,td{border-bottom:1px solid var(--line);padding:4px 10px;text-align:left;
+vertical-align:top}
+#whatif td,#whatif th{text-align:right}#whatif tr.recipe{background:#e8f3ff;font-weight:600}
+table.facts th{font-weight:normal;color:var(--muted)}
+#errors ul{margin:0;padding-left:16px}#errors code{font-size:12px;overflow-wrap:anywhere}
+#errors td:first-child code{overflow-wrap:normal;white-space:nowrap}
+.row{display:flex;gap:40px;flex-wrap:wrap}
+#slider{display:flex;align-items:center;gap:12px;margin:8px 0}#slider input{flex:1}
+#whatif-out{min-width:360px;font-weight:600}
+.group{border:0;padding:0;margin-top:6px;background:none}
+.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(420px,1fr));gap:12px}
+.card{margin:0;border:1px solid var(--line);border-radius:6px;padding:8px;background:#fafbfc}
+.frames{display:flex;gap:6px}
+.frame{flex:1;min-width:0}.frame img{width:100%;display:block;border-radius:3px}
+.frame span{font-size:11px;color:var(--muted)}
+figcaption{margin-top:4px;font-size:12px}.file{color:var(--muted);font-family:"DejaVu Sans Mono",monospace}
+.kept{color:#146356;font-weight:600}.dropped{color:#b42318;font-weight:600}
+.placeholder{flex:1;min-height:90px;display:flex;align-items:center;justify-content:center;text-align:center;
+padding:10px;background:repeating-linear-gradient(45deg,#eef0f3,#eef0f3 8px,#e6e9ed 8px,#e6e9ed 16px);
+color:var(--muted);font-size:12px;border-radius:3px;overflow-wrap:anywhere}
+.none{color:var(--muted)}
+footer{margin-top:16px;color:var(--muted);font-size:12px;text-align:center}
+"""
+
+# The slider: reads the what-if grid embedded as JSON, shows the kept count
+# at the chosen max_area_ratio and moves a line on the histogram.
+SCRIPT = """
+(function () {
+  var data = JSON.parse(document.getElementById('whatif-data').textContent);
+  var slider = document.getElementById('whatif-slider');
+  var out = document.getElementById('whatif-out');
+  var line = document.getElementById('whatif-line');
+  function show() {
+    var i = Number(slider.value), kept = data.k[i], t = data.t[i];
+    var share = data.judged ? (100 * kept / data.judged).toFixed(1) + '%' : '-';
+    out.textContent = '\\u2264 ' + t + ': ' + kept.toLocaleString('en-US') + ' of ' +
+      data.judged.toLocaleString('en-US') + ' samples kept (' + share + ')';
+    out.dataset.kept = kept;
+    line.setAttribute('x1', data.x[i]);
+    line.setAttribute('x2', data.x[i]);
+    line.setAttribute('visibility', i === data.start ? 'hidden' : 'visible');
+  }
+  slider.addEventListener('input', show);
+  document.getElementById('slider').hidden = false;
+  show();
+})();
+"""

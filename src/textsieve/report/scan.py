@@ -1,0 +1,266 @@
+"""One pass over an export folder for ``textsieve report``.
+
+A million stats rows must fit in seconds and in little memory, so the pass
+keeps numbers only (per-video ratios, one what-if key per sample) in compact
+arrays, counters, and a bounded set of gallery candidates (a few heaps and a
+reservoir); no record is held beyond its line.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import math
+import random
+from array import array
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+import numpy as np
+
+from ..data.export import iter_records, part_of
+from ..data.journal import JOURNAL, read_settings
+from ..data.shards import MANIFEST, read_manifest
+from ..errors import ConfigError
+
+EXAMPLES_PER_KIND = 3
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One video of one judged sample, as the gallery shows it."""
+
+    index: int
+    status: str
+    video: dict  # the stats record's entry: video, ratio, frame_times, frame_ratios, frame_boxes, width, height
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    min_ratio: float
+    max_ratio: float
+    any_or_all: str
+
+
+@dataclass
+class Scan:
+    """What the report shows, from one pass over the folder."""
+
+    export_dir: Path
+    finished: bool  # summary.json written and no part files left: the run completed
+    summary: dict | None
+    op: dict  # the filter's settings: thresholds, detector, max_side, ...
+    thresholds: Thresholds
+    video_ratios: np.ndarray  # every judged video's ratio (once per sample it is in)
+    # per judged sample (sorted), the smallest max_area_ratio that keeps it
+    # at the recipe's min and any/all (-inf: no videos, always kept; inf: never)
+    keep_keys: np.ndarray
+    status: Counter[str] = field(default_factory=Counter)  # kept / dropped among the stats records
+    errors_by_kind: Counter[str] = field(default_factory=Counter)
+    error_examples: dict[str, list[dict]] = field(default_factory=dict)
+    decided_by: Counter[str] = field(default_factory=Counter)  # cascade: which detector decided each video
+    routed: Counter[str] = field(default_factory=Counter)  # cascade: why CRAFT re-judged
+    outside_calibration: int = 0
+    no_video_samples: int = 0
+    groups: dict[str, list[Candidate]] = field(default_factory=dict)
+
+    @property
+    def judged(self) -> int:
+        return len(self.keep_keys)
+
+    def kept_at(self, max_ratios: np.ndarray) -> np.ndarray:
+        """Samples kept at each max_area_ratio, at the recipe's min and
+        any/all: the rule of :func:`textsieve.filter.keep_sample`."""
+        return np.searchsorted(self.keep_keys, max_ratios, side="right")
+
+
+class _Best:
+    """The ``k`` videos with the largest score, each path at most once;
+    equal scores keep the earlier row, so a report is reproducible."""
+
+    def __init__(self, k: int):
+        self.k = k
+        self.heap: list[tuple[float, int, str, Candidate]] = []
+        self.paths: set[str] = set()
+        # a score at or below this cannot enter (k = 0: nothing can)
+        self.floor = -math.inf if k else math.inf
+
+    def offer(self, score: float, seq: int, candidate: Candidate) -> None:
+        path = candidate.video["video"]
+        if path in self.paths:
+            return
+        entry = (score, -seq, path, candidate)
+        if len(self.heap) < self.k:
+            heapq.heappush(self.heap, entry)
+        else:
+            self.paths.discard(heapq.heapreplace(self.heap, entry)[2])
+        self.paths.add(path)
+        if len(self.heap) == self.k:
+            self.floor = self.heap[0][0]
+
+    def items(self) -> list[Candidate]:
+        return [entry[3] for entry in sorted(self.heap, reverse=True)]
+
+
+class _Reservoir:
+    """A uniform random sample of ``k`` items from a stream of unknown
+    length (Li's algorithm L: random numbers only at the items it takes)."""
+
+    def __init__(self, k: int, seed: int):
+        self.k, self.rng = k, random.Random(seed)
+        self.items: list[Candidate | None] = []
+        self.seen = 0
+        self.w = math.exp(math.log(self.rng.random()) / k) if k else 0.0
+        self.next = k + self._skip() if k else math.inf
+
+    def _skip(self) -> int:
+        return int(math.log(self.rng.random()) / math.log(1 - self.w)) if self.w < 1 else 0
+
+    def slot(self) -> int:
+        """Where the stream's next item goes in ``items``; -1: not taken."""
+        i = self.seen
+        self.seen += 1
+        if i < self.k:
+            self.items.append(None)
+            return i
+        if i != self.next:
+            return -1
+        self.w *= math.exp(math.log(self.rng.random()) / self.k)
+        self.next += self._skip() + 1
+        return self.rng.randrange(self.k)
+
+
+def export_folder(path: Path) -> Path:
+    """The export folder for ``path``: the folder itself, or the folder of a
+    ``.jsonl`` export_path (Data-Juicer's form)."""
+    path = Path(path)
+    return path.parent if path.suffix == ".jsonl" and not path.is_dir() else path
+
+
+def _settings(export_dir: Path) -> tuple[bool, dict | None, dict, Path]:
+    """(finished, summary, filter settings, kept file) of the folder's run."""
+    summary_path = export_dir / "summary.json"
+    summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.exists() else None
+    sharded = (export_dir / MANIFEST).exists()
+    # a finished run removes its part files (sharded: marks its manifest
+    # complete); one resumed with --retry-errors has an older summary and is
+    # running again
+    finished = summary is not None and (read_manifest(export_dir)[2] if sharded
+                                        else not part_of(export_dir / "stats.jsonl").exists())
+    if finished:
+        config = summary["config"]
+        export_path = Path(config["export_path"])
+        kept = export_path if export_path.suffix == ".jsonl" else export_dir / "kept.jsonl"
+        return True, summary, config["filter"], kept
+    if sharded:
+        settings = read_manifest(export_dir)[0]["settings"]
+    elif (export_dir / JOURNAL).exists():
+        settings = read_settings(export_dir)
+    else:
+        raise ConfigError(
+            f"{export_dir}: no summary.json, {JOURNAL} or {MANIFEST}: not a textsieve export folder "
+            "(give the folder `textsieve run --export` wrote)"
+        )
+    return False, summary, settings["filter"], Path(settings.get("kept_file") or export_dir / "kept.jsonl")
+
+
+def scan_export(export_dir: Path, per_group: int = 8, seed: int = 0) -> Scan:
+    """Read a finished or running export folder's stats and errors once."""
+    if per_group < 0:
+        raise ConfigError(f"the gallery's videos per group must be 0 or more, not {per_group}")
+    export_dir = export_folder(export_dir)
+    if not export_dir.is_dir():
+        raise ConfigError(f"{export_dir}: no such folder (give the export folder of a `textsieve run`)")
+    finished, summary, op, kept_file = _settings(export_dir)
+    th = Thresholds(float(op["min_area_ratio"]), float(op["max_area_ratio"]), op["any_or_all"])
+    lo, hi, use_all = th.min_ratio, th.max_ratio, th.any_or_all == "all"
+
+    ratios, keys = array("d"), array("d")
+    status: Counter[str] = Counter()
+    decided_by: Counter[str] = Counter()
+    routed: Counter[str] = Counter()
+    outside = no_videos = seq = 0
+    inside_max, outside_max, highest = _Best(per_group), _Best(per_group), _Best(per_group)
+    # with min 0 nothing lies below min: those groups stay empty
+    inside_min, outside_min = _Best(per_group if lo > 0 else 0), _Best(per_group if lo > 0 else 0)
+    reservoir = _Reservoir(per_group, seed)
+    for record in iter_records(export_dir, kept_file, "stats"):
+        status[record["status"]] += 1
+        sample = record["video_ocr_area_ratio"]
+        if not sample:
+            keys.append(-math.inf)
+            no_videos += 1
+        elif use_all:
+            keys.append(max(sample) if min(sample) >= lo else math.inf)
+        else:
+            keys.append(min((r for r in sample if r >= lo), default=math.inf))
+        for video in record["videos"]:
+            r = video["ratio"]
+            ratios.append(r)
+            seq += 1
+            if "decided_by" in video:
+                decided_by[video["decided_by"]] += 1
+                if "routed" in video:
+                    routed[video["routed"]] += 1
+            if video.get("outside_calibration"):
+                outside += 1
+            wanted = []  # (group, score) of the groups this video would enter
+            if r > highest.floor:
+                wanted.append((highest, r))
+            if lo <= r <= hi:
+                if r > inside_max.floor:
+                    wanted.append((inside_max, r))
+                if -r > inside_min.floor:
+                    wanted.append((inside_min, -r))
+            elif r > hi:
+                if -r > outside_max.floor:
+                    wanted.append((outside_max, -r))
+            elif r > outside_min.floor:
+                wanted.append((outside_min, r))
+            slot = reservoir.slot()
+            if wanted or slot >= 0:  # most videos enter no group: build nothing for them
+                item = Candidate(record["index"], record["status"], video)
+                for group, score in wanted:
+                    group.offer(score, seq, item)
+                if slot >= 0:
+                    reservoir.items[slot] = item
+
+    errors: Counter[str] = Counter()
+    examples: dict[str, list[dict]] = {}
+    for record in iter_records(export_dir, kept_file, "errors"):
+        kind = record.get("kind", "?")
+        errors[kind] += 1
+        shown = examples.setdefault(kind, [])
+        if len(shown) < EXAMPLES_PER_KIND:
+            shown.append({k: record.get(k) for k in ("index", "video", "message")})
+
+    return Scan(
+        export_dir=export_dir,
+        finished=finished,
+        summary=summary,
+        op=op,
+        thresholds=th,
+        video_ratios=np.frombuffer(ratios, dtype=np.float64) if ratios else np.zeros(0),
+        keep_keys=np.sort(np.frombuffer(keys, dtype=np.float64)) if keys else np.zeros(0),
+        status=status,
+        errors_by_kind=errors,
+        error_examples=examples,
+        decided_by=decided_by,
+        routed=routed,
+        outside_calibration=outside,
+        no_video_samples=no_videos,
+        groups={
+            "inside_max": inside_max.items(),
+            "outside_max": outside_max.items(),
+            "inside_min": inside_min.items(),
+            "outside_min": outside_min.items(),
+            "highest": highest.items(),
+            "random": _unique([c for c in reservoir.items if c is not None]),
+        },
+    )
+
+
+def _unique(items: list[Candidate]) -> list[Candidate]:
+    # a video in several samples may be drawn twice; show it once
+    seen: set[str] = set()
+    return [c for c in items if not (c.video["video"] in seen or seen.add(c.video["video"]))]

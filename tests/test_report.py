@@ -1,0 +1,352 @@
+"""`textsieve report`: the numbers on the page, the frames and boxes, running
+folders, speed on many rows, and the page in a real (headless) Chromium."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import random
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from textsieve.cli import main
+from textsieve.data.export import ExportWriter
+from textsieve.data.journal import Journal
+from textsieve.errors import VideoError
+from textsieve.filter import keep_sample
+from textsieve.outcome import SampleOutcome, VideoStats
+from textsieve.report.gallery import BOX_COLOR, render_card
+from textsieve.report.html import histogram_counts, write_report
+from textsieve.report.scan import Candidate, export_folder, scan_export
+from textsieve.synthetic import TextBlock, VideoSpec, block_box
+from textsieve.video.frames import frames_at, sample_video
+
+TINY = dict(width=160, height=120, frames=10, gop=5, fps=Fraction(10))
+CHROMIUM = "/usr/bin/chromium"
+# flags for a sandbox-less container, and nothing that phones home
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def finished_folder(folder: Path, samples: list[list[float]], lo: float = 0.0, hi: float = 0.05,
+                    any_or_all: str = "any", errors: list[dict] = ()) -> Path:
+    """A finished run's folder from per-sample ratios, without videos (the
+    paths do not exist) or boxes: what `textsieve run` writes, minus work."""
+    folder.mkdir(parents=True, exist_ok=True)
+    kept = 0
+    with open(folder / "stats.jsonl", "w") as f:
+        for index, ratios in enumerate(samples):
+            status = "kept" if keep_sample(ratios, lo, hi, any_or_all) else "dropped"
+            kept += status == "kept"
+            videos = [{"video": f"/nowhere/{index}_{j}.mp4", "ratio": r, "frame_times": [0.0, 1.0, 2.0],
+                       "frame_ratios": [r, r, r], "width": 64, "height": 48, "duration_s": 2.0}
+                      for j, r in enumerate(ratios)]
+            f.write(json.dumps({"index": index, "status": status, "video_ocr_area_ratio": ratios,
+                                "videos": videos}) + "\n")
+    (folder / "errors.jsonl").write_text("".join(json.dumps(e) + "\n" for e in errors))
+    counts = {"input": len(samples) + len(errors), "kept": kept, "dropped": len(samples) - kept,
+              "error": len(errors), "adds_up": True}
+    (folder / "summary.json").write_text(json.dumps({
+        "counts": counts, "errors_by_kind": {},
+        "config": {"export_path": str(folder),
+                   "filter": {"min_area_ratio": lo, "max_area_ratio": hi, "any_or_all": any_or_all,
+                              "max_side": None, "detector": "craft"}}}))
+    return folder
+
+
+# ------------------------------------------------------------ frames, boxes
+
+def test_frames_at_gives_the_sampled_frames_again(make_video):
+    path = str(make_video(VideoSpec(**TINY, bframes=2, blocks=(TextBlock("Hi", 10, 40, size=20),))))
+    for max_side in (None, 80):
+        sampled = sample_video(path, 4, max_side=max_side)
+        again = frames_at(path, sampled.times, max_side)
+        assert all(np.array_equal(a, b) for a, b in zip(sampled.images, again))
+    with pytest.raises(VideoError, match="no frame at 0.123 s"):
+        frames_at(path, [0.123])
+
+
+def test_boxes_are_drawn_where_the_detector_saw_them(make_video):
+    """Boxes saved in the scaled frame (max_side 80: 80x60) land on the same
+    place of a 160x120 thumbnail; a missing video gives a placeholder."""
+    path = str(make_video(VideoSpec(**TINY)))  # flat background: only the box is bright
+    times = sample_video(path, 3).times
+    video = {"video": path, "ratio": 0.1, "frame_times": times, "frame_ratios": [0.1] * 3,
+             "frame_boxes": [[[10, 10, 30, 10, 30, 20, 10, 20]]] * 3, "width": 160, "height": 120}
+    card = render_card(Candidate(0, "dropped", video), run_max_side=80)
+    assert card.problem is None and len(card.thumbs) == 3 and card.thumbs[0].boxes == 1
+    image = np.asarray(Image.open(io.BytesIO(base64.b64decode(card.thumbs[0].data_uri.split(",", 1)[1]))))
+    assert image.shape == (120, 160, 3)
+
+    def yellow(y: int, x: int) -> bool:
+        patch = image[y - 1:y + 2, x - 1:x + 2].astype(int)
+        return bool((np.abs(patch - BOX_COLOR).sum(axis=2) < 120).any())
+
+    # the box (10..30, 10..20) at scale 2 is (20..60, 20..40)
+    assert yellow(20, 40) and yellow(40, 40) and yellow(30, 20) and yellow(30, 60)
+    assert not yellow(30, 40) and not yellow(80, 100)
+
+    gone = render_card(Candidate(0, "kept", dict(video, video=path + ".gone")), None)
+    assert gone.thumbs == [] and "no such file" in gone.problem
+
+
+# ------------------------------------------------------------ the numbers
+
+@pytest.mark.parametrize("lo,any_or_all", [(0.0, "any"), (0.01, "any"), (0.01, "all")])
+def test_whatif_counts_follow_keep_sample(tmp_path, lo, any_or_all):
+    rng = random.Random(7)
+    samples = [[round(rng.random() ** 3, 4) for _ in range(rng.choice([0, 1, 1, 2, 3]))] for _ in range(400)]
+    samples += [[0.0], [0.05], [lo]]  # values on the thresholds
+    scan = scan_export(finished_folder(tmp_path / "out", samples, lo, 0.05, any_or_all))
+    grid = [lo, 0.001, 0.01, 0.05, 0.1, 0.3, 1.0]
+    expected = [sum(keep_sample(s, lo, m, any_or_all) for s in samples) for m in grid]
+    assert scan.kept_at(np.array(grid)).tolist() == expected
+    assert scan.no_video_samples == sum(not s for s in samples)
+    assert scan.status["kept"] == expected[3]  # the recipe's own max
+
+
+def test_histogram_counts_every_video_once_per_sample():
+    ratios = np.array([0.0, 0.0, 5e-5, 1e-4, 0.05, 0.999, 1.0, 1.7])
+    bins, counts = histogram_counts(ratios)
+    assert sum(counts) == len(ratios) and counts[:3] == [2, 1, 1] and counts[-1] == 1 and bins[-1].label == "> 1"
+    assert counts[-2] == 2  # [0.631, 1] is closed on the right
+    assert len(histogram_counts(ratios[:-1])[0]) == 22  # no '> 1' bin without such a ratio
+
+
+def test_gallery_groups_are_the_videos_around_the_thresholds(tmp_path):
+    ratios = [i / 1000 for i in range(200)]  # 0.000 .. 0.199, one video per sample
+    folder = finished_folder(tmp_path / "out", [[r] for r in ratios], lo=0.02, hi=0.1)
+    scan = scan_export(folder, per_group=3, seed=1)
+    ratio = {name: [c.video["ratio"] for c in group] for name, group in scan.groups.items()}
+    assert ratio["inside_max"] == [0.1, 0.099, 0.098]
+    assert ratio["outside_max"] == [0.101, 0.102, 0.103]
+    assert ratio["inside_min"] == [0.02, 0.021, 0.022]
+    assert ratio["outside_min"] == [0.019, 0.018, 0.017]
+    assert ratio["highest"] == [0.199, 0.198, 0.197]
+    assert len(ratio["random"]) == 3
+    assert [c.index for c in scan_export(folder, per_group=3, seed=1).groups["random"]] == \
+        [c.index for c in scan.groups["random"]]  # seeded: the same page again
+    page = write_report(folder, per_group=3).read_text()
+    # the videos do not exist: every card is a placeholder, and the page is still whole
+    assert page.count('class="card"') == 18 and page.count('class="placeholder"') == 18
+    assert "no such file" in page and "</html>" in page
+
+
+def test_random_group_is_uniform():
+    """Algorithm L's reservoir: each of 20 rows is drawn about equally often."""
+    from textsieve.report.scan import _Reservoir
+
+    hits = np.zeros(20)
+    for seed in range(3000):
+        reservoir = _Reservoir(4, seed)
+        for i in range(20):
+            if (slot := reservoir.slot()) >= 0:
+                reservoir.items[slot] = i
+        hits[reservoir.items] += 1
+    assert hits.sum() == 12000 and np.all(np.abs(hits - 600) < 120)
+
+
+def test_errors_by_kind_with_examples_and_the_cli(tmp_path, capsys):
+    errors = [{"index": 10 + i, "kind": kind, "video": f"/v/{i}.mp4", "message": f"/v/{i}.mp4: {kind} <b>"}
+              for i, kind in enumerate(["missing_file"] * 5 + ["timeout"])]
+    folder = finished_folder(tmp_path / "out", [[0.01], [0.2]], errors=errors)
+    assert main(["report", str(folder)]) == 0
+    page = (folder / "report.html").read_text()  # the default -o
+    assert f"wrote {folder / 'report.html'}" in capsys.readouterr().out
+    assert 'data-kind="missing_file" data-count="5"' in page and 'data-kind="timeout" data-count="1"' in page
+    assert page.count("missing_file &lt;b&gt;") == 3  # three examples per kind, escaped
+    other = tmp_path / "elsewhere.html"
+    assert main(["report", str(folder), "-o", str(other)]) == 0 and other.exists()
+    assert export_folder(folder / "result.jsonl") == folder  # Data-Juicer's export_path form
+
+
+def test_cascade_plan_and_resources(tmp_path):
+    """Which detector decided (the cascade's share sent to CRAFT and why),
+    the plan and the resource peaks, as a GPU run's summary holds them."""
+    folder = finished_folder(tmp_path / "out", [[0.01], [0.04], [0.06], [0.3]])
+    records = [json.loads(line) for line in (folder / "stats.jsonl").read_text().splitlines()]
+    routes = [None, "within the margin of 0.05", "within the margin of 0.05", "frame-filling box"]
+    for record, why in zip(records, routes):
+        video = record["videos"][0]
+        video["decided_by"] = "ppocr" if why is None else "craft"
+        if why:
+            video.update(fast_ratio=video["ratio"], routed=why)
+    (folder / "stats.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    summary = json.loads((folder / "summary.json").read_text())
+    gib = 2**30
+    summary.update(
+        executor="local",
+        plan={"ok": True, "device_kind": "gpu", "decoders": 6, "decoder_threads": 2, "batch_size": 8,
+              "replicas": [{"device": "cuda:0", "memory_fraction": 0.4, "threads": 1}] * 2
+              + [{"device": "cuda:1", "memory_fraction": 0.8, "threads": 1}],
+              "gpus": [{"index": 0, "name": "H100", "total": 80 * gib, "free": 79 * gib, "reserve": 4 * gib,
+                        "budget": 75 * gib, "fits": 2, "replicas": 2, "reason": "2 fit"}],
+              "cost": {"model": "cascade", "gpu_bytes": 3 * gib, "host_bytes": gib, "source": "measured"},
+              "reasons": ["per-replica cost: 3.0 GiB GPU"]},
+        resources={"peak_host_rss_bytes": 3 * gib,
+                   "gpus": {"0": {"name": "H100", "peak_used_bytes": 70 * gib, "total_bytes": 80 * gib,
+                                  "came_within_reserve": True}}},
+        this_session={"wall_s": 12.5, "videos_per_s": 0.32, "timings_s": {"detect": 10.0}},
+    )
+    summary["config"]["filter"]["detector"] = "cascade"
+    (folder / "summary.json").write_text(json.dumps(summary))
+    page = write_report(folder).read_text()
+    assert 'data-share-craft="0.7500"' in page and "<b>75.0%</b> of the 4 videos were sent to CRAFT" in page
+    assert "within the margin of 0.05</th><td>2" in page and "frame-filling box</th><td>1" in page
+    assert "2 on cuda:0, 1 on cuda:1" in page and "6 × 2 FFmpeg thread(s)" in page
+    assert "peak 70.00 GiB of 80.00 GiB — came within its reserve" in page
+    assert "videos per s</th><td>0.32" in page
+
+
+def test_not_an_export_folder_says_so(tmp_path, capsys):
+    assert main(["report", str(tmp_path / "nothing")]) == 2
+    assert "no such folder" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["report", str(tmp_path / "empty")]) == 2
+    assert "not a textsieve export folder" in capsys.readouterr().err
+
+
+def test_running_folder(tmp_path, make_video):
+    """A run still going: part files (a torn last line) and the journal's
+    settings; no summary. The report reads what is there."""
+    block = TextBlock("Caption", 8, 50, size=20)
+    path = str(make_video(VideoSpec(**TINY, blocks=(block,))))
+    times = sample_video(path, 3).times
+    x0, y0, x1, y1 = block_box(block)
+    box = [x0, y0, x1, y0, x1, y1, x0, y1]
+    export = tmp_path / "out"
+    settings = {"kept_file": str(export / "kept.jsonl"),
+                "filter": {"min_area_ratio": 0.0, "max_area_ratio": 0.02, "any_or_all": "any", "max_side": None,
+                           "detector": "ppocr", "save_boxes": True}}
+    Journal(export, settings).close()
+    assert 'data-videos="0"' in write_report(export).read_text()  # just started: nothing written yet
+    writer = ExportWriter(export, export / "kept.jsonl")
+    ratio = (x1 - x0) * (y1 - y0) / (160 * 120)
+    for index, status in ((0, "dropped"), (2, "dropped")):
+        stats = VideoStats(path, ratio, times, [ratio] * 3, 160, 120, 1.0, 10, frame_boxes=[[box]] * 3)
+        writer.write(SampleOutcome(index, {"videos": [path]}, status, [ratio], [stats]))
+    writer.write(SampleOutcome(1, {"videos": ["gone.mp4"]}, "error",
+                               error={"kind": "missing_file", "video": "gone.mp4", "message": "gone.mp4: no such file"}))
+    writer.commit()
+    writer.close()
+    with open(export / "stats.jsonl.part", "ab") as f:
+        f.write(b'3\t{"index": 3, "status": "ke')  # being written
+    page = write_report(export).read_text()
+    assert "running or stopped" in page
+    assert 'data-key="dropped" data-value="2"' in page and 'data-key="error" data-value="1"' in page
+    assert 'data-key="input" data-value=""' in page  # unknown until the run finishes
+    assert 'data-videos="2"' in page and 'data-max="0.02"' in page  # thresholds from the journal
+    # one video (in two samples): a card in each group it belongs to, three frames each
+    assert 'data-cards="3" data-frames="9"' in page and page.count('data-boxes="1"') == 9
+    assert "summary.json, written when the run finishes" in page
+
+
+# ------------------------------------------------------------ speed
+
+def test_two_hundred_thousand_rows_in_seconds(tmp_path):
+    """200k stats rows (1.5 videos each, no boxes, no videos on disk): one
+    pass, numbers only. Measured 2.1 to 2.5 s for write_report on a shared,
+    loaded 2-core machine; the bound is eight times that, for a busier one."""
+    folder = tmp_path / "big"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    rows = 200_000
+    ratios = (rng.random((rows, 2)) ** 4).round(6)
+    two = rng.random(rows) < 0.5
+    with open(folder / "stats.jsonl", "w") as f:
+        for i in range(rows):
+            rs = ratios[i, :1 + two[i]].tolist()
+            videos = ", ".join(
+                f'{{"video": "/nowhere/{i}_{j}.mp4", "ratio": {r}, "frame_times": [0.0, 5.0, 9.96], '
+                f'"frame_ratios": [{r}, {r}, {r}], "width": 1280, "height": 720, "duration_s": 10.0}}'
+                for j, r in enumerate(rs))
+            status = "kept" if keep_sample(rs, 0.0, 0.05, "any") else "dropped"
+            f.write(f'{{"index": {i}, "status": "{status}", "video_ocr_area_ratio": {rs}, "videos": [{videos}]}}\n')
+    (folder / "errors.jsonl").write_text("")
+    (folder / "summary.json").write_text(json.dumps({
+        "counts": {"input": rows, "kept": 0, "dropped": 0, "error": 0, "adds_up": True},
+        "config": {"export_path": str(folder), "filter": {"min_area_ratio": 0.0, "max_area_ratio": 0.05,
+                                                          "any_or_all": "any", "max_side": None}}}))
+    start = time.perf_counter()
+    page = write_report(folder).read_text()
+    elapsed = time.perf_counter() - start
+    print(f"report on {rows} stats rows: {elapsed:.2f} s")
+    assert f'data-videos="{rows + int(two.sum())}"' in page
+    assert elapsed < 20, f"report on {rows} rows took {elapsed:.1f} s"
+
+
+# ------------------------------------------------------------ the browser
+
+@pytest.fixture(scope="module")
+def chromium():
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"Chromium not found at {CHROMIUM}: install Debian's (apt-get install -y chromium; .ci/run does)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the test extra: pip install -e '.[test]'")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def demo_report(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("demo")
+    assert main(["demo", "--out", str(out)]) == 0
+    assert main(["report", str(out / "output")]) == 0
+    return out / "output" / "report.html"
+
+
+def test_demo_report_in_chromium(chromium, demo_report, tmp_path):
+    """The demo's report from disk: histogram and gallery drawn with their
+    counts, every frame decoded by the browser, the slider working, no
+    console error and no request beyond the page itself."""
+    page = chromium.new_page(viewport={"width": 1200, "height": 900})
+    problems, requests = [], []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(demo_report.resolve().as_uri(), wait_until="load", timeout=30_000)
+
+    stats = [json.loads(line) for line in (demo_report.parent / "stats.jsonl").read_text().splitlines()]
+    videos = sum(len(r["videos"]) for r in stats)
+    hist = page.locator("#histogram")
+    assert hist.bounding_box()["height"] > 150
+    bars = page.locator("#histogram rect.bar")
+    assert bars.count() == int(hist.get_attribute("data-bins"))
+    assert sum(int(c) for c in bars.evaluate_all("els => els.map(e => e.dataset.count)")) == videos == 6
+    assert page.locator("#histogram text.count").count() == sum(1 for c in bars.evaluate_all(
+        "els => els.map(e => Number(e.dataset.count))") if c)
+
+    summary = json.loads((demo_report.parent / "summary.json").read_text())
+    recipe = page.locator("#whatif tr.recipe")
+    assert recipe.get_attribute("data-kept") == str(summary["counts"]["kept"]) == "3"
+    assert page.locator("#counts [data-key=error]").get_attribute("data-value") == "3"
+
+    gallery = page.locator("#gallery")
+    cards, frames = int(gallery.get_attribute("data-cards")), int(gallery.get_attribute("data-frames"))
+    assert cards > 0 and page.locator("#gallery figure.card").count() == cards
+    decoded = page.locator("#gallery img.thumb").evaluate_all(
+        "els => els.map(e => e.complete && e.naturalWidth > 0 && e.getBoundingClientRect().width > 50)")
+    assert len(decoded) == frames == 3 * cards and all(decoded)
+
+    # (TEXTSIEVE_REPORT_SCREENSHOT=docs/img/report.png makes the docs' picture)
+    shot = os.environ.get("TEXTSIEVE_REPORT_SCREENSHOT") or str(tmp_path / "report.png")
+    page.screenshot(path=shot, full_page=True)
+    assert Image.open(shot).size[0] == 1200
+
+    # the slider (JavaScript) is shown and moves the what-if line
+    assert page.locator("#slider").is_visible()
+    assert "3 of 5 samples kept" in page.locator("#whatif-out").inner_text()
+    page.locator("#whatif-slider").fill(page.locator("#whatif-slider").get_attribute("max"))
+    assert "5 of 5 samples kept" in page.locator("#whatif-out").inner_text()
+    assert page.locator("#whatif-line").get_attribute("visibility") == "visible"
+    assert problems == []
+    assert [u for u in requests if not u.startswith("file://")] == []
+    page.close()

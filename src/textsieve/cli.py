@@ -46,6 +46,8 @@ RUN_FLAGS = {
     "detect_timeout_s": "detect_timeout_s",
     "failure_streak": "failure_streak",
     "export_shard_size": "export_shard_size",
+    "segment_s": "filter.segment_s",
+    "segment_aggregate": "filter.segment_aggregate",
     "export_type": "export_type",
     "detector": "filter.detector",
     "max_side": "filter.max_side",
@@ -76,6 +78,10 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
                    help="craft (default, Data-Juicer's), ppocr (PP-OCR DBNet, an order of magnitude faster, its own "
                         "errors), or cascade (ppocr first, CRAFT re-judges what it cannot settle: CRAFT's decisions); "
                         "see docs/fast-detector.md")
+    p.add_argument("--segment-s", type=float,
+                   help="judge long videos in pieces of this many seconds (segments.jsonl: the ranges to keep)")
+    p.add_argument("--segment-aggregate", choices=["mean", "any", "all"],
+                   help="a video judged in pieces: by the mean of its pieces' ratios (default), or any/all pieces kept")
     p.add_argument("--max-side", type=int, help="scale frames to this long side before detection (default: native)")
     p.add_argument("--calibration", help="a `textsieve calibrate` file mapping the fast detector's ratios to CRAFT's")
     p.add_argument("--max-video-pixels", type=int)

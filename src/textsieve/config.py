@@ -40,6 +40,10 @@ class OcrFilter(BaseModel):
     detector: Literal["craft", "ppocr", "cascade"] = "craft"
     max_side: Optional[int] = Field(None, ge=32)  # frames scaled to this long side first; None: native
     calibration: Optional[str] = None  # a file from `textsieve calibrate`: fast ratios -> CRAFT's, and the cascade's margins
+    # long videos in pieces (docs/semantics.md, "Pieces"): each piece of this many
+    # seconds judged on its own; the video by its pieces' mean, any or all
+    segment_s: Optional[float] = Field(None, gt=0)
+    segment_aggregate: Literal["mean", "any", "all"] = "mean"
     save_boxes: bool = True  # each frame's boxes in stats.jsonl (compact polygons), for `textsieve report`
 
     @field_validator("languages_to_detect")

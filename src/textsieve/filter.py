@@ -46,6 +46,16 @@ def keep_sample(ratios: Sequence[float], min_ratio: float, max_ratio: float, any
     raise ValueError(f"any_or_all must be 'any' or 'all', got {any_or_all!r}")
 
 
+def keep_with_verdicts(ratios: Sequence[float], verdicts: Sequence[bool | None], min_ratio: float, max_ratio: float,
+                       any_or_all: AnyOrAll, reversed_range: bool = False) -> bool:
+    """:func:`keep_sample` where some videos bring their own verdict (a video
+    judged in pieces with ``segment_aggregate: any|all``); None: its ratio decides."""
+    if all(v is None for v in verdicts):
+        return keep_sample(ratios, min_ratio, max_ratio, any_or_all, reversed_range)
+    inside = [v if v is not None else (min_ratio <= r <= max_ratio) != reversed_range for v, r in zip(verdicts, ratios)]
+    return any(inside) if any_or_all == "any" else all(inside)
+
+
 def with_stats(sample: dict, ratios: Sequence[float]) -> dict:
     """The sample unchanged plus Data-Juicer's stats field."""
     out = dict(sample)

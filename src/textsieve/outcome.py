@@ -26,6 +26,12 @@ class VideoStats:
     fast_ratio: float | None = None  # the fast detector's mapped ratio, when CRAFT re-judged
     routed: str | None = None  # why CRAFT re-judged
     frame_boxes: list[list[list[int]]] | None = None  # per frame, its boxes as polygons (save_boxes)
+    # with segment_s: the pieces ({start, end, ratio, keep}), the video's verdict
+    # from them (segment_aggregate any/all; None: its ratio decides), and where a
+    # truncated video stopped being judged
+    pieces: list[dict] | None = None
+    keep: bool | None = None
+    judged_until: float | None = None
 
     def to_json(self) -> dict:
         extra: dict = {}
@@ -39,6 +45,12 @@ class VideoStats:
             extra.update(fast_ratio=self.fast_ratio, routed=self.routed)
         if self.frame_boxes is not None:
             extra["frame_boxes"] = self.frame_boxes
+        if self.pieces is not None:
+            extra["pieces"] = self.pieces
+            if self.keep is not None:
+                extra["keep"] = self.keep
+            if self.judged_until is not None:
+                extra["judged_until"] = self.judged_until
         return {
             "video": self.path,
             "ratio": self.ratio,
@@ -59,17 +71,22 @@ class SampleOutcome:
     ratios: list[float] = field(default_factory=list)  # per video, in the sample's order
     videos: list[VideoStats] = field(default_factory=list)  # distinct videos
     error: dict | None = None  # {"kind", "video", "message"}
+    entries: list[int] = field(default_factory=list)  # per entry of the sample's video list, its place in ``videos``
     # for a detection-stage failure, what it says without this sample's paths;
     # not written out: the collector watches it for a failure that repeats
     cause: str | None = None
 
     def stats_record(self) -> dict:
-        return {
+        record = {
             "index": self.index,
             "status": self.status,
             "video_ocr_area_ratio": self.ratios,
             "videos": [v.to_json() for v in self.videos],
         }
+        if any(v.pieces is not None for v in self.videos):
+            # which video each ratio is, so that `textsieve decide` can re-decide pieces
+            record["entry_videos"] = self.entries
+        return record
 
     def error_record(self) -> dict:
         return {"index": self.index, **(self.error or {}), "sample": self.sample}

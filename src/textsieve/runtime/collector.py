@@ -25,6 +25,7 @@ from ..config import RunConfig
 from ..data.dataset import count_rows
 from ..data.export import dumps, write_json_atomic
 from ..filter import STATS_FIELD
+from ..video.pieces import merge_kept
 from ..data.lock import FolderLock
 from ..data.outputs import Sharded, SingleFiles
 from ..data.shards import ShardEntry
@@ -272,11 +273,28 @@ class Collector:
             pid=os.getpid(),
             **sections,
         )
+        if self.config.filter.segment_s is not None:
+            write_segments(self.output.records("stats"), self.config.export_dir / "segments.jsonl")
         if self.config.export_file is not None and not self.config.sharded:
             summary["outputs"] = dj_style_outputs(self.config)
         write_json_atomic(self.config.export_dir / "summary.json", summary)
         self.output.mark_complete()
         return summary
+
+
+def write_segments(stats: Iterator[dict], path: Path) -> None:
+    """``segments.jsonl``: per video judged in pieces, the time ranges that
+    can be kept (adjacent kept pieces merged), ready to cut with FFmpeg or a
+    Data-Juicer split mapper."""
+    tmp = path.with_name(path.name + ".part")
+    with open(tmp, "w", encoding="utf-8") as out:
+        for record in stats:
+            for video in record["videos"]:
+                if "pieces" in video:
+                    spans = [(p["start"], p["end"], p["keep"]) for p in video["pieces"]]
+                    out.write(dumps({"index": record["index"], "video": video["video"],
+                                     "segments": merge_kept(spans)}) + "\n")
+    os.replace(tmp, path)
 
 
 def dj_style_outputs(config: RunConfig) -> dict:

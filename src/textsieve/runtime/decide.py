@@ -18,7 +18,9 @@ from ..data.journal import JOURNAL, read_settings, replace_settings
 from ..data.lock import FolderLock
 from ..data.shards import MANIFEST
 from ..errors import ConfigError
-from ..filter import keep_sample
+from ..filter import keep_with_verdicts
+from ..video.pieces import video_decision
+from .collector import write_segments
 
 
 def redecide(export_dir: Path, min_ratio: float | None, max_ratio: float | None, any_or_all: str | None,
@@ -56,9 +58,12 @@ def _redecide(export_dir: Path, min_ratio: float | None, max_ratio: float | None
         out = {"kept": kept, "dropped": dropped}
         for record in read_jsonl(paths["stats"]):
             sample = _next(old[record["status"]], record["index"])
-            status = "kept" if keep_sample(record["video_ocr_area_ratio"], op["min_area_ratio"],
-                                           op["max_area_ratio"], op["any_or_all"],
-                                           op.get("reversed_range", False)) else "dropped"
+            verdicts = [redecide_pieces(v, op) for v in record["videos"]]
+            entries = record.get("entry_videos") or []
+            status = "kept" if keep_with_verdicts(record["video_ocr_area_ratio"], [verdicts[i] for i in entries]
+                                                  or [None] * len(record["video_ocr_area_ratio"]),
+                                                  op["min_area_ratio"], op["max_area_ratio"], op["any_or_all"],
+                                                  op.get("reversed_range", False)) else "dropped"
             record["status"] = status
             counts[status] += 1
             out[status].write(dumps(sample) + "\n")
@@ -69,6 +74,8 @@ def _redecide(export_dir: Path, min_ratio: float | None, max_ratio: float | None
     summary["counts"]["adds_up"] = summary["counts"]["input"] == counts["kept"] + counts["dropped"] + summary["counts"]["error"]
     summary.setdefault("redecided", []).append({k: op[k] for k in ("min_area_ratio", "max_area_ratio", "any_or_all")})
     write_json_atomic(summary_path, summary)
+    if op.get("segment_s") is not None:
+        write_segments(read_jsonl(paths["stats"]), export_dir / "segments.jsonl")
     # the folder's run now holds these thresholds: a later `run` compares
     # its settings with them (and resumes, refuses or reports it finished)
     if not (export_dir / JOURNAL).exists():
@@ -77,6 +84,20 @@ def _redecide(export_dir: Path, min_ratio: float | None, max_ratio: float | None
     settings["filter"].update({k: op[k] for k in ("min_area_ratio", "max_area_ratio", "any_or_all")})
     replace_settings(export_dir, settings)
     return summary
+
+
+def redecide_pieces(video: dict, op: dict) -> bool | None:
+    """A video judged in pieces: each piece's keep at the new thresholds; the
+    video's own verdict under segment_aggregate any/all (None: its ratio decides)."""
+    if "pieces" not in video:
+        return None
+    for piece in video["pieces"]:
+        piece["keep"] = (op["min_area_ratio"] <= piece["ratio"] <= op["max_area_ratio"]) != op.get("reversed_range", False)
+    _, keep = video_decision([p["ratio"] for p in video["pieces"]], [p["keep"] for p in video["pieces"]],
+                             op.get("segment_aggregate", "mean"))
+    if keep is not None:
+        video["keep"] = keep
+    return keep
 
 
 def _next(lines: Iterator[dict], index: int) -> dict:

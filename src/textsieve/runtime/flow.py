@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import importlib
 import os
+from fractions import Fraction
 import re
 import signal
 import threading
@@ -44,9 +45,10 @@ from ..filter import video_ratio
 from ..outcome import SampleOutcome, VideoStats
 from ..resources.planner import Replica
 from ..video.frames import Limits, SampledVideo
+from ..video.pieces import Piece, merge_kept, pieces, video_decision
 from .batching import BatchSizer, SimulatedOOM, is_oom
 from .faults import Faults
-from .steps import SampleJob, decode, error_outcome, judge, prepare
+from .steps import SampleJob, decode, error_outcome, judge, prepare, probe_only
 
 
 # ---- time limits for work done in the calling process -------------------------
@@ -91,19 +93,28 @@ DECODER_CRASHED = "the decode worker died on it twice"
 
 @dataclass(frozen=True)
 class DecodeTask:
-    """One video of one sample, to decode."""
+    """One video of one sample, to decode: whole, one piece of it
+    (``segment_s``), or only probed for its duration (to cut it in pieces)."""
 
     sample: int
     path: str
+    piece: Piece | None = None
+    probe: bool = False
+
+    @property
+    def part(self) -> int:
+        return self.piece.index if self.piece is not None else 0
 
 
 @dataclass(frozen=True)
 class FrameKey:
-    """Where a frame belongs: its sample, its video, its place among the video's sampled frames."""
+    """Where a frame belongs: its sample, its video, the part of the video
+    (its piece; 0 for a whole video), its place among the part's frames."""
 
     sample: int
     path: str
     slot: int
+    part: int = 0
 
 
 @dataclass
@@ -128,12 +139,15 @@ FrameResult = Detections | Failure
 # ---- decoding -----------------------------------------------------------------------
 
 def decode_video(task: DecodeTask, op: OcrFilter, limits: Limits, faults: Faults, threads: int = 0) -> SampledVideo:
-    """Decode one task's video; injected decoder faults fire here, for every executor."""
+    """Decode one task's video (or piece, or only probe it); injected decoder
+    faults fire here, for every executor."""
     if faults.on_path(faults.crash_decode_on, task.path, "decode-crash"):
         os._exit(70)
     if faults.on_path(faults.hang_decode_on, task.path, "decode-hang"):
         time.sleep(10**6)
-    return decode(task.path, op, limits, threads)
+    if task.probe:
+        return probe_only(task.path, limits)
+    return decode(task.path, op, limits, threads, task.piece)
 
 
 def decode_here(task: DecodeTask, op: OcrFilter, limits: Limits, faults: Faults,
@@ -322,7 +336,9 @@ def stages_of(op: OcrFilter) -> tuple[str, ...]:
 
 
 @dataclass
-class _Video:
+class _Part:
+    """A whole video, or one piece of it: what is judged from one decode."""
+
     attempts: int = 0  # decode or detection attempts lost to crashed or hung workers
     sampled: SampledVideo | None = None  # without images, once decoded
     stage: str = ""  # the model its frames are waiting for
@@ -331,6 +347,14 @@ class _Video:
     waiting: int = 0  # frames not yet detected at this stage
     fast: VideoStats | None = None  # the cascade's fast verdict, when CRAFT re-judges
     routed: str | None = None  # why CRAFT re-judges
+    stats: VideoStats | None = None  # once judged
+    cut: Failure | None = None  # a piece past the end of a truncated video
+
+
+@dataclass
+class _Video:
+    parts: dict[int, _Part] = field(default_factory=lambda: {0: _Part()})
+    pieces: list[Piece] | None = None  # with segment_s, once probed
 
 
 @dataclass
@@ -351,6 +375,11 @@ class SampleAssembly:
     first; its verdict (mapped onto CRAFT's scale by the calibration) stands
     unless :func:`textsieve.cascade.route` sends the video to CRAFT, which
     re-judges the same frames.
+
+    With ``segment_s`` a video is first probed for its duration, then cut
+    into pieces, each decoded as a task of its own (so that many decoders
+    share one long video) and judged on its own; the video's verdict comes
+    from its pieces' (video/pieces.py). New tasks appear in :meth:`tasks`.
     """
 
     def __init__(self, op: OcrFilter, base_dir: str, calibration: Calibration | None = None,
@@ -365,6 +394,7 @@ class SampleAssembly:
         self._since: dict[tuple, float] = {}  # when each group's oldest partial batch started waiting
         self.buffered_bytes = 0
         self._done: list[SampleOutcome] = []
+        self._tasks: list[DecodeTask] = []
 
     # -- rows and decoding --
     @property
@@ -386,15 +416,21 @@ class SampleAssembly:
             self._done.append(judge(job, {}, self.op))
             return []
         self._samples[row.index] = _Sample(job, {p: _Video() for p in job.unique})
-        return [DecodeTask(row.index, p) for p in job.unique]
+        probe = self.op.segment_s is not None
+        return [DecodeTask(row.index, p, probe=probe) for p in job.unique]
+
+    def tasks(self) -> list[DecodeTask]:
+        """Decode tasks that appeared since the last call (a probed video's pieces)."""
+        new, self._tasks = self._tasks, []
+        return new
 
     def wants(self, task: DecodeTask) -> bool:
         """False once the task's sample has failed: skip decoding it."""
         return task.sample in self._samples
 
     def decoded(self, task: DecodeTask, sampled: SampledVideo, images: Sequence[Any] | None = None) -> None:
-        """A video's frames arrived; ``images`` replaces ``sampled.images``
-        when the executor moved them elsewhere (e.g. shared memory)."""
+        """A video's (or piece's) frames arrived; ``images`` replaces
+        ``sampled.images`` when the executor moved them elsewhere (shared memory)."""
         images = sampled.images if images is None else images
         state = self._samples.get(task.sample)
         if state is None:
@@ -402,19 +438,33 @@ class SampleAssembly:
                 self._release(image)
             return
         video = state.videos[task.path]
-        video.sampled = replace(sampled, images=[])
-        video.frames = [Frame(FrameKey(task.sample, task.path, slot), image, self.stages[0])
-                        for slot, image in enumerate(images)]
-        self._start_stage(video, self.stages[0])
+        if task.probe:
+            video.pieces = pieces(sampled.info.duration, Fraction(self.op.segment_s).limit_denominator(1000))
+            video.parts = {piece.index: _Part() for piece in video.pieces}
+            self._tasks += [DecodeTask(task.sample, task.path, piece) for piece in video.pieces]
+            return
+        part = video.parts[task.part]
+        part.sampled = replace(sampled, images=[])
+        part.frames = [Frame(FrameKey(task.sample, task.path, slot, task.part), image, self.stages[0])
+                       for slot, image in enumerate(images)]
+        self._start_stage(part, self.stages[0])
 
-    def _start_stage(self, video: _Video, model: str) -> None:
-        video.stage = model
-        video.results, video.waiting = [None] * len(video.frames), len(video.frames)
-        for frame in video.frames:
+    def _start_stage(self, part: _Part, model: str) -> None:
+        part.stage = model
+        part.results, part.waiting = [None] * len(part.frames), len(part.frames)
+        for frame in part.frames:
             frame.model = model
             self._push(frame)
 
     def decode_failed(self, task: DecodeTask, failure: Failure) -> None:
+        state = self._samples.get(task.sample)
+        if state is not None and task.piece is not None and task.piece.index > 0 and \
+                failure.kind in (ErrorKind.TRUNCATED, ErrorKind.DECODE_ERROR):
+            # a long video cut short (or broken part-way): the pieces before are still judged
+            part = state.videos[task.path].parts[task.part]
+            part.cut = failure
+            self._part_done(task.sample, state, task.path)
+            return
         self.fail(task.sample, failure)
 
     def deliver(self, task: DecodeTask, result: SampledVideo | Failure) -> None:
@@ -429,9 +479,9 @@ class SampleAssembly:
         state = self._samples.get(task.sample)
         if state is None:
             return False
-        video = state.videos[task.path]
-        video.attempts += 1
-        if video.attempts >= 2:
+        part = state.videos[task.path].parts.get(task.part) if not task.probe else state.videos[task.path].parts[0]
+        part.attempts += 1
+        if part.attempts >= 2:
             self.fail(task.sample, Failure(ErrorKind.WORKER_CRASHED, f"{task.path}: {DECODER_CRASHED}", task.path))
             return False
         return True
@@ -478,45 +528,64 @@ class SampleAssembly:
             if state is None:
                 self._release(frame.image)
                 continue  # the sample already failed
-            video = state.videos[key.path]
-            video.results[key.slot] = result
-            video.waiting -= 1
-            if not video.waiting:
-                self._stage_done(key.sample, state, key.path, video)
+            part = state.videos[key.path].parts[key.part]
+            part.results[key.slot] = result
+            part.waiting -= 1
+            if not part.waiting:
+                self._stage_done(key.sample, state, key.path, part)
 
-    def _stage_done(self, sample: int, state: _Sample, path: str, video: _Video) -> None:
+    def _stage_done(self, sample: int, state: _Sample, path: str, part: _Part) -> None:
         # every frame is back: the first failure in frame order fails the video
-        failure = next((r for r in video.results if isinstance(r, Failure)), None)
+        failure = next((r for r in part.results if isinstance(r, Failure)), None)
         if failure is not None:
             self.fail(sample, failure.for_video(path))
             return
-        stats = self._video_stats(video)
-        if video.stage != self.stages[-1]:
-            video.routed = self._route(video, stats)
-            if video.routed is not None:
-                video.fast = stats
-                self._start_stage(video, self.stages[self.stages.index(video.stage) + 1])
+        stats = self._part_stats(part)
+        if part.stage != self.stages[-1]:
+            part.routed = self._route(part, stats)
+            if part.routed is not None:
+                part.fast = stats
+                self._start_stage(part, self.stages[self.stages.index(part.stage) + 1])
                 return
-        for frame in video.frames:
+        for frame in part.frames:
             self._release(frame.image)
-        video.frames = []
-        state.stats[path] = stats
+        part.frames = []
+        part.stats = stats
+        self._part_done(sample, state, path)
+
+    def _part_done(self, sample: int, state: _Sample, path: str) -> None:
+        video = state.videos[path]
+        if any(p.stats is None and p.cut is None for p in video.parts.values()):
+            return
+        if video.pieces is None:
+            state.stats[path] = video.parts[0].stats  # type: ignore[assignment]
+        else:
+            # judged up to the first piece that could not be decoded (a truncated video)
+            judged = []
+            for piece in video.pieces:
+                if video.parts[piece.index].stats is None:
+                    break
+                judged.append(video.parts[piece.index].stats)
+            if not judged:
+                self.fail(sample, next(p.cut for p in video.parts.values() if p.cut is not None))
+                return
+            state.stats[path] = self._pieces_stats(video, judged)  # type: ignore[arg-type]
         if len(state.stats) == len(state.videos):
             self._samples.pop(sample)
             self._done.append(judge(state.job, state.stats, self.op))
 
-    def _route(self, video: _Video, stats: VideoStats) -> str | None:
+    def _route(self, part: _Part, stats: VideoStats) -> str | None:
         """The cascade's question, after the fast stage: may its verdict stand?"""
         assert self.calibration is not None and self.calibration.margins is not None
-        width, height = video.sampled.frame_size  # type: ignore[union-attr]
-        box = max(largest_box_share(d, width, height) for d in video.results)
+        width, height = part.sampled.frame_size  # type: ignore[union-attr]
+        box = max(largest_box_share(d, width, height) for d in part.results)
         return route(stats.ratio, box, stats.outside_calibration, self.op.min_area_ratio, self.op.max_area_ratio,
                      self.calibration.margins)
 
     def frames_lost(self, frames: Sequence[Frame], kind: ErrorKind, reason: str) -> None:
-        """A replica died or hung holding ``frames``: each video gets one more
+        """A replica died or hung holding ``frames``: each part gets one more
         try, then fails with ``kind`` and ``reason``."""
-        charged: set[tuple[int, str]] = set()
+        charged: set[tuple[int, str, int]] = set()
         for frame in reversed(frames):  # pushed back to the front in their order
             frame.held = False
             key = frame.key
@@ -524,11 +593,11 @@ class SampleAssembly:
             if state is None:
                 self._release(frame.image)
                 continue
-            video = state.videos[key.path]
-            if (key.sample, key.path) not in charged:
-                charged.add((key.sample, key.path))
-                video.attempts += 1
-            if video.attempts >= 2:
+            part = state.videos[key.path].parts[key.part]
+            if (key.sample, key.path, key.part) not in charged:
+                charged.add((key.sample, key.path, key.part))
+                part.attempts += 1
+            if part.attempts >= 2:
                 self.fail(key.sample, Failure(kind, f"{key.path}: {reason}", key.path, cause=f"{kind.value}: {reason}"))
             else:
                 self._push(frame, front=True)
@@ -550,10 +619,11 @@ class SampleAssembly:
             else:
                 del self._buffer[group], self._since[group]
         for video in state.videos.values():
-            for frame in video.frames:
-                if not frame.held:  # a held frame is released when its replica gives it back
-                    self._release(frame.image)
-            video.frames = []
+            for part in video.parts.values():
+                for frame in part.frames:
+                    if not frame.held:  # a held frame is released when its replica gives it back
+                        self._release(frame.image)
+                part.frames = []
         self._done.append(error_outcome(state.job.row, failure))
 
     def outcomes(self) -> list[SampleOutcome]:
@@ -561,14 +631,14 @@ class SampleAssembly:
         done, self._done = self._done, []
         return done
 
-    def _video_stats(self, video: _Video) -> VideoStats:
-        sampled = video.sampled
+    def _part_stats(self, part: _Part) -> VideoStats:
+        sampled = part.sampled
         assert sampled is not None
         width, height = sampled.frame_size
-        ratios = [frame_text_ratio(d, width, height, self.op.area_mode) for d in video.results]
+        ratios = [frame_text_ratio(d, width, height, self.op.area_mode) for d in part.results]
         raw, outside = None, False
         # the calibration maps the fast detector's ratios; CRAFT's are already CRAFT's
-        if self.calibration is not None and video.stage != "craft":
+        if self.calibration is not None and part.stage != "craft":
             raw, ratios = ratios, self.calibration(ratios)
             outside = max(raw) > self.calibration.fitted_range[1]
         info = sampled.info
@@ -576,12 +646,34 @@ class SampleAssembly:
                            frame_ratios=ratios, raw_frame_ratios=raw, width=info.width, height=info.height,
                            duration_s=float(info.duration), decoded_frames=sampled.decoded,
                            outside_calibration=outside,
-                           frame_boxes=[polygons(d) for d in video.results] if self.op.save_boxes else None)
+                           frame_boxes=[polygons(d) for d in part.results] if self.op.save_boxes else None)
         if len(self.stages) > 1:
-            stats.decided_by = video.stage
-            if video.fast is not None:
-                stats.fast_ratio, stats.routed = video.fast.ratio, video.routed
+            stats.decided_by = part.stage
+            if part.fast is not None:
+                stats.fast_ratio, stats.routed = part.fast.ratio, part.routed
         return stats
+
+    def _pieces_stats(self, video: _Video, judged: list[VideoStats]) -> VideoStats:
+        """A video judged in pieces: each piece's range, ratio and keep; the
+        video's ratio the mean of its pieces'; its frames all of theirs."""
+        op = self.op
+        spans = []
+        for piece, stats in zip(video.pieces or [], judged):
+            keep = (op.min_area_ratio <= stats.ratio <= op.max_area_ratio) != op.reversed_range
+            spans.append({**piece.to_json(), "ratio": stats.ratio, "keep": keep})
+        ratio, keep = video_decision([s["ratio"] for s in spans], [s["keep"] for s in spans], op.segment_aggregate)
+        cut = next((p for p in video.pieces or [] if video.parts[p.index].cut is not None), None)
+        first = judged[0]
+        merged = replace(first, ratio=ratio, frame_times=[t for s in judged for t in s.frame_times],
+                         frame_ratios=[r for s in judged for r in s.frame_ratios],
+                         raw_frame_ratios=None if first.raw_frame_ratios is None else
+                         [r for s in judged for r in s.raw_frame_ratios or []],
+                         decoded_frames=sum(s.decoded_frames for s in judged),
+                         frame_boxes=None if first.frame_boxes is None else [b for s in judged for b in s.frame_boxes or []],
+                         outside_calibration=any(s.outside_calibration for s in judged))
+        merged.pieces, merged.keep = spans, keep
+        merged.judged_until = float(cut.start) if cut is not None else None
+        return merged
 
 
 def detect_here(assembly: SampleAssembly, replicas: dict[str, DetectorReplica], timeout_s: float | None) -> None:

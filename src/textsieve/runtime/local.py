@@ -67,6 +67,7 @@ class LocalExecutor:
         self.load_crashes = [0] * len(self.specs)
         self.counters = ReplicaCounters()
         self.busy_s = 0.0  # seconds the replicas spent detecting
+        self.decode_tasks = [0] * plan.decoders  # tasks each decoder finished
         self.ready_at: float | None = None  # when every replica had loaded its model
         self.batches: list[int] = []
 
@@ -174,6 +175,8 @@ class LocalExecutor:
         if isinstance(msg, ReplicaDown):
             raise SystemicFailure(msg.message)
         task, w.task = w.task, None
+        if w.kind == "decode":
+            self.decode_tasks[w.index] += 1
         if isinstance(msg, Decoded):
             self._free_decode_slots(w, {image.slot for image in msg.video.images if isinstance(image, SharedFrame)})
             self.assembly.decoded(task, msg.video)
@@ -224,6 +227,7 @@ class LocalExecutor:
                         elif w.proc.sentinel in ready and not w.proc.is_alive():
                             self._lost(w)
                     self._check_time_limits()
+                    self.queue.extend(self.assembly.tasks())  # a long video's pieces, once it is probed
             finally:
                 self._shutdown()
             return collector.finish(
@@ -232,7 +236,7 @@ class LocalExecutor:
                 workers={"decoders": self.plan.decoders, "replicas": len(self.specs), "restarts": self.restarts,
                          "replica_busy_s": round(self.busy_s, 3), "batches": len(self.batches),
                          "mean_batch": round(sum(self.batches) / max(1, len(self.batches)), 2),
-                         "frame_transport": self.frames_note,
+                         "frame_transport": self.frames_note, "decode_tasks": self.decode_tasks,
                          "ready_s": round((self.ready_at or started) - started, 3)},
                 wall_s=round(time.monotonic() - started, 3),
             )

@@ -29,6 +29,13 @@ def preflight(config: RunConfig) -> Calibration | None:
     config.require_io()
     check_dataset(config.dataset)
     calibration = resolve_calibration(config.filter)
+    op = config.filter
+    if op.segment_s is not None and config.executor == "ray":
+        raise ConfigError("segment_s (pieces of long videos) runs on the local and serial executors; on Ray a "
+                          "video's pieces would travel in one message: run it locally, or without segment_s")
+    if op.segment_s is not None and op.detector == "cascade":
+        raise ConfigError("segment_s with detector: cascade is not supported: the cascade routes whole videos; "
+                          "use detector craft or ppocr with segment_s")
     if config.filter.detector == "cascade" and calibration is None:
         raise ConfigError("detector cascade needs a calibration (the map and the routing margins): make one with "
                           "`textsieve calibrate --detector cascade` and give it as `calibration: FILE`")

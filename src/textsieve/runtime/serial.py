@@ -55,9 +55,12 @@ def run_serial(config: RunConfig, plan: Plan | None = None, calibration: Calibra
             if row.index in collector.done:
                 continue
             t0 = time.perf_counter()
-            for task in assembly.open(row):
+            pending = assembly.open(row)
+            while pending:
+                task = pending.pop(0)
                 if assembly.wants(task):  # else an earlier video of the sample failed
                     assembly.deliver(task, decode_here(task, op, limits, faults, config.decode_timeout_s))
+                pending += assembly.tasks()  # a long video's pieces, once it is probed
             t1 = time.perf_counter()
             detect_here(assembly, replicas, config.detect_timeout_s)
             collector.summary.time("decode", t1 - t0)

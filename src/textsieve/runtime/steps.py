@@ -9,23 +9,37 @@ from dataclasses import dataclass
 from ..config import OcrFilter, RunConfig
 from ..data.dataset import Row, video_paths
 from ..errors import ErrorKind, Failure, VideoError
-from ..filter import keep_sample
+from ..filter import keep_with_verdicts
 from ..outcome import SampleOutcome, VideoStats
-from ..video.frames import Limits, SampledVideo, sample_video
+from ..video.frames import Limits, SampledVideo, probe_video, sample_video
+from ..video.pieces import Piece
 
 
 def limits_of(config: RunConfig) -> Limits:
     return Limits(max_pixels=config.max_video_pixels, max_duration_s=config.max_video_duration_s)
 
 
-def decode(path: str, op: OcrFilter, limits: Limits, threads: int = 0) -> SampledVideo:
-    """Sample one video; any failure is a VideoError for that video only."""
+def decode(path: str, op: OcrFilter, limits: Limits, threads: int = 0, piece: Piece | None = None) -> SampledVideo:
+    """Sample one video (or one piece of it); any failure is a VideoError
+    for that video only."""
     try:
-        return sample_video(path, op.frame_sample_num, op.sampling, op.interval_s, limits, threads, op.max_side)
+        return sample_video(path, op.frame_sample_num, op.sampling, op.interval_s, limits, threads, op.max_side, piece)
     except VideoError:
         raise
     except Exception as exc:  # a decoder bug on one file must not end the run
         raise VideoError(ErrorKind.DECODE_ERROR, f"{path}: unexpected decoding error {exc!r}", path) from exc
+
+
+def probe_only(path: str, limits: Limits) -> SampledVideo:
+    """A video's facts (its duration above all), nothing decoded: how a long
+    video is cut in pieces before its pieces are decoded."""
+    try:
+        info = probe_video(path, limits)
+    except VideoError:
+        raise
+    except Exception as exc:
+        raise VideoError(ErrorKind.DECODE_ERROR, f"{path}: unexpected error reading it {exc!r}", path) from exc
+    return SampledVideo(info, [], [], 0, (info.width, info.height))
 
 
 @dataclass
@@ -51,13 +65,15 @@ def prepare(row: Row, op: OcrFilter, base_dir: str) -> SampleJob | SampleOutcome
 def judge(job: SampleJob, stats: dict[str, VideoStats], op: OcrFilter) -> SampleOutcome:
     """Decide a sample whose videos all have stats."""
     ratios = [stats[p].ratio for p in job.paths]
-    keep = keep_sample(ratios, op.min_area_ratio, op.max_area_ratio, op.any_or_all, op.reversed_range)
+    keep = keep_with_verdicts(ratios, [stats[p].keep for p in job.paths], op.min_area_ratio, op.max_area_ratio,
+                              op.any_or_all, op.reversed_range)
     return SampleOutcome(
         index=job.row.index,
         sample=job.row.sample,
         status="kept" if keep else "dropped",
         ratios=ratios,
         videos=[stats[p] for p in job.unique],
+        entries=[job.unique.index(p) for p in job.paths],
     )
 
 

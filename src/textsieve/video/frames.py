@@ -18,6 +18,7 @@ import numpy as np
 
 from ..data.sources import filesystem, is_url
 from ..errors import ErrorKind, VideoError
+from .pieces import Piece, piece_targets
 from .sampling import TargetMatcher, effective_frame_count, interval_targets, uniform_targets
 
 SamplingMethod = Literal["uniform", "interval", "keyframe"]
@@ -172,15 +173,20 @@ def sample_video(
     limits: Limits = Limits(),
     threads: int = 0,
     max_side: int | None = None,
+    piece: Piece | None = None,
 ) -> SampledVideo:
     """Open, check and sample one video; always closes the container.
     ``threads``: FFmpeg decoding threads (0: FFmpeg's choice, all cores).
     ``max_side``: frames are scaled (area-averaged) so that their long side
-    is at most this; None keeps them native."""
+    is at most this; None keeps them native. ``piece``: sample only that
+    piece of the video, by the same rule inside it (video/pieces.py)."""
     container = open_video(path)
     try:
         info = probe(container, path, limits)
-        targets = sample_targets(info, n, method, interval_s)
+        if piece is None:
+            targets = sample_targets(info, n, method, interval_s)
+        else:
+            targets = piece_targets(piece, n, method, Fraction(interval_s).limit_denominator(1000))
         stream = container.streams.video[0]
         if threads:
             stream.codec_context.thread_count = threads
@@ -242,6 +248,17 @@ def _frame_time(frame: av.VideoFrame, time_base: Fraction, path: str) -> Fractio
     if frame.pts is None:
         raise VideoError(ErrorKind.BAD_TIMESTAMPS, f"{path}: decoded frame has no timestamp", path)
     return frame.pts * time_base
+
+
+def probe_video(path: str, limits: Limits = Limits()) -> VideoInfo:
+    """A video's facts, checked against ``limits``; nothing decoded."""
+    container = open_video(path)
+    try:
+        return probe(container, path, limits)
+    except av.error.FFmpegError as exc:
+        raise VideoError(ErrorKind.DECODE_ERROR, f"{path}: cannot read its header ({exc})", path) from exc
+    finally:
+        container.close()
 
 
 def _check_not_truncated(duration: Fraction, last_time: Fraction, path: str) -> None:

@@ -7,8 +7,9 @@ inside the piece, given its own ratio and keep/drop. Uniform sampling takes
 the middles of ``frame_sample_num`` equal slots of the piece (so no frame is
 shared by two pieces, unlike Data-Juicer's 0, d/2, d over a whole video);
 interval sampling takes one frame every ``interval_s`` from the piece's
-start, at most ``frame_sample_num``. Each target gets the first frame at or
-after it, as everywhere.
+start, and the uniform rule when that would be more than
+``frame_sample_num``. Each target gets the first frame at or after it, as
+everywhere.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from fractions import Fraction
 from typing import Literal, Sequence
 
 from ..filter import video_ratio
-from .sampling import interval_targets
 
 SegmentAggregate = Literal["mean", "any", "all"]
 
@@ -43,10 +43,14 @@ def pieces(duration: Fraction, seconds: Fraction) -> list[Piece]:
 
 
 def piece_targets(piece: Piece, n: int, method: str, interval_s: Fraction) -> list[Fraction]:
-    """Target times inside ``piece`` for the op's sampling rule."""
+    """Target times inside ``piece`` for the op's sampling rule: uniform, the
+    middles of n equal slots; interval, one every ``interval_s`` from the
+    piece's start, or the uniform rule when that is more than n."""
     length = piece.end - piece.start
     if method == "interval":
-        return [piece.start + t for t in interval_targets(length, interval_s, n) if piece.start + t < piece.end or t == 0]
+        every = [piece.start + interval_s * k for k in range(math.ceil(length / interval_s))]
+        if 0 < len(every) <= n:
+            return every
     return [piece.start + length * (2 * i + 1) / (2 * n) for i in range(n)]
 
 

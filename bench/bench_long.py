@@ -7,7 +7,7 @@ caption in some minutes) and a 10-minute one, judged with `segment_s: 60`
 by the local executor and the null detector (textsieve.testing: detection
 costs nothing, so decoding is what is measured): wall time with 1 decoder
 against all of this machine's cores, and the run's peak resident memory
-(the supervisor and its workers, sampled by psutil) for both lengths: flat
+(the supervisor and its workers, sampled by textsieve's own monitor) for both lengths: flat
 means memory does not grow with the video.
 """
 
@@ -17,18 +17,16 @@ import argparse
 import json
 import os
 import platform
-import threading
 import time
 from datetime import date
-from fractions import Fraction
 from pathlib import Path
 
 import av
-import psutil
 
 from textsieve import testing
 from textsieve.recipe import build_config
 from textsieve.runtime.local import LocalExecutor
+from textsieve.runtime.monitor import ResourceMonitor
 from textsieve.runtime.planning import plan_for
 from textsieve.synthetic import TextBlock, VideoSpec, render_frame
 
@@ -50,34 +48,6 @@ def long_video(path: Path, minutes: int) -> Path:
     return path
 
 
-class PeakRss:
-    """This process and its children, sampled every 0.2 s."""
-
-    def __init__(self) -> None:
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        me = psutil.Process()
-        while not self._stop.wait(0.2):
-            total = me.memory_info().rss
-            for child in me.children(recursive=True):
-                try:
-                    total += child.memory_info().rss
-                except psutil.Error:
-                    pass
-            self.peak = max(self.peak, total)
-
-    def __enter__(self) -> "PeakRss":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 def run(video: Path, export: Path, decoders: int) -> tuple[float, int, dict]:
     dataset = export.with_suffix(".jsonl")
     dataset.write_text(json.dumps({"videos": [str(video)]}) + "\n")
@@ -85,9 +55,10 @@ def run(video: Path, export: Path, decoders: int) -> tuple[float, int, dict]:
         "dataset_path": str(dataset), "export_path": str(export), "filter.segment_s": 60, "filter.max_area_ratio": 0.01}))
     _, plan = plan_for(config)
     plan.decoders, plan.decoder_threads = decoders, 1
-    with PeakRss() as rss:
-        summary = LocalExecutor(config, plan, restart=True).run()
-    return summary["wall_s"], rss.peak, summary
+    rss = ResourceMonitor(None, {}, interval_s=0.2).start()  # this process and its workers
+    summary = LocalExecutor(config, plan, restart=True).run()
+    rss.stop()
+    return summary["wall_s"], rss.peak_host_rss, summary
 
 
 def main() -> None:

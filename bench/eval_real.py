@@ -63,7 +63,7 @@ from PIL import Image, ImageDraw  # noqa: E402
 
 from textsieve.detect.area import Detections, frame_text_ratio  # noqa: E402
 from textsieve.errors import VideoError  # noqa: E402
-from textsieve.synthetic import VideoSpec, demo_specs, render_frame, write_video  # noqa: E402
+from textsieve.synthetic import VideoSpec, demo_specs, write_video  # noqa: E402
 from textsieve.video.frames import sample_video  # noqa: E402
 
 THRESHOLDS = (0.01, 0.02, 0.05, 0.1, 0.2)  # keep a clip when its ratio <= t

@@ -9,8 +9,6 @@ splitting live in :mod:`textsieve.data.sources`.
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator

@@ -119,3 +119,30 @@ def undisturbed_local(small_dataset, tmp_path_factory) -> dict[str, str]:
     out = tmp_path_factory.mktemp("undisturbed") / "out"
     assert main(args(small_dataset, out, "serial")) == 0
     return outputs(out)
+
+
+RUN_WITH_A_POOL_OF_ONE_VIDEO = """
+import sys
+from textsieve import testing
+from textsieve.recipe import build_config
+from textsieve.runtime.local import LocalExecutor
+from textsieve.runtime.planning import plan_for
+config = testing.null_config(build_config(overrides={"dataset_path": sys.argv[1], "export_path": sys.argv[2]}))
+_, plan = plan_for(config)
+plan.decoders = 2
+# slots sized for 1080p, a budget of three of them: the pool holds one video's
+# frames, so a second decoder waits for slots while the (small) decoded frames
+# stay far below the byte budget
+summary = LocalExecutor(config, plan, buffer_bytes=3 * 1920 * 1080 * 3).run()
+assert summary["workers"]["frame_transport"].startswith("3 slot(s)"), summary["workers"]["frame_transport"]
+print(summary["counts"]["adds_up"])
+"""
+
+
+def test_decoding_waits_for_slots_while_replicas_give_them_back(small_dataset, tmp_path):
+    """A full pool stops decoding, never detection: the frames at the
+    replicas are what free the slots (this once hung for ever)."""
+    done = subprocess.run([sys.executable, "-c", RUN_WITH_A_POOL_OF_ONE_VIDEO, str(small_dataset), str(tmp_path / "o")],
+                          capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().endswith("True")

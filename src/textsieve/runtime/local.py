@@ -31,7 +31,7 @@ from ..errors import ErrorKind, SystemicFailure
 from ..resources.planner import Plan
 from .collector import Collector
 from .faults import Faults
-from .flow import DETECT_TIMEOUT, REPLICA_CRASHED, DecodeTask, Frame, ReplicaCounters, SampleAssembly, decode_timeout
+from .flow import DETECT_TIMEOUT, REPLICA_CRASHED, DecodeTask, ReplicaCounters, SampleAssembly, decode_timeout
 from .planning import detect_frame_size, replica_specs
 from .shm import FramePool, SharedFrame, pool_size
 from .steps import limits_of
@@ -102,20 +102,7 @@ class LocalExecutor:
 
     # ---- scheduling --------------------------------------------------------
     def _dispatch(self, decoding_done: bool) -> None:
-        for w in self.decoders:
-            while w.task is None and self.queue and self.assembly.buffered_bytes < self.buffer_limit:
-                if not self.assembly.wants(self.queue[0]):  # its sample already failed
-                    self.queue.popleft()
-                    continue
-                slots: list[int] = []
-                if self.pool is not None:
-                    # decoding waits for room: the pool is the frame budget
-                    slots = self.pool.acquire(self.op.frame_sample_num)
-                    if slots is None:
-                        return
-                task = self.queue.popleft()
-                self.decode_slots[w.index] = slots
-                w.send(task, DecodeRequest(0, task, slots))
+        self._dispatch_decoding()
         now = time.monotonic()
         for w in self.replicas:
             if w.task is None and w.ready:
@@ -123,6 +110,24 @@ class LocalExecutor:
                                                    flush=decoding_done, now=now)
                 if frames:
                     w.send(frames, DetectRequest(0, model, [f.key for f in frames], [f.image for f in frames]))
+
+    def _dispatch_decoding(self) -> None:
+        for w in self.decoders:
+            while w.task is None and self.queue and self.assembly.buffered_bytes < self.buffer_limit:
+                if not self.assembly.wants(self.queue[0]):  # its sample already failed
+                    self.queue.popleft()
+                    continue
+                slots: list[int] = []
+                if self.pool is not None:
+                    # decoding waits for room: the pool is the frame budget. Only
+                    # decoding waits: the replicas must still be fed, since
+                    # detected frames are what give the slots back.
+                    slots = self.pool.acquire(self.op.frame_sample_num)
+                    if slots is None:
+                        return
+                task = self.queue.popleft()
+                self.decode_slots[w.index] = slots
+                w.send(task, DecodeRequest(0, task, slots))
 
     def _lost(self, w: WorkerProcess) -> None:
         """A worker died: retry what it held once, then record it."""

@@ -87,3 +87,19 @@ def test_a_recipe_without_the_ocr_op_fails_before_any_work(tmp_path, capsys):
     assert main(["run", str(path)]) == 2
     assert not (tmp_path / "out").exists()
     assert "recipe.yaml:6: the recipe has no video_ocr_area_ratio_filter" in capsys.readouterr().err
+
+
+def test_the_config_imports_no_detector_and_reads_no_file(tmp_path):
+    """Layering: a config is built without loading a model library or
+    touching the dataset (what needs the machine is checked by preflight)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from textsieve.config import RunConfig; "
+            f"c = RunConfig(dataset_path={str(tmp_path / 'absent.jsonl')!r}, export_path='o', filter={{'detector': 'cascade'}}); "
+            "c.dataset, c.kept_file, c.frame_size; "
+            "print([m for m in sys.modules if m.split('.')[0] in ('torch', 'easyocr', 'onnxruntime', 'av') "
+            "or m.startswith('textsieve.detect')])")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -138,6 +138,7 @@ class TestConformance:
         # v1 alone, and the pair that holds it
         assert {i: e["kind"] for i, e in errors.items() if e["kind"] == "timeout"} == {1: "timeout", 4: "timeout"}
         assert errors[1]["message"].endswith("v1.mp4: decoding took over 3 s and was stopped")
+        assert without(without(got, 1), 4) == without(without(undisturbed, 1), 4)  # the rest as undisturbed
         assert summary(tmp_path / "out")["counts"]["adds_up"]
 
     def test_a_hung_replica_is_stopped_and_its_frames_retried(self, executor, cluster, dataset, undisturbed,
@@ -154,16 +155,51 @@ class TestConformance:
         group, Ray's own processes included), then run again."""
         export = tmp_path / "out"
         cmd = [sys.executable, "-m", "textsieve.cli", *args(dataset, export, executor)]
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        # past start-up (Ray takes longer), into the samples
-        time.sleep({"serial": 9, "local": 11, "ray": 22}[executor])
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+        # detection slowed down, so that the run is surely killed part-way
+        slow = {**os.environ, "TEXTSIEVE_FAULTS": json.dumps({"slow_detect_s": 0.7})}
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                                env=slow)
+        journal, deadline = export / "journal.jsonl", time.monotonic() + 240
+        # killed once the journal holds a commit with a judged sample, before the end
+        while proc.poll() is None and time.monotonic() < deadline and not _judged_in(journal):
+            time.sleep(0.05)
+        assert proc.poll() is None, "the run ended before it could be killed"
+        os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+        done_before = _judged_in(journal)
+        assert 0 < done_before < 9 and not (export / "summary.json").exists()
         final = subprocess.run(cmd, capture_output=True, text=True, timeout=400)
         assert final.returncode == 0, final.stderr[-3000:]
         assert outputs(export) == undisturbed
+        assert summary(export)["resumed_with_done"] == done_before  # those were not judged again
         assert not list(export.glob("*.part"))
+
+
+def _judged_in(journal: Path) -> int:
+    """Samples the journal lists as done, at least one of them judged (not
+    only the bad rows, which a run settles first)."""
+    if not journal.exists():
+        return 0
+    done: set[int] = set()
+    for line in journal.read_text().splitlines()[1:]:
+        try:
+            done.update(json.loads(line).get("done", []))
+        except ValueError:  # a line being written
+            break
+    return len(done) if done & {0, 1, 2, 3, 4} else 0
+
+
+@pytest.mark.parametrize("executor", ["local", "ray"])
+def test_a_video_that_kills_its_decoder_every_time_is_recorded_and_the_run_goes_on(executor, cluster, dataset,
+                                                                                   undisturbed, tmp_path, monkeypatch):
+    """FFmpeg crashing on a file: the worker is replaced and the video tried
+    once more, then the sample is `worker_crashed` (one process, `serial`
+    dies with it: the same command resumes)."""
+    assert run_in_process(monkeypatch, dataset, tmp_path / "out", executor, {"crash_decode_on": ["v3.mp4"]}) == 0
+    got = outputs(tmp_path / "out")
+    errors = {json.loads(line)["index"]: json.loads(line) for line in got["errors.jsonl"].splitlines()}
+    assert errors[3]["kind"] == "worker_crashed" and errors[3]["message"].endswith("v3.mp4: the decode worker died on it twice")
+    assert without(got, 3) == without(undisturbed, 3)
 
 
 @pytest.fixture(scope="module")

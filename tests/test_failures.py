@@ -98,19 +98,29 @@ def test_failures_interleaved_with_successes_are_the_samples_own():
         streak.feed(outcome(1, "a"))
 
 
-def test_a_device_that_does_not_exist_is_refused_before_any_work(small_dataset, tmp_path, capsys):
-    assert main(args(small_dataset, tmp_path / "out", "local", "--device", "cuda:0")) == 2
-    assert "--device cuda:0: no such GPU here" in capsys.readouterr().err
+@pytest.mark.parametrize("executor", ["local", "ray"])
+def test_a_device_that_does_not_exist_is_refused_before_any_work(executor, small_dataset, tmp_path):
+    done = cli(*args(small_dataset, tmp_path / "out", executor, "--device", "cuda:0"))
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "--device cuda:0: no such GPU here" in done.stderr
     assert not (tmp_path / "out").exists()
 
 
-def test_simulated_gpus_plan_as_if_real_and_run_on_the_cpu(small_dataset, undisturbed, tmp_path, capsys):
-    assert main(args(small_dataset, tmp_path / "out", "local", "--simulate-gpus", "16GiB:16GiB")) == 0
-    assert "simulated GPUs: planned as if they existed" in capsys.readouterr().err
+@pytest.mark.parametrize("executor", ["local", "ray"])
+def test_simulated_gpus_plan_as_if_real_and_run_on_the_cpu(executor, small_dataset, undisturbed, tmp_path):
+    done = cli(*args(small_dataset, tmp_path / "out", executor, "--simulate-gpus", "16GiB:16GiB"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "simulated GPUs: planned as if they existed" in done.stderr
     assert outputs(tmp_path / "out") == undisturbed  # no column of detector_error
     result = summary(tmp_path / "out")
-    assert result["plan"]["simulated"] and result["plan"]["device_kind"] == "gpu"
-    assert {r["device"] for r in result["detector"]["replicas"]} == {"cpu"}
+    if executor == "local":
+        assert result["plan"]["simulated"] and result["plan"]["device_kind"] == "gpu"
+        assert {r["device"] for r in result["detector"]["replicas"]} == {"cpu"}
+    else:  # a local Ray instance shaped like the simulated machine: one GPU declared, placed as planned
+        assert "the local Ray instance declares 1 GPU(s)" in done.stderr
+        (node,) = result["executor_detail"]["nodes"]
+        assert node["plan"]["simulated"] and node["plan"]["device_kind"] == "gpu"
+        assert result["executor_detail"]["pools"][0]["num_gpus"] > 0
 
 
 def test_a_missing_dataset_is_a_configuration_error_and_writes_nothing(tmp_path, capsys):

@@ -154,3 +154,20 @@ def test_ray_ships_the_calibration_to_its_actors(cluster, dataset, tmp_path):
     assert summary["ratios"]["scale"].startswith("craft, mapped from ppocr")
     mapped = [v for line in read(tmp_path / "ray")["stats.jsonl"].splitlines() for v in json.loads(line)["videos"]]
     assert any(v["raw_frame_ratios"] != v["frame_ratios"] for v in mapped)
+
+
+def test_ray_from_the_cli_as_a_user_starts_it_on_a_cpu_machine(dataset, tmp_path):
+    """`textsieve run --executor ray`, no address, no declared GPU: a local
+    Ray instance, CPU actors that leave a CPU for decoding (this once
+    deadlocked on 2 cores), the plan printed first, the same outputs."""
+    import subprocess
+    import sys
+
+    run_serial(build_config(overrides={"dataset_path": str(dataset), "export_path": str(tmp_path / "serial"),
+                                       "filter.max_area_ratio": 0.05}))
+    done = subprocess.run([sys.executable, "-m", "textsieve.cli", "run", "--dataset", str(dataset), "--export",
+                           str(tmp_path / "ray"), "--executor", "ray", "--max-area-ratio", "0.05"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Ray node" in done.stderr and "Ray pool: 1 detector actor(s), 0 GPU" in done.stderr
+    assert read(tmp_path / "ray") == read(tmp_path / "serial")

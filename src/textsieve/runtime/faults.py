@@ -2,7 +2,8 @@
 
 ``Faults`` names the detector calls that raise a simulated out-of-memory,
 hang or kill their replica, the videos whose frames make the detector
-raise, and the videos on which a decoder dies or hangs. Every executor
+raise, the videos on which a decoder dies or hangs, and a delay added to
+every detector call. Every executor
 applies the same faults at the same points (the shared sample flow), so one
 conformance suite checks all of them. ``TEXTSIEVE_FAULTS`` (JSON) sets them
 for a run started from the command line.
@@ -25,6 +26,7 @@ class Faults:
     detector_error_on: tuple[str, ...] = ()  # the detector raises on frames of paths containing these
     crash_decode_on: tuple[str, ...] = ()  # the decoding process exits abruptly on paths containing these
     hang_decode_on: tuple[str, ...] = ()  # decoding hangs on paths containing these
+    slow_detect_s: float = 0.0  # every detector call takes this much longer (a run slow enough to kill mid-way)
     once_dir: str | None = None  # if set, each fault fires once per run (marker files here)
 
     def fire(self, name: str) -> bool:
@@ -42,7 +44,7 @@ class Faults:
 
     @classmethod
     def from_json(cls, data: dict) -> "Faults":
-        return cls(**{k: v if k == "once_dir" else tuple(v) for k, v in data.items()})
+        return cls(**{k: v if k in ("once_dir", "slow_detect_s") else tuple(v) for k, v in data.items()})
 
     @classmethod
     def from_env(cls) -> "Faults":

@@ -45,7 +45,7 @@ from ..filter import video_ratio
 from ..outcome import SampleOutcome, VideoStats
 from ..resources.planner import Replica
 from ..video.frames import Limits, SampledVideo
-from ..video.pieces import Piece, merge_kept, pieces, video_decision
+from ..video.pieces import Piece, pieces, video_decision
 from .batching import BatchSizer, SimulatedOOM, is_oom
 from .faults import Faults
 from .steps import SampleJob, decode, error_outcome, judge, prepare, probe_only
@@ -105,6 +105,11 @@ class DecodeTask:
     def part(self) -> int:
         return self.piece.index if self.piece is not None else 0
 
+    @property
+    def label(self) -> str:
+        """The path, and which piece (``#piece3``) or ``#probe``: what decoder faults match."""
+        return self.path + ("#probe" if self.probe else f"#piece{self.piece.index}" if self.piece is not None else "")
+
 
 @dataclass(frozen=True)
 class FrameKey:
@@ -141,9 +146,9 @@ FrameResult = Detections | Failure
 def decode_video(task: DecodeTask, op: OcrFilter, limits: Limits, faults: Faults, threads: int = 0) -> SampledVideo:
     """Decode one task's video (or piece, or only probe it); injected decoder
     faults fire here, for every executor."""
-    if faults.on_path(faults.crash_decode_on, task.path, "decode-crash"):
+    if faults.on_path(faults.crash_decode_on, task.label, "decode-crash"):
         os._exit(70)
-    if faults.on_path(faults.hang_decode_on, task.path, "decode-hang"):
+    if faults.on_path(faults.hang_decode_on, task.label, "decode-hang"):
         time.sleep(10**6)
     if task.probe:
         return probe_only(task.path, limits)
@@ -318,6 +323,8 @@ class DetectorReplica:
             time.sleep(10**6)
         if call in faults.oom_calls and faults.fire(f"oom-{scope}{call}"):
             raise SimulatedOOM()
+        if faults.slow_detect_s:
+            time.sleep(faults.slow_detect_s)
         for key in keys:
             if faults.on_path(faults.detector_error_on, key.path, "detector-error"):
                 raise RuntimeError(f"injected detector error on {os.path.basename(key.path)}")

@@ -45,14 +45,14 @@ from ..data.shards import ShardEntry, ShardWriter
 from ..data.sources import Split, count, count_selected, read, resolve
 from ..errors import ConfigError, ErrorKind, Failure, SystemicFailure
 from ..outcome import SampleOutcome
-from ..resources.inventory import Inventory
+from ..resources.inventory import Inventory, machine_inventory
 from ..resources.planner import Plan, Replica
 from ..video.frames import Limits, SampledVideo
 from .collector import Collector
 from .faults import Faults
-from .flow import (DETECT_TIMEOUT, REPLICA_CRASHED, DecodeTask, ReplicaCounters, ReplicaSpec, SampleAssembly,
+from .flow import (DECODER_CRASHED, DETECT_TIMEOUT, REPLICA_CRASHED, DecodeTask, ReplicaCounters, ReplicaSpec, SampleAssembly,
                    decode_here)
-from .planning import detect_frame_size, model_specs, plan_for
+from .planning import detect_frame_size, model_specs, narrow_to_device, plan_for
 from .shm import FramePool, pool_size
 from .steps import SampleJob, limits_of, prepare
 from .workers import (LOAD_TIMEOUT_S, MAX_LOAD_CRASHES, TIMED_OUT, Detected, DetectRequest, ReplicaDown, ReplicaReady, WorkerProcess,
@@ -67,6 +67,7 @@ class NodePlan:
     address: str
     inventory: Inventory
     plan: Plan
+    declared_gpus: float = 0.0  # the GPUs the node's raylet offers Ray (what it can place actors on)
 
 
 @dataclass
@@ -142,13 +143,13 @@ NODE_SIMULATE_ENV = "TEXTSIEVE_SIMULATE_GPUS"
 
 
 def _inventory_on_node(simulate: str | None) -> Inventory:
-    from ..resources.inventory import machine_inventory
-
     return machine_inventory(simulate=os.environ.get(NODE_SIMULATE_ENV) or simulate)
 
 
 def plan_cluster(config: RunConfig) -> list[NodePlan]:
-    """Inventory every alive node on that node, then plan it."""
+    """Inventory every alive node on that node, then plan it. With
+    ``--device cuda:N`` only the nodes that have GPU N take part, each with
+    that GPU alone; none having it is refused before any work."""
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -156,8 +157,36 @@ def plan_cluster(config: RunConfig) -> list[NodePlan]:
     nodes = [n for n in ray.nodes() if n.get("Alive")]
     refs = [task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(config.simulate_gpus)
             for n in nodes]
-    return [NodePlan(node["NodeID"], node.get("NodeManagerAddress", "?"), inventory, plan_for(config, inventory)[1])
-            for node, inventory in zip(nodes, ray.get(refs))]
+    plans, refused = [], []
+    for node, inventory in zip(nodes, ray.get(refs)):
+        address = node.get("NodeManagerAddress", "?")
+        try:
+            inventory = narrow_to_device(inventory, config.device)
+        except ConfigError as exc:
+            refused.append(f"{address}: {exc}")
+            continue
+        plans.append(NodePlan(node["NodeID"], address, inventory, plan_for(config, inventory)[1],
+                              float(node.get("Resources", {}).get("GPU", 0))))
+    if not plans:
+        raise ConfigError(f"--device {config.device}: no node of the cluster has it ({'; '.join(refused)})")
+    for why in refused:
+        log.info("node left out: %s", why)
+    return plans
+
+
+def check_placeable(node_plans: list[NodePlan]) -> None:
+    """Ray places an actor asking for a GPU only on a node whose raylet
+    declares GPUs: a plan that uses more GPUs than its node declares (GPUs
+    simulated with --simulate-gpus on a cluster that offers none, or a
+    raylet started with fewer) would wait for ever. Refused, saying what to do."""
+    for node in node_plans:
+        used = sum(1 for g in node.plan.gpus if g.replicas) if node.plan.device_kind == "gpu" else 0
+        if used > node.declared_gpus:
+            raise ConfigError(
+                f"Ray node {node.address}: its plan uses {used} GPU(s) but its raylet declares "
+                f"{node.declared_gpus:g}, so Ray could never place the detector actors there. Start that node with "
+                f"`ray start --num-gpus {used}` (with --simulate-gpus too, to rehearse a plan: the replicas then "
+                "run on the CPU), or run without --simulate-gpus")
 
 
 # ---- Ray Data stages --------------------------------------------------------
@@ -196,18 +225,45 @@ def _in_ranges(ranges: list[tuple[int, int]], index: int) -> bool:
 
 
 def _decode_row(item: dict[str, Any], op: OcrFilter, limits: Limits, base_dir: str, faults_json: dict,
-                timeout_s: float) -> dict[str, Any]:
+                timeout_s: float, attempts: Any) -> dict[str, Any]:
     """CPU task: a dataset row in, its videos' sampled frames (or failures) out, pickled."""
+    import ray
+
     row = pickle.loads(item["row"])
     decoded = DecodedRow(row)
     job = prepare(row, op, base_dir)
     if isinstance(job, SampleJob):
         faults = Faults.from_json(faults_json)
         for path in job.unique:
-            result = decoded.videos[path] = decode_here(DecodeTask(row.index, path), op, limits, faults, timeout_s)
+            key = (row.index, path)
+            if ray.get(attempts.begin.remote(key)) >= 2:
+                # the task died on this video twice (Ray retried it): record it, as the local executor does
+                result: SampledVideo | Failure = Failure(ErrorKind.WORKER_CRASHED, f"{path}: {DECODER_CRASHED}", path)
+            else:
+                result = decode_here(DecodeTask(row.index, path), op, limits, faults, timeout_s)
+            attempts.end.remote(key)
+            decoded.videos[path] = result
             if isinstance(result, Failure):
                 break
     return {"payload": pickle.dumps(decoded)}
+
+
+class DecodeAttempts:
+    """A small actor counting, per video, the decodes that began and never
+    ended: a decode task that dies (FFmpeg crashing on a file) is retried by
+    Ray, and the video that killed it twice becomes a ``worker_crashed``
+    record instead of failing the whole run. Holds only unfinished keys."""
+
+    def __init__(self) -> None:
+        self.open: Counter = Counter()
+
+    def begin(self, key: tuple) -> int:
+        died = self.open[key]
+        self.open[key] += 1
+        return died
+
+    def end(self, key: tuple) -> None:
+        del self.open[key]
 
 
 class PlacementLog:
@@ -342,12 +398,20 @@ class RayExecutor:
         from ..report.plan_table import render_plan
 
         if not ray.is_initialized():
-            ray.init(address=self.address, log_to_driver=False, include_dashboard=False)
+            extra = {}
+            if self.address is None and self.config.simulate_gpus:
+                # a local cluster of this machine shaped like the simulated one:
+                # Ray offers the simulated GPUs, and the replicas run on the CPU
+                extra["num_gpus"] = len(machine_inventory(simulate=self.config.simulate_gpus).gpus)
+                self.console.print(f"--simulate-gpus: the local Ray instance declares {extra['num_gpus']} GPU(s) to "
+                                   "place actors as the plan says; the replicas run on the CPU (no GPU is used)")
+            ray.init(address=self.address, log_to_driver=False, include_dashboard=False, **extra)
         _quiet_ray_data()
         node_plans = plan_cluster(self.config)
         for node in node_plans:
             self.console.print(f"[bold]Ray node {node.address}[/bold] ({node.node_id[:12]})")
             render_plan(node.inventory, node.plan, self.console)
+        check_placeable(node_plans)
         pools = pools_from_plans(node_plans)
         if not pools:
             raise ConfigError("no node of the cluster can run a detector replica: "
@@ -380,6 +444,7 @@ class RayExecutor:
                        total=total) as collector:
             done = collector.output.done_ranges()
             placement_log = ray.remote(num_cpus=0)(PlacementLog).remote()
+            attempts = ray.remote(num_cpus=0)(DecodeAttempts).remote()
             weights = [p.size for p in pools]
             datasets = []
             for pool, (lo, hi) in zip(pools, pool_bounds(weights)):
@@ -395,7 +460,8 @@ class RayExecutor:
                 # a few samples per decode task, whatever the size of the splits
                 ds = ds.repartition(target_num_rows_per_block=max(1, pool.size))
                 ds = ds.map(_decode_row, fn_kwargs={"op": op, "limits": limits_of(config), "base_dir": base_dir,
-                                                    "faults_json": faults, "timeout_s": config.decode_timeout_s},
+                                                    "faults_json": faults, "timeout_s": config.decode_timeout_s,
+                                                    "attempts": attempts},
                             num_cpus=1)
                 ds = ds.map_batches(
                     DetectStage,
@@ -422,7 +488,8 @@ class RayExecutor:
                     # the shards' manifest entries come here
                     merged = merged.map_batches(_write_shards, batch_size=_rows_per_shard(config.export_shard_size),
                                                 fn_kwargs={"export_dir": str(config.export_dir), "fmt": config.export_type,
-                                                           "shard_bytes": config.export_shard_size}, num_cpus=0.25)
+                                                           "shard_bytes": config.export_shard_size,
+                                                           "kept": config.kept_shards}, num_cpus=0.25)
                 for row in merged.iter_rows():
                     item = pickle.loads(row["outcome"])
                     report = pickle.loads(row["actor"])
@@ -462,10 +529,11 @@ def _rows_per_shard(shard_bytes: int) -> int:
     return max(16, min(100_000, shard_bytes // 1024))
 
 
-def _write_shards(batch: dict[str, np.ndarray], export_dir: str, fmt: str, shard_bytes: int) -> dict[str, list]:
+def _write_shards(batch: dict[str, np.ndarray], export_dir: str, fmt: str, shard_bytes: int,
+                  kept: str) -> dict[str, list]:
     """Write task: judged outcomes into shards (committed by the driver's
     manifest when it receives their entry); errors and Stopped go on."""
-    writer = ShardWriter(Path(export_dir), fmt, shard_bytes, outputs=("kept", "dropped", "stats"))
+    writer = ShardWriter(Path(export_dir), fmt, shard_bytes, outputs=("kept", "dropped", "stats"), kept=kept)
     out, actor = [], batch["actor"][-1] if len(batch["actor"]) else pickle.dumps({})
     entries = []
     for payload in batch["outcome"]:

@@ -7,6 +7,24 @@ from pathlib import Path
 
 OUTPUTS = ("kept.jsonl", "dropped.jsonl", "errors.jsonl", "stats.jsonl")
 
+# shaped like Data-Juicer's own video recipes (configs/data_juicer_recipes)
+RECIPE = """project_name: video-text-filter
+dataset_path: {dataset}
+export_path: {export}
+np: 2
+{globals}
+process:
+  - video_duration_filter:
+      min_duration: 0.5
+      max_duration: 100
+  - video_ocr_area_ratio_filter:
+      max_area_ratio: 0.05
+      frame_sample_num: 3
+  - video_resolution_filter:
+      min_width: 100
+      min_height: 100
+"""
+
 
 def args(dataset: Path, export: Path, executor: str, *extra: str) -> list[str]:
     # batch 4: a video's 3 frames go as one batch, so an out-of-memory at the

@@ -12,7 +12,6 @@ CPU (declared GPUs have no device behind them)."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from runs import OUTPUTS, outputs
+from runs import OUTPUTS, RECIPE, outputs
 from textsieve.cli import main
 from textsieve.data.shards import read_manifest, read_shard
 
@@ -154,3 +153,35 @@ def test_the_driver_killed_and_run_again_resumes_sharded_outputs_exactly_once(cl
         assert got == expected, name
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["counts"]["adds_up"] and summary["counts"]["input"] == 18
+
+
+def test_a_data_juicer_ray_recipe_with_a_parquet_export_path_and_shards(cluster, dataset, reference, tmp_path, capsys):
+    """As a Data-Juicer user runs it: executor_type ray, ray_address, filters
+    around the OCR op, export_path out/result.parquet, export_shard_size.
+    Kept samples land where Data-Juicer's Ray exporter puts them: a folder of
+    Parquet files at export_path; the other ops go to rest.yaml."""
+    import pyarrow.parquet as pq
+    import yaml
+
+    c, _ = cluster
+    recipe = tmp_path / "recipe.yaml"
+    ray_globals = f"executor_type: ray\nray_address: {c.address}\nexport_shard_size: 1500\ntext_key: text"
+    recipe.write_text(RECIPE.format(dataset=dataset, export=tmp_path / "out" / "result.parquet", globals=ray_globals)
+                      .replace("      frame_sample_num: 3", "      frame_sample_num: 3\n      detector: ppocr"))
+    assert main(["run", str(recipe)]) == 0
+    out = capsys.readouterr().out
+    assert "rest.yaml" in out and json.loads((tmp_path / "out" / "summary.json").read_text())["executor"] == "ray"
+    folder = tmp_path / "out" / "result.parquet"
+    shards = sorted(folder.glob("*.parquet"))
+    assert folder.is_dir() and len(shards) >= 2  # 1500-byte shards: several
+    kept = pq.read_table(folder).to_pylist()  # one dataset, as Ray Data, pyarrow and Data-Juicer read a folder
+    expected = [json.loads(line) for line in reference["kept.jsonl"].splitlines()]
+    assert sorted(kept, key=json.dumps) == sorted(expected, key=json.dumps)
+    assert all("__dj__stats__" in row for row in kept)
+    rest = yaml.safe_load((tmp_path / "out" / "rest.yaml").read_text())
+    assert [next(iter(op)) for op in rest["process"]] == ["video_duration_filter", "video_resolution_filter"]
+    assert rest["dataset_path"] == str(folder.resolve()) and rest["executor_type"] == "ray"
+    assert rest["export_path"].endswith("result-rest.parquet") and rest["text_key"] == "text"
+    # only Data-Juicer's keys: dj-process refuses keys it does not know
+    assert set(rest) <= {"project_name", "dataset_path", "export_path", "executor_type", "ray_address",
+                         "export_shard_size", "np", "text_key", "process"}

@@ -4,7 +4,6 @@ filter, Data-Juicer's global keys, its export conventions, 10-bit video."""
 from __future__ import annotations
 
 import json
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -13,29 +12,11 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from runs import RECIPE
 from textsieve.cli import main
 from textsieve.recipe import build_config
 from textsieve.errors import ConfigError
 from textsieve.synthetic import TextBlock, VideoSpec, render_frame
-
-# shaped like Data-Juicer's own video recipes (configs/data_juicer_recipes)
-RECIPE = """project_name: video-text-filter
-dataset_path: {dataset}
-export_path: {export}
-np: 2
-{globals}
-process:
-  - video_duration_filter:
-      min_duration: 0.5
-      max_duration: 100
-  - video_ocr_area_ratio_filter:
-      max_area_ratio: 0.05
-      frame_sample_num: 3
-  - video_resolution_filter:
-      min_width: 100
-      min_height: 100
-"""
-
 
 def recipe(tmp_path: Path, dataset: Path, export: str, globals_: str = "", text: str = RECIPE) -> Path:
     path = tmp_path / "recipe.yaml"
@@ -72,12 +53,33 @@ def test_a_mapper_before_the_ocr_op_is_refused_with_the_prefix_recipe(small_data
 
 
 def test_ray_parquet_and_shards_as_data_juicer_users_write_them(small_dataset, tmp_path):
-    """executor_type: ray, export_path: out/result.parquet, export_shard_size."""
+    """executor_type: ray, export_path: out/result.parquet, export_shard_size
+    (run end to end on a Ray cluster in tests/test_cluster.py)."""
     path = recipe(tmp_path, small_dataset, "out/result.parquet", "executor_type: ray\nexport_shard_size: 2000")
     config = build_config(path)
-    assert config.executor == "ray" and config.sharded and config.export_type == "jsonl"
-    config = build_config(path, {"export_type": "parquet"})
-    assert config.export_type == "parquet" and config.export_dir == tmp_path / "out"
+    # the format follows export_path's suffix, as in Data-Juicer, unless export_type says otherwise
+    assert config.executor == "ray" and config.sharded and config.export_type == "parquet"
+    assert config.kept_shards == "result.parquet" and config.export_dir == tmp_path / "out"
+    assert build_config(path, {"export_type": "jsonl"}).export_type == "jsonl"
+
+
+def test_parquet_shards_on_one_machine_keep_every_field(small_dataset, tmp_path):
+    """The local executor writes kept shards into the folder export_path
+    names. A field only a later row has is kept (pyarrow's from_pylist takes
+    the first row's fields), and a field of mixed types is kept as JSON text."""
+    rows = [json.loads(line) for line in small_dataset.read_text().splitlines()]
+    rows[1]["id"] = "one"  # kept: 1, 4, 6; their ids "one", 4, 6 have no single Arrow type
+    rows[4]["extra"] = {"note": "only this row has it"}
+    for row in rows:
+        row["videos"] = [str(small_dataset.parent / v) for v in row["videos"]]
+    dataset = tmp_path / "data.jsonl"
+    dataset.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    path = recipe(tmp_path, dataset, "out/result.parquet", "export_shard_size: 100000")
+    assert main(["run", str(path), "--executor", "local"]) == 0
+    kept = pq.read_table(tmp_path / "out" / "result.parquet").to_pylist()
+    assert [r["id"] for r in kept] == ['"one"', "4", "6"]
+    assert [r["extra"] for r in kept] == [None, {"note": "only this row has it"}, None]
+    assert all(r["__dj__stats__"]["video_ocr_area_ratio"] is not None for r in kept)
 
 
 def test_a_parquet_export_path_is_written_as_parquet(small_dataset, tmp_path):

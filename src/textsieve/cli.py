@@ -213,22 +213,27 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .runtime.execute import execute
 
     config = config_from_args(args)
-    if config._recipe is not None:
-        from .recipe import write_rest_recipe
-
-        rest = write_rest_recipe(config, config._recipe)
-        if rest is not None:
-            print(f"video_ocr_area_ratio_filter runs here first (every op before it is a filter: the kept set is the "
-                  f"same in any order); the recipe's {len(config._recipe.others)} other op(s) are in {rest}: run "
-                  f"`dj-process --config {rest}` on its kept samples")
+    others = len(config._recipe.others) if config._recipe is not None else 0
+    if others:
+        print(f"video_ocr_area_ratio_filter runs here first (every op before it is a filter: the kept set is the "
+              f"same in any order); the recipe's {others} other op(s) go to {config.export_dir / 'rest.yaml'} "
+              "for Data-Juicer when the run ends")
     try:
         summary = execute(config, restart=args.restart, retry_errors=args.retry_errors)
     except AlreadyComplete as done:
         print(f"textsieve: {done}")
-        return 0
-    if summary is None:
-        return 2
-    return _report(config, summary)
+        summary = None
+    else:
+        if summary is None:
+            return 2
+    if others:
+        # written once the run has ended, so that a refused run (a missing
+        # dataset, a folder another run holds) leaves nothing behind
+        from .recipe import write_rest_recipe
+
+        rest = write_rest_recipe(config, config._recipe)
+        print(f"then: dj-process --config {rest}   (the recipe's other ops, on textsieve's kept samples)")
+    return _report(config, summary) if summary is not None else 0
 
 
 def _report(config, summary: dict) -> int:

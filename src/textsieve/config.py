@@ -7,11 +7,10 @@ machine (models, devices, the dataset, a calibration file) is checked by
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from .errors import ConfigError
 
@@ -104,6 +103,13 @@ class RunConfig(BaseModel):
             raise ValueError("use WIDTHxHEIGHT, e.g. 1920x1080")
         return str(value).lower()
 
+    @model_validator(mode="after")
+    def _export_type_from_the_path(self) -> "RunConfig":
+        # as in Data-Juicer: the format follows export_path's suffix unless export_type is given
+        if "export_type" not in self.model_fields_set and str(self.export_path or "").endswith(".parquet"):
+            self.export_type = "parquet"
+        return self
+
     @property
     def frame_size(self) -> tuple[int, int]:
         w, _, h = self.plan_frame_size.partition("x")
@@ -116,9 +122,11 @@ class RunConfig(BaseModel):
 
     @property
     def dataset(self) -> str:
-        """The dataset path: absolute for a local one (file, folder or glob), a URL as given."""
-        path = str(self.dataset_path)
-        return path if "://" in path else os.path.abspath(os.path.expanduser(path))
+        """The dataset path: absolute for a local one (file, folder or glob), a URL as given;
+        each part of a mixture (``0.5 a.jsonl 0.5 b.jsonl``) alike."""
+        from .data.sources import absolute
+
+        return absolute(str(self.dataset_path))
 
     @property
     def export_file(self) -> Path | None:
@@ -137,6 +145,15 @@ class RunConfig(BaseModel):
     def sharded(self) -> bool:
         """Outputs as shards with a manifest (data/shards.py), not single files."""
         return self.export_shard_size > 0
+
+    @property
+    def kept_shards(self) -> str:
+        """Sharded runs: the folder of kept shards, inside export_dir. An
+        export_path naming a file (``out/result.parquet``) becomes that
+        folder, as Data-Juicer's Ray exporter writes it (Ray Data, pyarrow
+        and Data-Juicer read such a folder as one dataset); else ``kept``."""
+        file = self.export_file
+        return file.name if file is not None else "kept"
 
     @property
     def kept_file(self) -> Path:

@@ -66,6 +66,8 @@ def _line_of(lines: dict[tuple, int], path: tuple) -> int | None:
 
 # Data-Juicer global keys that mean something here, and what they become
 DJ_GLOBAL_KEYS = {"executor_type", "ray_address", "video_key", "text_key", "keep_stats_in_res_ds", "export_type"}
+# Data-Juicer global keys that textsieve reads as its own settings
+DJ_SHARED_KEYS = {"dataset_path", "export_path", "np", "export_shard_size"}
 # op kinds by Data-Juicer's naming: only filters commute (each keeps or drops a
 # sample on its own stats, so the kept set does not depend on their order)
 COMMUTING_SUFFIX = "_filter"
@@ -134,6 +136,9 @@ def read_recipe(path: str | Path) -> RecipePlan:
         if kind not in ("jsonl", "parquet"):
             raise fail(("export_type",), f"export_type {globals_['export_type']!r}: textsieve writes jsonl, json or parquet")
         fields["export_type"] = kind
+    if "text_key" in globals_:
+        log.info("text_key %r: the OCR filter reads no text; it stays in rest.yaml for the other ops",
+                 globals_["text_key"])
     if "keep_stats_in_res_ds" in globals_:
         fields["keep_stats_in_res_ds"] = bool(globals_["keep_stats_in_res_ds"])
     # Relative paths stay relative to the working directory, as in Data-Juicer.
@@ -199,9 +204,14 @@ def write_rest_recipe(config: RunConfig, plan: RecipePlan) -> Path | None:
     OCR filter was the only op."""
     if not plan.others:
         return None
-    rest = {k: v for k, v in plan.document.items() if k not in ("process",)}
+    # Data-Juicer's own keys only: textsieve's (device, batch_size, ...) would be refused by dj-process
+    rest = {k: v for k, v in plan.document.items() if k in DJ_IGNORED_GLOBAL_KEYS | DJ_GLOBAL_KEYS | DJ_SHARED_KEYS}
     rest.pop("executor_type", None) if config.executor != "ray" else None
-    rest["dataset_path"] = str(config.kept_file.resolve()) if not config.sharded else str((config.export_dir / "kept").resolve())
+    if config.sharded:
+        kept = config.export_dir / config.kept_shards
+    else:
+        kept = config.export_file or config.kept_file  # a .parquet export_path holds them once the run ends
+    rest["dataset_path"] = str(kept.resolve())
     export = Path(str(plan.document.get("export_path") or config.export_dir / "result.jsonl"))
     rest["export_path"] = str(export.with_name(f"{export.stem}-rest{export.suffix or '.jsonl'}"))
     rest["process"] = plan.others

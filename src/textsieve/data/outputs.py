@@ -104,15 +104,15 @@ class Sharded:
     much work; ``add_entry`` commits shards other processes wrote (Ray)."""
 
     def __init__(self, export_dir: Path, fmt: str, shard_bytes: int, settings: dict, restart: bool,
-                 retry_kinds: frozenset[str] | None, flush_every_s: float = 60.0):
-        self.manifest = Manifest(export_dir, settings, restart=restart)
+                 retry_kinds: frozenset[str] | None, flush_every_s: float = 60.0, kept: str = "kept"):
+        self.manifest = Manifest(export_dir, settings, restart=restart, kept=kept)
         self.retried: set[int] = set()
         resumed = self.done_count
         if retry_kinds and any(r["kind"] in retry_kinds for r in self.manifest.records("errors")):
             self.retried = self.manifest.drop_errors(retry_kinds)
         self.complete = self.manifest.complete
         self.resumed = resumed
-        self.writer = ShardWriter(export_dir, fmt, shard_bytes)
+        self.writer = ShardWriter(export_dir, fmt, shard_bytes, kept=kept)
         self.flush_every_s = flush_every_s
         self._flushed = time.monotonic()
 

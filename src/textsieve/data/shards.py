@@ -20,6 +20,7 @@ counted from the manifest.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 from dataclasses import asdict, dataclass, field
@@ -32,8 +33,16 @@ from ..outcome import SampleOutcome
 from .export import dumps
 from .journal import _flat, fingerprint
 
+log = logging.getLogger(__name__)
+
 MANIFEST = "manifest.jsonl"
 OUTPUTS = ("kept", "dropped", "errors", "stats")
+
+
+def folders(kept: str = "kept") -> dict[str, str]:
+    """Each output's folder in the export folder: its own name, but the kept
+    shards' folder may be named after Data-Juicer's export_path (RunConfig.kept_shards)."""
+    return {name: kept if name == "kept" else name for name in OUTPUTS}
 
 
 @dataclass
@@ -75,8 +84,10 @@ class ShardWriter:
     it writes (on Ray, the driver writes the errors, after the failure-streak
     guard, and the workers the rest)."""
 
-    def __init__(self, export_dir: Path, fmt: str, shard_bytes: int, outputs: tuple[str, ...] = OUTPUTS):
+    def __init__(self, export_dir: Path, fmt: str, shard_bytes: int, outputs: tuple[str, ...] = OUTPUTS,
+                 kept: str = "kept"):
         self.dir, self.fmt, self.shard_bytes, self.outputs = Path(export_dir), fmt, shard_bytes, outputs
+        self.folders = folders(kept)
         self.writer = f"{os.getpid()}{secrets.token_hex(3)}"
         self.sequence = 0
         self._rows: dict[str, list[tuple[int, Any]]] = {name: [] for name in outputs}
@@ -109,7 +120,7 @@ class ShardWriter:
             # in index order: the manifest lists a shard's indices as sorted ranges
             rows = sorted(rows, key=lambda row: row[0])
             fmt = "jsonl" if name == "errors" else self.fmt
-            relative = f"{name}/part-{self.writer}-{self.sequence:05d}.{fmt}"
+            relative = f"{self.folders[name]}/part-{self.writer}-{self.sequence:05d}.{fmt}"
             _write_atomic(self.dir / relative, [record for _, record in rows], fmt)
             entry.files[name] = relative
             entry.rows[name] = len(rows)
@@ -124,10 +135,9 @@ def _write_atomic(path: Path, records: list[Any], fmt: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     if fmt == "parquet":
-        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        pq.write_table(pa.Table.from_pylist(records), tmp)
+        pq.write_table(arrow_table(records), tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
     else:
@@ -136,6 +146,29 @@ def _write_atomic(path: Path, records: list[Any], fmt: str) -> None:
             f.flush()
             os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def arrow_table(records: list[dict]):
+    """Rows as an Arrow table with every field any row has (pyarrow's
+    ``from_pylist`` keeps only the first row's), missing ones null. A field
+    whose values no one Arrow type holds (an ``id`` that is 1 in one row and
+    "x" in another, as JSON lines allow) is written as JSON text, with a
+    warning naming it: nothing is dropped."""
+    import pyarrow as pa
+
+    names = list(dict.fromkeys(key for record in records for key in record))
+    columns, as_text = {}, []
+    for name in names:
+        values = [record.get(name) for record in records]
+        try:
+            columns[name] = pa.array(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            columns[name] = pa.array([None if v is None else dumps(v) for v in values], pa.string())
+            as_text.append(name)
+    if as_text:
+        log.warning("Parquet shard: field(s) %s hold values of different types; written as JSON text",
+                    ", ".join(as_text))
+    return pa.table(columns)
 
 
 def read_manifest(export_dir: Path) -> tuple[dict, list[ShardEntry], bool]:
@@ -173,8 +206,9 @@ class Manifest:
     """The sharded run's journal: the fingerprint, then one line per flush.
     Opening it reads what is done and removes shard files it does not list."""
 
-    def __init__(self, export_dir: Path, settings: dict, restart: bool = False):
+    def __init__(self, export_dir: Path, settings: dict, restart: bool = False, kept: str = "kept"):
         self.dir = Path(export_dir)
+        self.folders = folders(kept)
         self.path = self.dir / MANIFEST
         self.settings, self.key = settings, fingerprint(settings)
         self.entries: list[ShardEntry] = []
@@ -188,8 +222,8 @@ class Manifest:
 
     def _start(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        for name in OUTPUTS:  # a restart: earlier shards are not this run's
-            for old in (self.dir / name).glob("*"):
+        for folder in self.folders.values():  # a restart: earlier shards are not this run's
+            for old in (self.dir / folder).glob("*"):
                 old.unlink()
         self._write_all()
 
@@ -220,9 +254,9 @@ class Manifest:
 
     def _remove_unlisted(self) -> None:
         listed = {f for entry in self.entries for f in entry.files.values()}
-        for name in OUTPUTS:
-            for path in (self.dir / name).glob("*") if (self.dir / name).is_dir() else ():
-                if f"{name}/{path.name}" not in listed:
+        for folder in self.folders.values():
+            for path in (self.dir / folder).glob("*") if (self.dir / folder).is_dir() else ():
+                if f"{folder}/{path.name}" not in listed:
                     path.unlink()
 
     def done_ranges(self) -> list[tuple[int, int]]:

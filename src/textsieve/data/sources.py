@@ -134,15 +134,21 @@ def _size(path: str) -> int:
     return os.path.getsize(path)
 
 
+def _weighted(tokens: list[str]) -> bool:
+    try:
+        float(tokens[0])
+        return True
+    except ValueError:
+        return False
+
+
 def mixture(path: str) -> list[tuple[float, str]]:
     """Data-Juicer's dataset_path forms: one path, several (``a.jsonl
     b.jsonl``), or weighted (``0.5 a.jsonl 0.3 b.jsonl``)."""
     if os.path.exists(os.path.expanduser(path)) or not path.split():
         return [(1.0, path)]
     tokens = path.split()
-    try:
-        float(tokens[0])
-    except ValueError:
+    if not _weighted(tokens):
         return [(1.0, token) for token in tokens]
     if len(tokens) % 2:
         raise ConfigError(f"dataset_path {path!r}: a weighted list pairs each path with its weight (0.5 a.jsonl 0.3 b.jsonl)")
@@ -156,6 +162,21 @@ def mixture(path: str) -> list[tuple[float, str]]:
             raise ConfigError(f"dataset_path {path!r}: weights take a share of each dataset, in (0, 1]; got {w}")
         pairs.append((w, part))
     return pairs
+
+
+def absolute(path: str) -> str:
+    """A dataset path with each local part made absolute (relative parts are
+    relative to the working directory, as in Data-Juicer); URLs as given.
+    Mixtures keep their form."""
+    def one(part: str) -> str:
+        return part if is_url(part) else os.path.abspath(os.path.expanduser(part))
+
+    parts = mixture(path)
+    if len(parts) == 1 and parts[0][1] == path:
+        return one(path)
+    if _weighted(path.split()):
+        return " ".join(f"{weight:g} {one(part)}" for weight, part in parts)
+    return " ".join(one(part) for _, part in parts)
 
 
 def selected(split: Split, index: int) -> bool:

@@ -153,7 +153,7 @@ class Collector:
         with self._io():
             if config.sharded:
                 self.output: SingleFiles | Sharded = Sharded(config.export_dir, config.export_type, config.export_shard_size,
-                                                             settings, restart, kinds)
+                                                             settings, restart, kinds, kept=config.kept_shards)
             else:
                 self.output = SingleFiles(config.export_dir, config.kept_file, settings, restart, kinds)
         if self.output.retried:

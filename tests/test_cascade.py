@@ -228,3 +228,19 @@ def test_calibrate_refuses_to_save_below_the_agreement_gate(clips, tmp_path, cap
     assert code == 2
     assert "calibration not saved" in capsys.readouterr().err
     assert not (tmp_path / "cal" / "calibration-ppocr.json").exists()
+
+
+def test_fast_ratios_past_the_fitted_range_are_counted_and_warned_about(clips, tmp_path, caplog):
+    """A map fitted only on ratios up to 0.01 extends flat past them: the
+    run says how many videos it met there, per video and in the summary."""
+    calibration = save_calibration(Calibration("ppocr", None, (0.0, 0.01), (0.0, 0.02)), tmp_path / "narrow.json")
+    assert main(["run", "--dataset", str(clips), "--export", str(tmp_path / "out"), "--executor", "serial",
+                 "--detector", "ppocr", "--calibration", str(calibration)]) == 0
+    videos = [v for line in (tmp_path / "out" / "stats.jsonl").read_text().splitlines()
+              for v in json.loads(line)["videos"]]
+    outside = [v for v in videos if v.get("outside_calibration")]
+    assert outside and all(max(v["raw_frame_ratios"]) > 0.01 for v in outside)
+    assert all(max(v["raw_frame_ratios"]) <= 0.01 for v in videos if not v.get("outside_calibration"))
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["ratios"]["outside_calibration_videos"] == len(outside)
+    assert f"{len(outside)} video(s) had fast ratios past the range the calibration was fitted on" in caplog.text

@@ -36,14 +36,14 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 
 
 def finished_folder(folder: Path, samples: list[list[float]], lo: float = 0.0, hi: float = 0.05,
-                    any_or_all: str = "any", errors: list[dict] = ()) -> Path:
+                    any_or_all: str = "any", errors: list[dict] = (), reversed_range: bool = False) -> Path:
     """A finished run's folder from per-sample ratios, without videos (the
     paths do not exist) or boxes: what `textsieve run` writes, minus work."""
     folder.mkdir(parents=True, exist_ok=True)
     kept = 0
     with open(folder / "stats.jsonl", "w") as f:
         for index, ratios in enumerate(samples):
-            status = "kept" if keep_sample(ratios, lo, hi, any_or_all) else "dropped"
+            status = "kept" if keep_sample(ratios, lo, hi, any_or_all, reversed_range) else "dropped"
             kept += status == "kept"
             videos = [{"video": f"/nowhere/{index}_{j}.mp4", "ratio": r, "frame_times": [0.0, 1.0, 2.0],
                        "frame_ratios": [r, r, r], "width": 64, "height": 48, "duration_s": 2.0}
@@ -57,7 +57,7 @@ def finished_folder(folder: Path, samples: list[list[float]], lo: float = 0.0, h
         "counts": counts, "errors_by_kind": {},
         "config": {"export_path": str(folder),
                    "filter": {"min_area_ratio": lo, "max_area_ratio": hi, "any_or_all": any_or_all,
-                              "max_side": None, "detector": "craft"}}}))
+                              "reversed_range": reversed_range, "max_side": None, "detector": "craft"}}}))
     return folder
 
 
@@ -99,14 +99,15 @@ def test_boxes_are_drawn_where_the_detector_saw_them(make_video):
 
 # ------------------------------------------------------------ the numbers
 
+@pytest.mark.parametrize("reversed_range", [False, True])
 @pytest.mark.parametrize("lo,any_or_all", [(0.0, "any"), (0.01, "any"), (0.01, "all")])
-def test_whatif_counts_follow_keep_sample(tmp_path, lo, any_or_all):
+def test_whatif_counts_follow_keep_sample(tmp_path, lo, any_or_all, reversed_range):
     rng = random.Random(7)
     samples = [[round(rng.random() ** 3, 4) for _ in range(rng.choice([0, 1, 1, 2, 3]))] for _ in range(400)]
     samples += [[0.0], [0.05], [lo]]  # values on the thresholds
-    scan = scan_export(finished_folder(tmp_path / "out", samples, lo, 0.05, any_or_all))
+    scan = scan_export(finished_folder(tmp_path / "out", samples, lo, 0.05, any_or_all, reversed_range=reversed_range))
     grid = [lo, 0.001, 0.01, 0.05, 0.1, 0.3, 1.0]
-    expected = [sum(keep_sample(s, lo, m, any_or_all) for s in samples) for m in grid]
+    expected = [sum(keep_sample(s, lo, m, any_or_all, reversed_range) for s in samples) for m in grid]
     assert scan.kept_at(np.array(grid)).tolist() == expected
     assert scan.no_video_samples == sum(not s for s in samples)
     assert scan.status["kept"] == expected[3]  # the recipe's own max

@@ -308,7 +308,8 @@ def _whatif(scan: Scan, axis: Axis) -> str:
                 f"recipe's thresholds keep {recipe_kept:,}: the stats were decided with other thresholds.</p>")
     return (
         '<section id="whatif-section"><h2>What if: samples kept against max_area_ratio</h2>'
-        f'<p>At the recipe\'s min_area_ratio {th.min_ratio:g} and any_or_all <b>{escape(th.any_or_all)}</b>, '
+        f'<p>At the recipe\'s min_area_ratio {th.min_ratio:g} and any_or_all <b>{escape(th.any_or_all)}</b>'
+        f'{" with <b>reversed_range</b> (videos outside the range are kept)" if th.reversed_range else ""}, '
         f"over the {judged:,} judged samples (errors are neither; a sample without videos is always kept: "
         f"{scan.no_video_samples:,}). <code>textsieve decide --export {escape(str(scan.export_dir))} "
         "--max-area-ratio M</code> applies one to the outputs without detecting again.</p>"

@@ -40,6 +40,7 @@ class Thresholds:
     min_ratio: float
     max_ratio: float
     any_or_all: str
+    reversed_range: bool = False  # Data-Juicer's: keep the videos outside [min, max]
 
 
 @dataclass
@@ -69,9 +70,14 @@ class Scan:
         return len(self.keep_keys)
 
     def kept_at(self, max_ratios: np.ndarray) -> np.ndarray:
-        """Samples kept at each max_area_ratio, at the recipe's min and
-        any/all: the rule of :func:`textsieve.filter.keep_sample`."""
-        return np.searchsorted(self.keep_keys, max_ratios, side="right")
+        """Samples kept at each max_area_ratio, at the recipe's min, any/all
+        and reversed_range: the rule of :func:`textsieve.filter.keep_sample`."""
+        inside = np.searchsorted(self.keep_keys, max_ratios, side="right")
+        if not self.thresholds.reversed_range:
+            return inside
+        # reversed, a sample with videos is kept when it is not "inside" under the
+        # other aggregate (keep_keys are computed so); one without videos always is
+        return self.judged - inside + self.no_video_samples
 
 
 class _Best:
@@ -172,8 +178,12 @@ def scan_export(export_dir: Path, per_group: int = 8, seed: int = 0) -> Scan:
     if not export_dir.is_dir():
         raise ConfigError(f"{export_dir}: no such folder (give the export folder of a `textsieve run`)")
     finished, summary, op, kept_file = _settings(export_dir)
-    th = Thresholds(float(op["min_area_ratio"]), float(op["max_area_ratio"]), op["any_or_all"])
-    lo, hi, use_all = th.min_ratio, th.max_ratio, th.any_or_all == "all"
+    th = Thresholds(float(op["min_area_ratio"]), float(op["max_area_ratio"]), op["any_or_all"],
+                    bool(op.get("reversed_range", False)))
+    lo, hi = th.min_ratio, th.max_ratio
+    # keys say when a sample is "inside" [min, max]; reversed, "any outside" is
+    # "not all inside" (and "all outside" is "not any inside")
+    use_all = (th.any_or_all == "all") != th.reversed_range
 
     ratios, keys = array("d"), array("d")
     status: Counter[str] = Counter()

@@ -131,7 +131,9 @@ def test_one_video_keeps_many_decoders_busy_with_the_same_answers(lecture, tmp_p
     plan.decoders = 3
     summary = LocalExecutor(config, plan).run()
     per_decoder = summary["workers"]["decode_tasks"]
-    assert len(per_decoder) == 3 and all(n >= 3 for n in per_decoder)  # the pieces of one video, spread
+    # the pieces of one video, spread over the decoders (how evenly depends on
+    # when each process finished starting: seen 10/10/2 on a loaded machine)
+    assert len(per_decoder) == 3 and all(n >= 1 for n in per_decoder) and sorted(per_decoder)[1] >= 3
     assert sum(per_decoder) == MINUTES + 1  # a probe, then one task per piece
     assert outputs(tmp_path / "local") == outputs(tmp_path / "serial")
     assert (tmp_path / "local" / "segments.jsonl").read_text() == (tmp_path / "serial" / "segments.jsonl").read_text()

@@ -36,11 +36,39 @@ def test_slots_carry_frames_in_place_and_come_back():
         other = FramePool.attach(pool.name, 3, pool.slot_bytes)  # as a worker sees it
         assert np.array_equal(other.resolve(handles[0]), frame)
         other.close()
-        pool.release(slots)
+        pool.hold(slots, handles)
+        pool.drop(handles[0])
         assert sorted(pool.free) == [0, 1, 2]
     finally:
         pool.close()
     assert not segments_of(os.getpid())
+
+
+def test_small_frames_pack_into_a_slot_which_frees_with_its_last_frame():
+    frame_bytes = 10 * 12 * 3  # 360, 384 once aligned
+    pool = FramePool.create(slots=3, slot_bytes=4 * 384)
+    try:
+        rng = np.random.default_rng(1)
+        frames = [rng.integers(0, 255, (10, 12, 3), dtype=np.uint8) for _ in range(6)]
+        granted = pool.acquire(2)
+        handles = pool.put_all(granted, frames)
+        # four to the first slot, two to the second, in order, each at its own offset
+        assert [(h.slot, h.offset) for h in handles] == [(granted[0], o) for o in (0, 384, 768, 1152)] + [
+            (granted[1], 0), (granted[1], 384)]
+        assert all(np.array_equal(pool.resolve(h), f) for h, f in zip(handles, frames))
+        # past the room given, a frame crosses the pipe as an array
+        more = pool.put_all(granted[:1], frames[:5])
+        assert isinstance(more[4], np.ndarray) and all(isinstance(h, SharedFrame) for h in more[:4])
+        pool.hold(granted, handles)
+        assert sorted(pool.free) == [s for s in range(3) if s not in granted]
+        for handle in handles[:4]:
+            pool.drop(handle)  # the first slot's last frame frees it
+        assert granted[0] in pool.free and granted[1] not in pool.free
+        pool.drop(handles[4])
+        pool.drop(handles[5])
+        assert sorted(pool.free) == [0, 1, 2] and frame_bytes == frames[0].nbytes
+    finally:
+        pool.close()
 
 
 def test_the_pool_fits_the_budget_and_the_shared_memory_it_has(tmp_path):

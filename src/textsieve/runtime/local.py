@@ -33,7 +33,7 @@ from .collector import Collector
 from .faults import Faults
 from .flow import DETECT_TIMEOUT, REPLICA_CRASHED, DecodeTask, ReplicaCounters, SampleAssembly, decode_timeout
 from .planning import detect_frame_size, replica_specs
-from .shm import FramePool, SharedFrame, pool_size
+from .shm import ALIGN, FramePool, SharedFrame, pool_size
 from .steps import limits_of
 from .workers import (DecodeFailed, DecodeRequest, Decoded, DetectRequest, Detected, ReplicaDown, ReplicaReady,
                       LOAD_TIMEOUT_S, MAX_LOAD_CRASHES, WorkerProcess, decode_worker, replica_worker)
@@ -56,6 +56,7 @@ class LocalExecutor:
         self.specs = replica_specs(config, plan)
         self.pool: FramePool | None = None
         self.decode_slots: dict[int, list[int]] = {}  # shared-memory slots each decoder holds
+        self.largest_frame = 0  # bytes of the largest decoded frame so far
         self.assembly = SampleAssembly(self.op, dataset_base(config.dataset), calibration, self._release)
         self.queue: deque[DecodeTask] = deque()  # videos waiting for a decoder
         self.max_open = max(8, 4 * (plan.decoders + len(plan.replicas) * plan.batch_size))
@@ -83,11 +84,20 @@ class LocalExecutor:
 
     def _release(self, image: Any) -> None:
         if isinstance(image, SharedFrame) and self.pool is not None:
-            self.pool.release([image.slot])
+            self.pool.drop(image)
 
-    def _free_decode_slots(self, w: WorkerProcess, used: set[int] = frozenset()) -> None:
+    def _slots_per_task(self) -> int:
+        """Slots for a task's frames: as many as frames until a frame has
+        been seen, then packed at the largest frame size seen (a 1080p slot
+        holds nine 360p frames), so that small frames let every decoder work."""
+        per_slot = max(1, self.pool.slot_bytes // (-(-self.largest_frame // ALIGN) * ALIGN)) if self.largest_frame else 1
+        return -(-self.op.frame_sample_num // per_slot)
+
+    def _free_decode_slots(self, w: WorkerProcess, images: list[Any] = ()) -> None:
+        """A decoder is done with its task: its slots now hold ``images``
+        (none if it failed or died); the rest go back to the pool."""
         if self.pool is not None:
-            self.pool.release([slot for slot in self.decode_slots.pop(w.index, []) if slot not in used])
+            self.pool.hold(self.decode_slots.pop(w.index, []), images)
 
     # ---- samples -----------------------------------------------------------
     def _open_samples(self, rows: Iterator[Row], collector: Collector) -> bool:
@@ -122,7 +132,7 @@ class LocalExecutor:
                     # decoding waits for room: the pool is the frame budget. Only
                     # decoding waits: the replicas must still be fed, since
                     # detected frames are what give the slots back.
-                    slots = self.pool.acquire(self.op.frame_sample_num)
+                    slots = self.pool.acquire(self._slots_per_task())
                     if slots is None:
                         return
                 task = self.queue.popleft()
@@ -183,7 +193,8 @@ class LocalExecutor:
         if w.kind == "decode":
             self.decode_tasks[w.index] += 1
         if isinstance(msg, Decoded):
-            self._free_decode_slots(w, {image.slot for image in msg.video.images if isinstance(image, SharedFrame)})
+            self.largest_frame = max([self.largest_frame, *(image.nbytes for image in msg.video.images)])
+            self._free_decode_slots(w, msg.video.images)
             self.assembly.decoded(task, msg.video)
         elif isinstance(msg, DecodeFailed):
             self._free_decode_slots(w)

@@ -6,12 +6,14 @@ on this machine, and the supervisor used to pickle every frame twice in
 its single thread (decoder -> supervisor -> replica): a ceiling no GPU can
 lift. Now the supervisor owns one shared-memory segment cut into fixed
 slots of the largest planned frame. It hands a decoder free slots with each
-task, the decoder writes the frames there, the supervisor passes the slots'
-handles on to a replica, and frees them when the replica is done (the
-:class:`~textsieve.runtime.flow.SampleAssembly` calls ``release``). Memory is
-the segment's size, fixed: the byte budget of the frame buffer, and
-decoding waits when no slot is free. A frame larger than a slot (a video
-above ``plan_frame_size``) crosses the pipe pickled, as before.
+task, the decoder writes the frames there (smaller frames packed several to
+a slot: a 1080p slot holds nine 360p frames), the supervisor passes their
+handles on to a replica, and frees a slot when the replica is done with
+every frame in it (the :class:`~textsieve.runtime.flow.SampleAssembly` calls
+``release``). Memory is the segment's size, fixed: the byte budget of the
+frame buffer, and decoding waits when no slot is free. A frame larger than a
+slot (a video above ``plan_frame_size``), or past the slots a task was
+given, crosses the pipe pickled, as before.
 
 No segment outlives its run: the supervisor unlinks it when it ends, its
 resource tracker does if it dies, and every run first removes the segments
@@ -37,12 +39,16 @@ PREFIX = "textsieve-"
 SHM_DIR = "/dev/shm"
 
 
+ALIGN = 64  # frames packed in a slot start on cache-line boundaries
+
+
 @dataclass(frozen=True)
 class SharedFrame:
     """A frame in a slot of the pool: what crosses the pipes instead of pixels."""
 
     slot: int
     shape: tuple[int, int, int]
+    offset: int = 0  # within the slot (several small frames share one)
 
     @property
     def nbytes(self) -> int:
@@ -56,6 +62,7 @@ class FramePool:
     def __init__(self, segment: shared_memory.SharedMemory, slots: int, slot_bytes: int, owner: bool):
         self.segment, self.slots, self.slot_bytes, self.owner = segment, slots, slot_bytes, owner
         self.free: list[int] = list(range(slots - 1, -1, -1)) if owner else []
+        self.frames_in: dict[int, int] = {}  # the supervisor's count of live frames per held slot
 
     @property
     def name(self) -> str:
@@ -89,23 +96,49 @@ class FramePool:
     def release(self, slots: Sequence[int]) -> None:
         self.free.extend(slots)
 
+    def hold(self, granted: Sequence[int], images: Sequence[Any]) -> None:
+        """A decoder wrote ``images`` into some of the ``granted`` slots:
+        count the frames each slot now holds and free the slots it left empty."""
+        for image in images:
+            if isinstance(image, SharedFrame):
+                self.frames_in[image.slot] = self.frames_in.get(image.slot, 0) + 1
+        self.release([slot for slot in granted if slot not in self.frames_in])
+
+    def drop(self, frame: SharedFrame) -> None:
+        """A frame is no longer needed: its slot is free once it holds no other."""
+        left = self.frames_in[frame.slot] - 1
+        if left:
+            self.frames_in[frame.slot] = left
+        else:
+            del self.frames_in[frame.slot]
+            self.free.append(frame.slot)
+
     # -- the workers' side --
-    def fits(self, image: np.ndarray) -> bool:
-        return image.nbytes <= self.slot_bytes
-
-    def put(self, slot: int, image: np.ndarray) -> SharedFrame:
-        self.view(SharedFrame(slot, image.shape))[...] = image
-        return SharedFrame(slot, tuple(image.shape))  # type: ignore[arg-type]
-
     def put_all(self, slots: Sequence[int], images: Sequence[np.ndarray]) -> list[Any]:
-        """Each frame into the next of ``slots`` where it fits; a larger frame
-        stays an array (it crosses the pipe pickled)."""
-        free = iter(slots)
-        return [self.put(next(free), image) if self.fits(image) else image for image in images]
+        """The frames packed, in order, into ``slots``; a frame larger than a
+        slot, or past the room of the slots given, stays an array (it crosses
+        the pipe pickled)."""
+        out: list[Any] = []
+        slot_index, used = 0, 0
+        for image in images:
+            size = -(-image.nbytes // ALIGN) * ALIGN
+            if image.nbytes > self.slot_bytes:
+                out.append(image)
+                continue
+            if used + image.nbytes > self.slot_bytes:  # the next slot
+                slot_index, used = slot_index + 1, 0
+            if slot_index >= len(slots):
+                out.append(image)
+                continue
+            frame = SharedFrame(slots[slot_index], tuple(image.shape), used)  # type: ignore[arg-type]
+            self.view(frame)[...] = image
+            out.append(frame)
+            used += size
+        return out
 
     def view(self, frame: SharedFrame) -> np.ndarray:
         """The frame's pixels in place (no copy)."""
-        start = frame.slot * self.slot_bytes
+        start = frame.slot * self.slot_bytes + frame.offset
         return np.ndarray(frame.shape, dtype=np.uint8, buffer=self.segment.buf, offset=start)
 
     def resolve(self, image: Any) -> np.ndarray:

@@ -244,3 +244,21 @@ def test_fast_ratios_past_the_fitted_range_are_counted_and_warned_about(clips, t
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["ratios"]["outside_calibration_videos"] == len(outside)
     assert f"{len(outside)} video(s) had fast ratios past the range the calibration was fitted on" in caplog.text
+
+
+def test_calibrate_says_when_the_cascade_would_be_no_faster_than_craft(tmp_path, capsys):
+    """A fast detector that misses text CRAFT finds (ppocr's 0 on a logo
+    CRAFT boxes) among mostly text-free videos: held-out margins must send
+    the videos near 0 to CRAFT, and the report says what that costs."""
+    from textsieve.runtime.calibrate import print_report
+
+    pairs = [VideoPair(f"blank{i}", [0.0] * 3, [0.0] * 3) for i in range(30)]
+    pairs += [VideoPair(f"logo{i}", [0.0] * 3, [0.12] * 3) for i in range(3)]
+    pairs += [VideoPair(f"slide{i}", [0.3] * 3, [0.32] * 3) for i in range(7)]
+    cal = calibrate(pairs, "ppocr", None, "mean", {"ratio <= 0.05": (0.0, 0.05)}, {})
+    print_report(cal, tmp_path / "cal.json")
+    out = capsys.readouterr().out
+    assert "the cascade would send most videos to CRAFT" in out and "about as slow as `detector: craft`" in out
+    clear = calibrate(pairs[:30] + pairs[33:], "ppocr", None, "mean", {"ratio <= 0.05": (0.0, 0.05)}, {})
+    print_report(clear, tmp_path / "cal.json")
+    assert "would send most videos to CRAFT" not in capsys.readouterr().out

@@ -154,6 +154,13 @@ def print_report(calibration: Calibration, path: Path, console: Console | None =
           f"{100 * report['margins_level']:.1f}% reachable with {cascade['videos']} videos): "
           + "; ".join(f"{name}: {100 * cascade['agreement'][name]:.1f}% agree, "
                       f"{100 * cascade['sent_to_reference'][name]:.0f}% sent to CRAFT" for name in ranges))
+    costly = {name: share for name, share in cascade["sent_to_reference"].items() if share > 0.5}
+    if costly:
+        # the cascade then runs both detectors on most videos: no faster than CRAFT alone
+        print("  the cascade would send most videos to CRAFT ("
+              + ", ".join(f"{100 * share:.0f}% at {name}" for name, share in costly.items())
+              + "): on this data it is about as slow as `detector: craft`, which gives the same decisions; "
+              f"{calibration.detector} misses text that CRAFT finds in this sample (see the disagreements)")
     held = report["held_out"]
     for name in ranges:
         wrong = held["disagreements"][name]

@@ -53,15 +53,15 @@ def test_a_half_full_gpu_lowers_its_nodes_k():
 
 
 @pytest.mark.parametrize("cores,actors,threads,expected", [
-    (2, 1, 2, 1.0),  # this machine: the actor takes 1 of 2 CPUs, a decode task the other
-    (1, 1, 1, 0.5),
-    (32, 8, 4, 3.875),
+    (2, 1, 2, 0.0),  # this machine: a decode task and the repartition take both CPUs
+    (1, 1, 1, 0.0),
+    (32, 8, 4, 3.75),
     (16, 1, 4, 4.0),
 ])
-def test_cpu_actors_always_leave_a_cpu_for_decoding(cores, actors, threads, expected):
+def test_cpu_actors_leave_room_for_a_decode_task_and_the_repartition(cores, actors, threads, expected):
     cpus = cpu_actor_cpus(cores, actors, threads)
     assert cpus == expected
-    assert actors * cpus + min(1.0, cores / 2) <= cores  # one decode task always fits beside them
+    assert actors * cpus + 2 <= max(cores, 2)  # the two 1-CPU tasks always fit beside them
 
 
 def test_pools_are_dealt_rows_in_proportion_and_each_row_once():

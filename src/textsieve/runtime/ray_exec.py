@@ -1,13 +1,16 @@
 """The Ray executor: the same recipe on a cluster, with Ray Data.
 
-Pipeline: the driver reads the dataset (skipping samples the journal has
-done) -> Ray Data decodes each sample's videos in CPU tasks (``num_cpus=1``,
-within the decode time limit) -> detector actors in an
-``ActorPoolStrategy`` pool with ``num_gpus = 1/k`` run the shared flow
-(:class:`~textsieve.runtime.flow.SampleAssembly` and
-:class:`~textsieve.runtime.flow.DetectorReplica`) -> the driver streams the
-small outcome records into the same collector as the local executor
-(outputs, journal, resume, the failure-streak guard, summary).
+Pipeline: read tasks stream the dataset's splits (data/sources.py; the
+driver holds one number per split, never the rows), skipping samples the
+run has done, as units of work (a row with videos alone, rows with nothing
+to decode by the thousand) -> a streaming repartition into small blocks ->
+decode tasks (``num_cpus=1``, within the decode time limit) -> detector
+actors in an ``ActorPoolStrategy`` pool with ``num_gpus = 1/k`` run the
+shared flow (:class:`~textsieve.runtime.flow.SampleAssembly` and
+:class:`~textsieve.runtime.flow.DetectorReplica`) -> with
+``export_shard_size`` write tasks commit shards -> the driver streams small
+outcome records into the same collector as the local executor (outputs or
+the shards' manifest, journal, resume, the failure-streak guard, summary).
 
 Planning is per node: a task pinned to every alive node takes that node's
 inventory there (NVML on the node, never the driver's), the planner runs
@@ -16,9 +19,9 @@ own actor pool, pinned to its nodes by node-id labels, fed a share of the
 samples proportional to its replicas. Fractions are always exactly 1/k:
 other fractions pack badly across nodes. Ray sets CUDA_VISIBLE_DEVICES in
 each actor; nothing touches CUDA in the driver. CPU actors ask for fewer
-logical CPUs than they use threads, so that a decode task always fits
-beside them (a 2-core machine otherwise deadlocks: the actor waits for both
-CPUs while a decode task holds one).
+logical CPUs than they use threads, so that the 1-CPU tasks always fit
+beside them (see :func:`cpu_actor_cpus`: a 2-core machine otherwise waits
+for ever).
 """
 
 from __future__ import annotations
@@ -88,11 +91,15 @@ class Pool:
 
 
 def cpu_actor_cpus(cores: float, actors: int, threads: int) -> float:
-    """Logical CPUs a CPU actor asks for, so that one decode task (1 CPU)
-    still fits on its node: decoding and detection can never wait on each
-    other. The actor still runs ``threads`` threads: Ray's CPUs are
-    bookkeeping, and decoding is a small share of CPU detection time."""
-    spare = max(cores - 1.0, cores / 2)
+    """Logical CPUs a CPU actor asks for, so that the pipeline's two 1-CPU
+    tasks still fit on its node: a decode task, and the streaming repartition
+    that cuts a split into decode-sized blocks (one task for a whole split:
+    long-lived, and paused by backpressure while it holds its CPU). Reading
+    and writing ask for none. Otherwise the stages can wait on each other for
+    ever (100,000 rows on 2 cores did). The actor still runs ``threads``
+    threads: Ray's CPUs are bookkeeping, and decoding is a small share of CPU
+    detection time."""
+    spare = max(0.0, cores - 2.0)
     return round(min(float(threads), spare / max(1, actors)), 3)
 
 
@@ -211,12 +218,31 @@ def _count(split: Split) -> int:
     return count(split)
 
 
-def _read_split(item: dict[str, Any], done: list[tuple[int, int]], lo: int, hi: int, modulus: int) -> Iterator[dict]:
+# rows with nothing to decode (no videos, a bad row) travel this many to a unit
+SETTLED_PER_UNIT = 1024
+
+
+def _read_split(item: dict[str, Any], done: list[tuple[int, int]], lo: int, hi: int, modulus: int,
+                op: OcrFilter, base_dir: str) -> Iterator[dict]:
     """Read task: a split's rows that this pool judges (index mod ``modulus``
-    in [lo, hi)) and the run has not done yet (``done``: sorted index ranges)."""
+    in [lo, hi)) and the run has not done yet (``done``: sorted index ranges),
+    as units of work: a row with videos alone (it becomes a decode task of its
+    own, so decoding spreads over the cluster), rows with nothing to decode
+    together (a Ray task per row would cost far more than the rows: 16 rows/s
+    on 2 cores)."""
+    settled: list[Row] = []
     for row in read(pickle.loads(item["split"]), item["first"]):
         if lo <= row.index % modulus < hi and not _in_ranges(done, row.index):
-            yield {"row": pickle.dumps(row)}
+            job = prepare(row, op, base_dir)
+            if isinstance(job, SampleJob) and job.unique:
+                yield {"unit": pickle.dumps([row])}
+            else:
+                settled.append(row)
+                if len(settled) == SETTLED_PER_UNIT:
+                    yield {"unit": pickle.dumps(settled)}
+                    settled = []
+    if settled:
+        yield {"unit": pickle.dumps(settled)}
 
 
 def _in_ranges(ranges: list[tuple[int, int]], index: int) -> bool:
@@ -224,16 +250,22 @@ def _in_ranges(ranges: list[tuple[int, int]], index: int) -> bool:
     return i >= 0 and ranges[i][0] <= index < ranges[i][1]
 
 
-def _decode_row(item: dict[str, Any], op: OcrFilter, limits: Limits, base_dir: str, faults_json: dict,
-                timeout_s: float, attempts: Any) -> dict[str, Any]:
-    """CPU task: a dataset row in, its videos' sampled frames (or failures) out, pickled."""
+def _decode_unit(item: dict[str, Any], op: OcrFilter, limits: Limits, base_dir: str, faults_json: dict,
+                 timeout_s: float, attempts: Any) -> dict[str, Any]:
+    """CPU task: a unit of rows in, each with its videos' sampled frames (or
+    failures), pickled."""
+    faults = Faults.from_json(faults_json)
+    return {"payload": pickle.dumps([_decode_row(row, op, limits, base_dir, faults, timeout_s, attempts)
+                                     for row in pickle.loads(item["unit"])])}
+
+
+def _decode_row(row: Row, op: OcrFilter, limits: Limits, base_dir: str, faults: Faults, timeout_s: float,
+                attempts: Any) -> DecodedRow:
     import ray
 
-    row = pickle.loads(item["row"])
     decoded = DecodedRow(row)
     job = prepare(row, op, base_dir)
     if isinstance(job, SampleJob):
-        faults = Faults.from_json(faults_json)
         for path in job.unique:
             key = (row.index, path)
             if ray.get(attempts.begin.remote(key)) >= 2:
@@ -245,7 +277,7 @@ def _decode_row(item: dict[str, Any], op: OcrFilter, limits: Limits, base_dir: s
             decoded.videos[path] = result
             if isinstance(result, Failure):
                 break
-    return {"payload": pickle.dumps(decoded)}
+    return decoded
 
 
 class DecodeAttempts:
@@ -339,10 +371,11 @@ class DetectStage:
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
         if self.stopped is None:
             for payload in batch["payload"]:
-                decoded: DecodedRow = pickle.loads(payload)
-                for task in self.assembly.open(decoded.row):
-                    if self.assembly.wants(task):
-                        self.assembly.deliver(task, decoded.videos[task.path])
+                decoded: DecodedRow
+                for decoded in pickle.loads(payload):
+                    for task in self.assembly.open(decoded.row):
+                        if self.assembly.wants(task):
+                            self.assembly.deliver(task, decoded.videos[task.path])
             self._detect_buffered()
         if self.stopped is not None:
             return {"outcome": [pickle.dumps(Stopped(self.stopped))], "actor": [pickle.dumps(self._report())]}
@@ -455,11 +488,12 @@ class RayExecutor:
                 ds = ray.data.from_items([{"split": pickle.dumps(split), "first": first}
                                           for split, first in zip(splits, firsts)], override_num_blocks=len(splits))
                 # rows are dealt to pools by index, in proportion to their actors
-                ds = ds.flat_map(_read_split, fn_kwargs={"done": done, "lo": lo, "hi": hi, "modulus": sum(weights)},
-                                 num_cpus=0.5)
-                # a few samples per decode task, whatever the size of the splits
+                # reading and writing ask Ray for no CPU (I/O; see cpu_actor_cpus)
+                ds = ds.flat_map(_read_split, fn_kwargs={"done": done, "lo": lo, "hi": hi, "modulus": sum(weights),
+                                                         "op": op, "base_dir": base_dir}, num_cpus=0)
+                # a few units per decode task, whatever the size of the splits
                 ds = ds.repartition(target_num_rows_per_block=max(1, pool.size))
-                ds = ds.map(_decode_row, fn_kwargs={"op": op, "limits": limits_of(config), "base_dir": base_dir,
+                ds = ds.map(_decode_unit, fn_kwargs={"op": op, "limits": limits_of(config), "base_dir": base_dir,
                                                     "faults_json": faults, "timeout_s": config.decode_timeout_s,
                                                     "attempts": attempts},
                             num_cpus=1)
@@ -489,7 +523,7 @@ class RayExecutor:
                     merged = merged.map_batches(_write_shards, batch_size=_rows_per_shard(config.export_shard_size),
                                                 fn_kwargs={"export_dir": str(config.export_dir), "fmt": config.export_type,
                                                            "shard_bytes": config.export_shard_size,
-                                                           "kept": config.kept_shards}, num_cpus=0.25)
+                                                           "kept": config.kept_shards}, num_cpus=0)
                 for row in merged.iter_rows():
                     item = pickle.loads(row["outcome"])
                     report = pickle.loads(row["actor"])

@@ -79,6 +79,10 @@ def test_plan_invariants(inv, cost, limits):
         assert not p.ok and p.error and p.replicas == []
     if p.ok:
         assert p.decoders >= 1
+        # decoded frames waiting for the replicas: a share of each decoder's RAM, never less than the floor
+        per_decoder = limits.frames_per_decoder_bytes if placed else 0
+        assert p.frame_buffer_bytes == max(limits.min_frame_buffer_bytes, p.decoders * per_decoder)
+        assert limits.frames_per_decoder_bytes < limits.decoder_bytes
         if limits.np is not None:
             assert len(p.replicas) <= limits.np
 
@@ -129,6 +133,7 @@ def test_worked_example_eight_h100_one_half_occupied():
     assert [g.fits for g in p.gpus] == [37, 37, 37, 18, 37, 37, 37, 37]
     assert [g.replicas for g in p.gpus] == [2] * 8
     assert p.decoders == 88  # 96 cores - 16 replicas x 0.5 core
+    assert p.frame_buffer_bytes == 22 * GiB  # 88 decoders x 256 MiB of frames waiting
     # np caps replicas, not decoders: 40 allows all 16 replicas, and decoders still follow the cores
     with_np = plan(inv, COST, PlanLimits(np=40))
     assert sum(g.replicas for g in with_np.gpus) == 16 and with_np.decoders == 88

@@ -157,12 +157,12 @@ from textsieve.runtime.local import LocalExecutor
 from textsieve.runtime.planning import plan_for
 config = testing.null_config(build_config(overrides={"dataset_path": sys.argv[1], "export_path": sys.argv[2]}))
 _, plan = plan_for(config)
-plan.decoders = 2
-# slots sized for 1080p, a budget of three of them: the pool holds one video's
-# frames, so a second decoder waits for slots while the (small) decoded frames
-# stay far below the byte budget
+plan.decoders = 3
+# slots sized for 1080p, a budget of three of them: the pool holds the
+# executor's minimum, two videos' frames (6 slots), so a third decoder waits
+# for slots while the (small) decoded frames stay far below the byte budget
 summary = LocalExecutor(config, plan, buffer_bytes=3 * 1920 * 1080 * 3).run()
-assert summary["workers"]["frame_transport"].startswith("3 slot(s)"), summary["workers"]["frame_transport"]
+assert summary["workers"]["frame_transport"].startswith("6 slot(s)"), summary["workers"]["frame_transport"]
 print(summary["counts"]["adds_up"])
 """
 

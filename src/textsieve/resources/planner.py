@@ -46,6 +46,10 @@ class PlanLimits:
     force_cpu: bool = False
     batch_size: int | None = None  # None: GPU_BATCH on a GPU, CPU_BATCH on a CPU
     decoder_bytes: int = 600 * MiB  # RAM per decode worker (a 4K frame set + decoder state)
+    # of each decoder's RAM share, what its decoded frames may hold while they
+    # wait for a replica (the supervisor's frame budget grows with the decoders)
+    frames_per_decoder_bytes: int = 256 * MiB
+    min_frame_buffer_bytes: int = 512 * MiB
     cpu_threads_per_replica: int = 4
     host_cores_per_gpu_replica: float = 0.5  # feeding and post-processing on the host
 
@@ -86,6 +90,8 @@ class Plan:
     error: str | None = None
     decoder_threads: int = 1  # FFmpeg threads per decoder
     simulated: bool = False  # planned on simulated GPUs: the replicas run on the CPU
+    frame_buffer_bytes: int = 512 * MiB  # decoded frames waiting for a replica, at most
+
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -126,8 +132,10 @@ def _plan(inventory: Inventory, cost: ModelCost, limits: PlanLimits) -> Plan:
         spare = inventory.cpu_cores - placed * limits.host_cores_per_gpu_replica
         threads = max(1, int(spare // decoders))
         reasons.append(f"{threads} FFmpeg thread(s) per decoder: the cores left shared among decoders")
+        buffer, why = frame_buffer(decoders, limits)
+        reasons.append(why)
         return Plan(True, "gpu", replicas, decoders, limits.batch_size or GPU_BATCH, gpus, cost, reasons,
-                    decoder_threads=threads)
+                    decoder_threads=threads, frame_buffer_bytes=buffer)
 
     if limits.force_cpu:
         reasons.append("device is cpu: GPUs not used")
@@ -190,6 +198,16 @@ def _decoders(inventory: Inventory, limits: PlanLimits, replicas: list[Replica],
     n = min(by_cpu, by_ram)
     why = f"decoders: {n} = min(cores left {by_cpu}, RAM left {_fmt(max(0, ram_left))} / {_fmt(limits.decoder_bytes)} = {by_ram})"
     return int(n), why
+
+
+def frame_buffer(decoders: int, limits: PlanLimits) -> tuple[int, str]:
+    """How many bytes of decoded frames may wait for the replicas: a share of
+    each decoder's RAM, so that every decoder can have a video in flight (a
+    fixed 512 MiB let one interval-sampled 1080p video, ~600 MB of frames,
+    stop all the others)."""
+    buffer = max(limits.min_frame_buffer_bytes, decoders * limits.frames_per_decoder_bytes)
+    return buffer, (f"frames waiting for a replica: at most {_fmt(buffer)} = max({_fmt(limits.min_frame_buffer_bytes)}, "
+                    f"{decoders} decoder(s) x {_fmt(limits.frames_per_decoder_bytes)}), within the decoders' RAM")
 
 
 def _plan_cpu(inventory: Inventory, cost: ModelCost, limits: PlanLimits, gpus: list[GpuPlan], reasons: list[str]) -> Plan:

@@ -44,12 +44,12 @@ log = logging.getLogger(__name__)
 class LocalExecutor:
     def __init__(self, config: RunConfig, plan: Plan, calibration: Calibration | None = None, restart: bool = False,
                  retry_errors: bool = False, faults: Faults | None = None, max_wait_s: float = 0.2,
-                 buffer_bytes: int = 512 << 20, transport: str = "shm"):
+                 buffer_bytes: int | None = None, transport: str = "shm"):
         self.config, self.plan, self.calibration = config, plan, calibration
         self.restart, self.retry_errors = restart, retry_errors
         self.faults = faults or Faults.from_env()
         self.max_wait_s = max_wait_s
-        self.buffer_limit = buffer_bytes
+        self.buffer_limit = buffer_bytes or plan.frame_buffer_bytes  # decoded frames waiting, at most
         self.transport = transport  # "shm": frames in shared memory; "pipe": pickled through this process
         self.op = config.filter
         self.limits = limits_of(config)
@@ -76,6 +76,10 @@ class LocalExecutor:
     def _open_pool(self) -> None:
         width, height = detect_frame_size(self.config)
         slot_bytes = width * height * 3
+        # at least two videos' frames: one decodes while the other is detected
+        # (a budget of one let interval sampling at 1080p, 100 frames of 6 MB,
+        # decode and detect by turns)
+        self.buffer_limit = max(self.buffer_limit, 2 * self.op.frame_sample_num * slot_bytes)
         slots, why = pool_size(self.buffer_limit, slot_bytes, self.op.frame_sample_num)
         if self.transport == "shm" and slots:
             self.pool = FramePool.create(slots, slot_bytes)

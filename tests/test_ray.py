@@ -158,14 +158,21 @@ def test_ray_ships_the_calibration_to_its_actors(cluster, dataset, tmp_path):
 
 def test_ray_from_the_cli_as_a_user_starts_it_on_a_cpu_machine(dataset, tmp_path):
     """`textsieve run --executor ray`, no address, no declared GPU: a local
-    Ray instance, CPU actors that leave a CPU for decoding (this once
-    deadlocked on 2 cores), the plan printed first, the same outputs."""
+    Ray instance, CPU actors that leave room for decoding, the plan printed
+    first, the same outputs. The real videos come with 20,000 rows without
+    videos: both once waited for ever on 2 cores."""
     import subprocess
     import sys
 
-    run_serial(build_config(overrides={"dataset_path": str(dataset), "export_path": str(tmp_path / "serial"),
+    rows = [json.loads(line) for line in dataset.read_text().splitlines()]
+    for row in rows:
+        row["videos"] = [str(dataset.parent / v) for v in row["videos"]]
+    rows += [{"id": f"caption{i}", "text": f"a caption without a video, number {i}"} for i in range(20_000)]
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    run_serial(build_config(overrides={"dataset_path": str(mixed), "export_path": str(tmp_path / "serial"),
                                        "filter.max_area_ratio": 0.05}))
-    done = subprocess.run([sys.executable, "-m", "textsieve.cli", "run", "--dataset", str(dataset), "--export",
+    done = subprocess.run([sys.executable, "-m", "textsieve.cli", "run", "--dataset", str(mixed), "--export",
                            str(tmp_path / "ray"), "--executor", "ray", "--max-area-ratio", "0.05"],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -82,6 +82,36 @@ def test_parquet_shards_on_one_machine_keep_every_field(small_dataset, tmp_path)
     assert all(r["__dj__stats__"]["video_ocr_area_ratio"] is not None for r in kept)
 
 
+def test_parquet_shards_read_as_one_dataset_whatever_each_shard_holds(small_dataset, tmp_path):
+    """One sample a shard: a shard of a row without videos has `videos:
+    list<null>`, ids are numbers in some shards and text in others, a struct
+    gains a field in one shard. pyarrow reads a folder with its first file's
+    schema, so the shards are given one schema when the run ends: the folder
+    reads as one dataset, nothing lost."""
+    rows = [json.loads(line) for line in small_dataset.read_text().splitlines()]
+    for row in rows:
+        row["videos"] = [str(small_dataset.parent / v) for v in row["videos"]]
+    rows = [{"id": 100, "videos": [], "extra": None}] + rows
+    rows[2]["id"] = "one"
+    rows[5]["extra"] = {"a": 1}
+    rows[7]["extra"] = {"a": 2, "b": "x"}
+    dataset = tmp_path / "data.jsonl"
+    dataset.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    path = recipe(tmp_path, dataset, "out/result.parquet", "export_shard_size: 1")
+    assert main(["run", str(path), "--executor", "local"]) == 0
+    folder = tmp_path / "out" / "result.parquet"
+    assert len(list(folder.glob("*.parquet"))) >= 3
+    kept = sorted(pq.read_table(folder).to_pylist(), key=lambda r: json.loads(r["id"]) == "one")
+    expected = {json.dumps(r["id"]): r for r in rows if not r["videos"] or r["id"] in (1, "one", 4, 6)}
+    assert {r["id"] for r in kept} == set(expected)
+    by_id = {r["id"]: r for r in kept}
+    assert by_id["100"]["videos"] == [] and by_id["100"]["__dj__stats__"]["video_ocr_area_ratio"] == []
+    for key, row in expected.items():
+        assert by_id[key]["extra"] == (None if row.get("extra") is None else {"a": None, "b": None} | row["extra"])
+    counts = json.loads((tmp_path / "out" / "summary.json").read_text())["counts"]
+    assert pq.read_table(tmp_path / "out" / "stats").num_rows == counts["kept"] + counts["dropped"]
+
+
 def test_a_parquet_export_path_is_written_as_parquet(small_dataset, tmp_path):
     path = recipe(tmp_path, small_dataset, "out/result.parquet", "keep_stats_in_res_ds: true")
     assert main(["run", str(path), "--executor", "serial"]) == 0

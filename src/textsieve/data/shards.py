@@ -135,16 +135,12 @@ def _write_atomic(path: Path, records: list[Any], fmt: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     if fmt == "parquet":
-        import pyarrow.parquet as pq
-
-        pq.write_table(arrow_table(records), tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-    else:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.writelines(dumps(record) + "\n" for record in records)
-            f.flush()
-            os.fsync(f.fileno())
+        _replace(path, arrow_table(records))
+        return
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.writelines(dumps(record) + "\n" for record in records)
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, path)
 
 
@@ -157,18 +153,94 @@ def arrow_table(records: list[dict]):
     import pyarrow as pa
 
     names = list(dict.fromkeys(key for record in records for key in record))
-    columns, as_text = {}, []
+    fields, columns, as_text = [], [], []
     for name in names:
         values = [record.get(name) for record in records]
         try:
-            columns[name] = pa.array(values)
+            columns.append(pa.array(values))
+            fields.append(pa.field(name, columns[-1].type))
         except (pa.ArrowInvalid, pa.ArrowTypeError):
-            columns[name] = pa.array([None if v is None else dumps(v) for v in values], pa.string())
+            columns.append(_json_text(values))
+            fields.append(pa.field(name, pa.string(), metadata=JSON_TEXT))
             as_text.append(name)
     if as_text:
         log.warning("Parquet shard: field(s) %s hold values of different types; written as JSON text",
                     ", ".join(as_text))
-    return pa.table(columns)
+    return pa.Table.from_arrays(columns, schema=pa.schema(fields))
+
+
+JSON_TEXT = {b"textsieve": b"json"}  # field metadata: the values are JSON text
+
+
+def _json_text(values: list[Any]):
+    import pyarrow as pa
+
+    return pa.array([None if v is None else dumps(v) for v in values], pa.string())
+
+
+def unify_parquet_shards(paths: list[Path]) -> list[Path]:
+    """Give the Parquet shards of one output one schema, so that the folder
+    reads as one dataset (pyarrow, Ray Data and Data-Juicer take the first
+    file's schema). Each shard's types come from its own rows: a shard of
+    rows without videos has ``videos: list<null>`` where the others have
+    ``list<string>``, and a field may be numbers in one shard and text in
+    another. Types are promoted across shards as Arrow allows (null to
+    anything, int to float, struct fields merged); a field no one type holds
+    becomes JSON text in every shard, as within a shard. Only the shards
+    that differ are rewritten, each atomically. Returns them."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if len(paths) < 2:
+        return []
+    schemas = [pq.read_schema(path) for path in paths]
+    names = list(dict.fromkeys(name for schema in schemas for name in schema.names))
+    target, as_text = [], set()
+    for name in names:
+        present = [schema.field(name) for schema in schemas if name in schema.names]
+        try:
+            if any(f.metadata == JSON_TEXT for f in present):
+                raise pa.ArrowTypeError("JSON text in some shard")
+            target.append(pa.unify_schemas([pa.schema([f]) for f in present], promote_options="permissive").field(0)
+                          .remove_metadata())
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            target.append(pa.field(name, pa.string(), metadata=JSON_TEXT))
+            as_text.add(name)
+    if as_text:
+        log.warning("Parquet shards: field(s) %s hold values of different types across shards; written as JSON "
+                    "text in every shard", ", ".join(sorted(as_text)))
+    schema = pa.schema(target)
+    rewritten = []
+    for path, own in zip(paths, schemas):
+        if [(f.name, f.type, f.metadata) for f in own] == [(f.name, f.type, f.metadata) for f in schema]:
+            continue
+        table = pq.read_table(path)
+        columns = []
+        for f in schema:
+            if f.name not in table.column_names:
+                columns.append(pa.nulls(len(table), f.type))
+            elif f.name in as_text and table.schema.field(f.name).metadata != JSON_TEXT:
+                columns.append(_json_text(table.column(f.name).to_pylist()))
+            else:
+                column = table.column(f.name)
+                try:
+                    columns.append(column.cast(f.type))
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+                    # casts Arrow lacks (a struct gaining fields): through Python values
+                    columns.append(pa.array(column.to_pylist(), f.type))
+        _replace(path, pa.Table.from_arrays(columns, schema=schema))
+        rewritten.append(path)
+    return rewritten
+
+
+def _replace(path: Path, table) -> None:
+    import pyarrow.parquet as pq
+
+    tmp = path.with_name(f".{path.name}.tmp")
+    pq.write_table(table, tmp)
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 def read_manifest(export_dir: Path) -> tuple[dict, list[ShardEntry], bool]:
@@ -276,6 +348,9 @@ class Manifest:
         os.fsync(self._file.fileno())
 
     def mark_complete(self) -> None:
+        for output in ("kept", "dropped", "stats"):
+            unify_parquet_shards([self.dir / e.files[output] for e in self.entries
+                                  if e.files.get(output, "").endswith(".parquet")])
         self.complete = True
         self._file.write(json.dumps({"complete": True}) + "\n")
         self._file.flush()

@@ -76,8 +76,10 @@ def cli(*args: str, env: dict) -> subprocess.CompletedProcess:
                           env={**os.environ, **env})
 
 
-@pytest.mark.parametrize("executor", ["serial", "local"])
+@pytest.mark.parametrize("executor", ["serial", "local", "ray"])
 def test_videos_in_s3_give_the_outputs_of_the_same_files_on_disk(s3, tmp_path, executor):
+    """On Ray the decode tasks read the videos (a local instance: its workers
+    take the credentials from the environment, as a cluster's nodes must)."""
     local, env = s3
     common = ["--executor", executor, "--max-area-ratio", "0.05", "--detector", "ppocr"]
     on_disk = cli("run", "--dataset", str(local / "data.jsonl"), "--export", str(tmp_path / "disk"), *common, env=env)

@@ -133,10 +133,10 @@ class ShardWriter:
 
 def _write_atomic(path: Path, records: list[Any], fmt: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
     if fmt == "parquet":
         _replace(path, arrow_table(records))
         return
+    tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w", encoding="utf-8") as f:
         f.writelines(dumps(record) + "\n" for record in records)
         f.flush()
@@ -197,22 +197,18 @@ def unify_parquet_shards(paths: list[Path]) -> list[Path]:
     names = list(dict.fromkeys(name for schema in schemas for name in schema.names))
     target, as_text = [], set()
     for name in names:
-        present = [schema.field(name) for schema in schemas if name in schema.names]
-        try:
-            if any(f.metadata == JSON_TEXT for f in present):
-                raise pa.ArrowTypeError("JSON text in some shard")
-            target.append(pa.unify_schemas([pa.schema([f]) for f in present], promote_options="permissive").field(0)
-                          .remove_metadata())
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
-            target.append(pa.field(name, pa.string(), metadata=JSON_TEXT))
+        common = _one_type([schema.field(name) for schema in schemas if name in schema.names])
+        if common is None:
+            common = pa.field(name, pa.string(), metadata=JSON_TEXT)
             as_text.add(name)
+        target.append(common)
     if as_text:
         log.warning("Parquet shards: field(s) %s hold values of different types across shards; written as JSON "
                     "text in every shard", ", ".join(sorted(as_text)))
     schema = pa.schema(target)
     rewritten = []
     for path, own in zip(paths, schemas):
-        if [(f.name, f.type, f.metadata) for f in own] == [(f.name, f.type, f.metadata) for f in schema]:
+        if _shape(own) == _shape(schema):
             continue
         table = pq.read_table(path)
         columns = []
@@ -231,6 +227,23 @@ def unify_parquet_shards(paths: list[Path]) -> list[Path]:
         _replace(path, pa.Table.from_arrays(columns, schema=schema))
         rewritten.append(path)
     return rewritten
+
+
+def _one_type(fields: list) -> Any:
+    """The field every shard's version of it promotes to, or None: values of
+    no one type, or JSON text in some shard already."""
+    import pyarrow as pa
+
+    if any(f.metadata == JSON_TEXT for f in fields):
+        return None
+    try:
+        return pa.unify_schemas([pa.schema([f]) for f in fields], promote_options="permissive").field(0).remove_metadata()
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+
+
+def _shape(schema) -> list[tuple]:
+    return [(f.name, f.type, f.metadata) for f in schema]
 
 
 def _replace(path: Path, table) -> None:

@@ -92,7 +92,6 @@ class Plan:
     simulated: bool = False  # planned on simulated GPUs: the replicas run on the CPU
     frame_buffer_bytes: int = 512 * MiB  # decoded frames waiting for a replica, at most
 
-
     def to_json(self) -> dict:
         return asdict(self)
 
@@ -233,4 +232,6 @@ def _plan_cpu(inventory: Inventory, cost: ModelCost, limits: PlanLimits, gpus: l
     )
     if limits.batch_size is None:
         reasons.append(f"batch {CPU_BATCH}: on a CPU, batches are no faster per frame (CRAFT slower, PP-OCR equal)")
-    return Plan(True, "cpu", replicas, decoders, limits.batch_size or CPU_BATCH, gpus, cost, reasons, decoder_threads=1)
+    # decoding only keeps CPU replicas fed: the floor is budget enough
+    return Plan(True, "cpu", replicas, decoders, limits.batch_size or CPU_BATCH, gpus, cost, reasons, decoder_threads=1,
+                frame_buffer_bytes=limits.min_frame_buffer_bytes)

@@ -11,6 +11,7 @@ from typing import Sequence
 
 
 from .errors import ConfigError, RunStopped
+from .redact import configure_logging, redact_text
 
 log = logging.getLogger("textsieve")
 
@@ -276,7 +277,13 @@ def cmd_decide(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from .report.html import write_report
 
-    path = write_report(Path(args.export), Path(args.output) if args.output else None, args.per_group, args.seed)
+    try:
+        path = write_report(Path(args.export), Path(args.output) if args.output else None, args.per_group, args.seed)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:  # JSONDecodeError is a ValueError
+        # a file of the folder that is not what a run writes: say which, not where the reader broke
+        raise ConfigError(f"{args.export}: summary.json or stats.jsonl there cannot be read as a textsieve run "
+                          f"wrote them ({type(exc).__name__}: {exc}); run `textsieve run` again with the same "
+                          "command to rewrite them") from None
     print(f"wrote {path}")
     if args.open:
         import webbrowser
@@ -295,20 +302,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(args.verbose)
     try:
         commands = {"run": cmd_run, "plan": cmd_plan, "profile": cmd_profile, "calibrate": cmd_calibrate, "decide": cmd_decide, "demo": cmd_demo,
                     "report": cmd_report}
         return commands[args.command](args)
     except ConfigError as exc:
-        print(f"textsieve: {exc}", file=sys.stderr)
+        print(f"textsieve: {redact_text(str(exc))}", file=sys.stderr)
         return 2
     except RunStopped as exc:
-        print(f"textsieve: stopped: {exc}", file=sys.stderr)
+        print(f"textsieve: stopped: {redact_text(str(exc))}", file=sys.stderr)
         return 4
+    except KeyboardInterrupt:
+        # the collector committed what was done on its way out; the journal holds it
+        print("textsieve: interrupted. What was committed is kept: run the same command again to resume.",
+              file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ machine (models, devices, the dataset, a calibration file) is checked by
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal, Optional, Union
 
@@ -18,7 +19,9 @@ from .errors import ConfigError
 class OcrFilter(BaseModel):
     """The op's parameters: Data-Juicer's, then textsieve's opt-in extras."""
 
-    model_config = ConfigDict(extra="forbid")
+    # strict: a quoted number ('0.1') or a boolean where a count goes is a
+    # mistake in the recipe, not something to coerce silently
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     min_area_ratio: float = Field(0.0, ge=0.0, le=1.0)
     max_area_ratio: float = Field(1.0, ge=0.0, le=1.0)
@@ -32,7 +35,8 @@ class OcrFilter(BaseModel):
     area_mode: Literal["dj", "union"] = "dj"
     aggregate: Literal["mean", "max", "p90"] = "mean"
     sampling: Literal["uniform", "interval", "keyframe"] = "uniform"
-    interval_s: float = Field(1.0, gt=0)
+    # at least 10 ms: finer steps round to zero in the samplers' millisecond fractions
+    interval_s: float = Field(1.0, ge=0.01)
     # the text detector: CRAFT (Data-Juicer's); PP-OCR's DBNet, an order of
     # magnitude cheaper, whose ratios are its own unless a calibration maps them
     # to CRAFT's; or the cascade: PP-OCR first, CRAFT for what it cannot settle
@@ -41,7 +45,7 @@ class OcrFilter(BaseModel):
     calibration: Optional[str] = None  # a file from `textsieve calibrate`: fast ratios -> CRAFT's, and the cascade's margins
     # long videos in pieces (docs/semantics.md, "Pieces"): each piece of this many
     # seconds judged on its own; the video by its pieces' mean, any or all
-    segment_s: Optional[float] = Field(None, gt=0)
+    segment_s: Optional[float] = Field(None, ge=0.01)
     segment_aggregate: Literal["mean", "any", "all"] = "mean"
     save_boxes: bool = True  # each frame's boxes in stats.jsonl (compact polygons), for `textsieve report`
 
@@ -52,9 +56,16 @@ class OcrFilter(BaseModel):
         # this module reads no file and imports no detector
         return [value] if isinstance(value, str) else list(value)
 
+    @model_validator(mode="after")
+    def _range(self) -> "OcrFilter":
+        # an empty range keeps nothing (or, reversed, everything): never what a recipe means
+        if self.min_area_ratio > self.max_area_ratio:
+            raise ValueError(f"min_area_ratio {self.min_area_ratio} is above max_area_ratio {self.max_area_ratio}")
+        return self
+
 
 class RunConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     dataset_path: str | None = None  # required by `run`; `plan` and `profile` do without
     export_path: str | None = None
@@ -76,7 +87,8 @@ class RunConfig(BaseModel):
     decode_timeout_s: float = Field(300.0, gt=0)  # per video; past it the decoder is stopped: `timeout`
     detect_timeout_s: float = Field(600.0, gt=0)  # per detector batch; past it the replica is stopped and the batch retried once
     failure_streak: int = Field(5, ge=1)  # this many samples in a row failing at detection the same way stop the run
-    max_video_pixels: int = Field(8192 * 8192, ge=1)
+    # None: derived from the frame budget (video_pixel_limit); a number: that many pixels a frame, at most
+    max_video_pixels: Optional[int] = Field(None, ge=1)
     max_video_duration_s: float = Field(24 * 3600.0, gt=0)
     # planning (see docs/planner.md)
     gpu_reserve: str = "1GiB"  # kept free on every GPU: at least this ...
@@ -87,13 +99,32 @@ class RunConfig(BaseModel):
     simulate_gpus: str | None = None  # e.g. "80GiB:72GiB,24GiB:3GiB" (total:free) or a JSON file
     _recipe: object = PrivateAttr(default=None)  # recipe.RecipePlan of a Data-Juicer recipe: its other ops
 
-    @field_validator("gpu_reserve")
+    @field_validator("gpu_reserve", mode="before")
     @classmethod
-    def _size(cls, value: str) -> str:
+    def _size(cls, value: str | int) -> str:
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise ValueError("a size such as 1GiB, 512MiB or a number of bytes")
         from .resources.inventory import parse_size
 
         parse_size(str(value))
         return str(value)
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
+            raise ValueError("use auto, cpu, cuda or cuda:N")
+        return value
+
+    @field_validator("simulate_gpus")
+    @classmethod
+    def _simulated(cls, value: str | None) -> str | None:
+        # an inline spec is checked here; a JSON file when the inventory reads it
+        if value is not None and not value.strip().endswith(".json"):
+            from .resources.inventory import parse_simulated
+
+            parse_simulated(value, cpu=1, ram=1)
+        return value
 
     @field_validator("plan_frame_size")
     @classmethod
@@ -109,6 +140,22 @@ class RunConfig(BaseModel):
         if "export_type" not in self.model_fields_set and str(self.export_path or "").endswith(".parquet"):
             self.export_type = "parquet"
         return self
+
+    @property
+    def video_pixel_limit(self) -> int:
+        """The largest frame (in pixels) a video may have: ``max_video_pixels``
+        when given, else what the frame budget holds. Decoded frames wait in a
+        buffer of at least 512 MiB that must hold two videos' sampled frames
+        (one decoding while the other is detected), so a video's frames may
+        take half of it: 512 MiB / (2 x 3 bytes x frame_sample_num), never
+        below the planned frame size (the plan grows the buffer for it) and
+        never above 8192x8192. A config alone decides it, not the machine,
+        so that every executor and machine refuses the same videos."""
+        if self.max_video_pixels is not None:
+            return self.max_video_pixels
+        width, height = self.frame_size
+        budget = (512 << 20) // (2 * 3 * self.filter.frame_sample_num)
+        return min(8192 * 8192, max(width * height, budget))
 
     @property
     def frame_size(self) -> tuple[int, int]:

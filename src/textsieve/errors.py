@@ -63,18 +63,34 @@ class Failure:
 class VideoError(Exception):
     """A sample cannot be judged; carries the kind and the offending video."""
 
-    def __init__(self, kind: ErrorKind, message: str, video: str | None = None):
+    def __init__(self, kind: ErrorKind, message: str, video: str | None = None, cause: str | None = None):
         super().__init__(message)
         self.kind = kind
         self.message = message
         self.video = video
+        # set when the failure is not the file's own (a store that does not
+        # answer): many samples in a row with one cause stop the run
+        self.cause = cause
 
     @property
     def failure(self) -> Failure:
-        return Failure(self.kind, self.message, self.video)
+        return Failure(self.kind, self.message, self.video, self.cause)
 
     def record(self) -> dict:
         return self.failure.record()
+
+
+def store_failure(path: str, exc: BaseException) -> VideoError:
+    """A remote video whose store failed to serve it (refused, reset, timed
+    out, no such endpoint): ``remote_read``, never the file's own error. Its
+    cause names the store, not the object, so that a store that went away
+    stops the run (exit 4, resumable) instead of failing every sample."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(path)
+    store = f"{parts.scheme}://{parts.hostname or ''}" + (f":{parts.port}" if parts.port else "")
+    return VideoError(ErrorKind.REMOTE_READ, f"{path}: could not be read from its store ({type(exc).__name__}: {exc})",
+                      path, cause=f"remote_read: the store {store} did not serve videos ({type(exc).__name__})")
 
 
 class ConfigError(Exception):

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .redact import mask_url, redact_text
+
 Status = Literal["kept", "dropped", "error"]
 
 
@@ -52,7 +54,7 @@ class VideoStats:
             if self.judged_until is not None:
                 extra["judged_until"] = self.judged_until
         return {
-            "video": self.path,
+            "video": mask_url(self.path),
             "ratio": self.ratio,
             "frame_times": self.frame_times,
             "frame_ratios": self.frame_ratios,
@@ -89,4 +91,5 @@ class SampleOutcome:
         return record
 
     def error_record(self) -> dict:
-        return {"index": self.index, **(self.error or {}), "sample": self.sample}
+        error = {key: redact_text(value) if isinstance(value, str) else value for key, value in (self.error or {}).items()}
+        return {"index": self.index, **error, "sample": self.sample}

@@ -44,17 +44,35 @@ DJ_COMMON_OP_KEYS = {
 }
 
 
-def _lines(node: yaml.Node, path: tuple = ()) -> dict[tuple, int]:
-    """Map every key path in a YAML document to its 1-based line."""
+def _refuse_aliases(text: str, path: Path) -> None:
+    """A recipe is a plain document: YAML anchors and aliases are refused
+    before anything is built, because a few lines of nested aliases (the
+    "billion laughs") expand to gigabytes. The event stream is read without
+    expanding anything."""
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise ConfigError(f"{path}:{event.start_mark.line + 1}: YAML anchors and aliases (&name, *name) are not "
+                              "accepted in recipes: write the values out")
+
+
+def _lines(node: yaml.Node, path: tuple = (), source: Path | None = None) -> dict[tuple, int]:
+    """Map every key path in a YAML document to its 1-based line; a key given
+    twice in one mapping is refused (YAML keeps the last one silently)."""
     out: dict[tuple, int] = {path: node.start_mark.line + 1}
     if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
         for key, value in node.value:
+            line = key.start_mark.line + 1
+            if key.value in seen:
+                raise ConfigError(f"{source}:{line}: key {key.value!r} is given twice (first at line {seen[key.value]}); "
+                                  "keep one")
+            seen[key.value] = line
             sub = path + (key.value,)
-            out.update(_lines(value, sub))
-            out[sub] = key.start_mark.line + 1
+            out.update(_lines(value, sub, source))
+            out[sub] = line
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            out.update(_lines(item, path + (i,)))
+            out.update(_lines(item, path + (i,), source))
     return out
 
 
@@ -96,10 +114,11 @@ def read_recipe(path: str | Path) -> RecipePlan:
     path = Path(path)
     try:
         text = path.read_text()
+        _refuse_aliases(text, path)
         doc = yaml.safe_load(text)
-        lines = _lines(yaml.compose(text)) if doc else {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read recipe: {exc}") from exc
+        lines = _lines(yaml.compose(text, Loader=yaml.SafeLoader), source=path) if doc else {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError) as exc:
+        raise ConfigError(f"{path}: cannot read recipe: {exc}") from None
     if not isinstance(doc, dict):
         raise ConfigError(f"{path}: a recipe is a YAML mapping with dataset_path, export_path and process")
 

@@ -13,7 +13,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..errors import ConfigError, ErrorKind, VideoError
+from ..errors import ConfigError, ErrorKind, RunStopped, VideoError
+from ..redact import mask_url
+
+# What a file that is not what its name says raises while it is read: a cut or
+# corrupt Parquet file (pyarrow's ArrowInvalid is a ValueError), a .gz that is
+# not gzip or is cut short (BadGzipFile is an OSError, a cut stream EOFError),
+# a store that went away (OSError and the backends' own exceptions).
+UNREADABLE = (OSError, EOFError, ValueError)
+
+
+def _unreadable(path: str, exc: BaseException) -> str:
+    return (f"dataset {mask_url(str(path))} cannot be read: {type(exc).__name__}: {exc} "
+            "(a truncated or corrupt file, or a store that does not answer?)")
 
 
 @dataclass
@@ -30,15 +42,20 @@ def check_dataset(path: str) -> None:
 
     try:
         resolve(str(path))
-    except OSError as exc:
-        raise ConfigError(f"dataset {path} cannot be read: {exc}") from None
+    except UNREADABLE as exc:
+        raise ConfigError(_unreadable(path, exc)) from None
 
 
 def read_rows(path: str) -> Iterator[Row]:
     """Every row of the dataset, in order, numbered (see data/sources.py)."""
     from .sources import resolve, rows
 
-    yield from rows(resolve(str(path)))
+    try:
+        yield from rows(resolve(str(path)))
+    except UNREADABLE as exc:
+        # counted in full before the run, so this is a file that changed or a store that went away
+        raise RunStopped(f"{_unreadable(path, exc)}; the run stopped there: fix it, then run the same command "
+                         "again and it resumes") from None
 
 
 def count_rows(path: str) -> int:
@@ -47,10 +64,13 @@ def count_rows(path: str) -> int:
     from .sources import count, count_selected, resolve
 
     total = first = 0
-    for split in resolve(str(path)).splits:
-        rows = count(split)
-        total += count_selected(split, first, rows)
-        first += rows
+    try:
+        for split in resolve(str(path)).splits:
+            rows = count(split)
+            total += count_selected(split, first, rows)
+            first += rows
+    except UNREADABLE as exc:
+        raise ConfigError(_unreadable(path, exc)) from None
     return total
 
 

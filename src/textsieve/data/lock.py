@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..redact import redact_text
 
 LOCK_FILE = ".textsieve.lock"
 
@@ -33,8 +34,13 @@ class FolderLock:
         self._fd: int | None = None
 
     def acquire(self) -> "FolderLock":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)  # not inherited by child processes
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)  # not inherited by child processes
+        except OSError as exc:
+            what = "is a file, not a folder" if self.path.parent.is_file() else f"cannot be written ({exc.strerror})"
+            raise ConfigError(f"export folder {self.path.parent} {what}: choose another --export "
+                              "(a folder, or a .jsonl/.json/.parquet file name)") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -47,7 +53,7 @@ class FolderLock:
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
                                   "since": time.strftime("%Y-%m-%d %H:%M:%S"),
-                                  "command": " ".join(sys.argv)[:500]}).encode(), 0)
+                                  "command": redact_text(" ".join(sys.argv))[:500]}).encode(), 0)
         self._fd = fd
         return self
 

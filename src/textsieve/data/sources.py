@@ -91,7 +91,8 @@ class Dataset:
 
 
 def _kind(name: str) -> str | None:
-    lower = name.lower()
+    # of a URL, the path decides, not a query (a presigned URL's signature)
+    lower = (name.split("?", 1)[0] if is_url(name) else name).lower()
     if lower.endswith((".jsonl.gz", ".json.gz")):
         return "jsonl.gz"
     if lower.endswith((".jsonl", ".json")):
@@ -108,10 +109,16 @@ def _listing(path: str) -> tuple[list[str], bool]:
     if is_url(path):
         fs, inner = filesystem(path)
         protocol = path.split("://", 1)[0]
-        if any(c in inner for c in "*?["):
-            return [f"{protocol}://{p}" for p in sorted(fs.glob(inner))], False
+        # an HTTP URL's "?" starts its query (a presigned URL's signature), not a glob
+        pattern = inner.split("?", 1)[0] if protocol in ("http", "https") else inner
+
+        def url(p: str) -> str:  # HTTP paths are whole URLs already
+            return p if is_url(p) else f"{protocol}://{p}"
+
+        if any(c in pattern for c in "*?["):
+            return [url(p) for p in sorted(fs.glob(inner))], False
         if fs.isdir(inner):
-            return [f"{protocol}://{p}" for p in sorted(fs.find(inner))], True
+            return [url(p) for p in sorted(fs.find(inner))], True
         if fs.exists(inner):
             return [path], False
         return [], False
@@ -255,8 +262,11 @@ def _first_byte(path: str) -> bytes:
 def _row_groups(path: str) -> int:
     import pyarrow.parquet as pq
 
-    with open_binary(path) as f:
-        return pq.ParquetFile(f).metadata.num_row_groups
+    try:
+        with open_binary(path) as f:
+            return pq.ParquetFile(f).metadata.num_row_groups
+    except ValueError as exc:  # of a glob or folder, name the one file that is broken
+        raise ValueError(f"{path}: {exc}") from None
 
 
 # ---- counting and reading ---------------------------------------------------------

@@ -16,6 +16,8 @@ from typing import Any, Mapping
 
 import psutil
 
+from ..errors import ConfigError
+
 GiB = 1 << 30
 
 
@@ -220,6 +222,10 @@ def parse_simulated(spec: str, cpu: float | None = None, ram: int | None = None)
 def machine_inventory(simulate: str | None = None, nvml: Any | None = None, env: Mapping[str, str] | None = None) -> Inventory:
     """The real inventory, or a simulated one when ``simulate`` is given."""
     if simulate:
-        return parse_simulated(simulate)
+        try:
+            return parse_simulated(simulate)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ConfigError(f"--simulate-gpus {simulate!r}: {exc} (use \"TOTAL:FREE,...\", e.g. "
+                              f"\"80GiB:72GiB\", or a JSON file as docs/planner.md shows)") from None
     gpus, source, notes = gpu_inventory(env=env, nvml=nvml)
     return Inventory(gpus=gpus, cpu_cores=cpu_cores(), ram_available=ram_available(), source=source, notes=tuple(notes))

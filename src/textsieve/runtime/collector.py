@@ -31,6 +31,7 @@ from ..data.outputs import Sharded, SingleFiles
 from ..data.shards import ShardEntry
 from ..errors import TRANSIENT_KINDS, RunStopped, SystemicFailure
 from ..outcome import SampleOutcome
+from ..redact import mask_url, redact
 from ..report.summary import SummaryBuilder
 from ..resources.planner import Plan
 from .monitor import Progress, ResourceMonitor, nvml_query
@@ -46,10 +47,10 @@ def semantic_settings(config: RunConfig) -> dict:
     """What changes the answers: a resume with other values is refused.
     (np, batch size, device and planning do not change answers.)"""
     return {
-        "dataset_path": config.dataset,
+        "dataset_path": mask_url(config.dataset),  # stored in the journal and summary: never a secret
         "kept_file": str(Path(config.kept_file).resolve()),
         "filter": config.filter.model_dump(),
-        "max_video_pixels": config.max_video_pixels,
+        "max_video_pixels": config.video_pixel_limit,
         "max_video_duration_s": config.max_video_duration_s,
         "calibration": ratio_source(config).get("calibration_fingerprint"),
         "outputs": {"sharded": config.sharded, "export_type": config.export_type},
@@ -108,6 +109,12 @@ class FailureStreak:
         self.held.append(outcome)
         if len(self.held) >= self.limit:
             example = self.held[0].error or {}
+            if self.cause.startswith("remote_read"):
+                raise SystemicFailure(
+                    f"{len(self.held)} samples in a row could not be read from their store, and none in between "
+                    f"could: {self.cause} (first: {example.get('message')}). The samples are not to blame, so none "
+                    "was recorded as an error: check the store (endpoint, network, credentials), then run the same "
+                    "command again; it resumes (failure_streak sets how many in a row stop a run)")
             raise SystemicFailure(
                 f"the detector failed the same way on {len(self.held)} samples in a row, and on none in between: "
                 f"{self.cause} (first: {example.get('message')}). The samples are not to blame, so none was recorded "
@@ -127,13 +134,14 @@ class Collector:
     def __init__(self, config: RunConfig, plan: Plan | None, executor: str, restart: bool = False,
                  retry_errors: bool = False, commit_every_s: float = 2.0, gpu_query=None, total: int | None = None):
         self.config, self.plan, self.executor = config, plan, executor
+        # counted first: a dataset that cannot be read in full is refused before anything is written
+        self.total = total if total is not None else count_rows(config.dataset)
         self.lock = FolderLock(config.export_dir).acquire()
         try:
             self._open(restart, retry_errors)
         except BaseException:
             self.lock.release()
             raise
-        self.total = total if total is not None else count_rows(config.dataset)
         self.summary = SummaryBuilder()
         self.streak = FailureStreak(config.failure_streak)
         # GPUs are watched where this process runs; a cluster run's nodes report their own
@@ -268,7 +276,7 @@ class Collector:
             **({"outputs": totals.files} if totals.files else {}),
             resources=self.monitor.report(),
             **({"plan": self.plan.to_json()} if self.plan is not None else {}),
-            config=self.config.model_dump(),
+            config=redact(self.config.model_dump()),
             ratios=ratios,
             pid=os.getpid(),
             **sections,

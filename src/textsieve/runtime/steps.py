@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 from ..config import OcrFilter, RunConfig
 from ..data.dataset import Row, video_paths
-from ..errors import ErrorKind, Failure, VideoError
+from ..data.sources import is_url
+from ..errors import ErrorKind, Failure, VideoError, store_failure
 from ..filter import keep_with_verdicts
 from ..outcome import SampleOutcome, VideoStats
 from ..video.frames import Limits, SampledVideo, probe_video, sample_video
@@ -16,7 +17,7 @@ from ..video.pieces import Piece
 
 
 def limits_of(config: RunConfig) -> Limits:
-    return Limits(max_pixels=config.max_video_pixels, max_duration_s=config.max_video_duration_s)
+    return Limits(max_pixels=config.video_pixel_limit, max_duration_s=config.max_video_duration_s)
 
 
 def decode(path: str, op: OcrFilter, limits: Limits, threads: int = 0, piece: Piece | None = None) -> SampledVideo:
@@ -27,6 +28,8 @@ def decode(path: str, op: OcrFilter, limits: Limits, threads: int = 0, piece: Pi
     except VideoError:
         raise
     except Exception as exc:  # a decoder bug on one file must not end the run
+        if is_url(path):  # FFmpeg reads through the store: a read that failed there is the store's
+            raise store_failure(path, exc) from exc
         raise VideoError(ErrorKind.DECODE_ERROR, f"{path}: unexpected decoding error {exc!r}", path) from exc
 
 
@@ -38,6 +41,8 @@ def probe_only(path: str, limits: Limits) -> SampledVideo:
     except VideoError:
         raise
     except Exception as exc:
+        if is_url(path):
+            raise store_failure(path, exc) from exc
         raise VideoError(ErrorKind.DECODE_ERROR, f"{path}: unexpected error reading it {exc!r}", path) from exc
     return SampledVideo(info, [], [], 0, (info.width, info.height))
 

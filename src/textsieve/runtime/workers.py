@@ -97,6 +97,9 @@ def die_with_parent() -> None:
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
         except OSError:
             pass
+    # Ctrl-C reaches the whole process group: the supervisor alone handles it
+    # (commits, stops the workers, says how to resume), so a worker ignores it
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def decode_worker(conn: Connection, op: OcrFilter, limits: Limits, faults: Faults, threads: int = 1,

@@ -17,7 +17,7 @@ import av
 import numpy as np
 
 from ..data.sources import filesystem, is_url
-from ..errors import ErrorKind, VideoError
+from ..errors import ErrorKind, VideoError, store_failure
 from .pieces import Piece, piece_targets
 from .sampling import TargetMatcher, effective_frame_count, interval_targets, uniform_targets
 
@@ -94,8 +94,7 @@ def _open_remote(path: str) -> av.container.InputContainer:
     except VideoError:
         raise
     except Exception as exc:  # a store that failed to answer: worth a retry (--retry-errors)
-        raise VideoError(ErrorKind.REMOTE_READ, f"{path}: could not be read from its store ({type(exc).__name__})",
-                         path) from exc
+        raise store_failure(path, exc) from exc
     try:
         return av.open(handle, metadata_errors="ignore")
     except (av.error.FFmpegError, UnicodeDecodeError, OSError) as exc:
@@ -114,7 +113,8 @@ def probe(container: av.container.InputContainer, path: str, limits: Limits) -> 
         raise VideoError(
             ErrorKind.BAD_RESOLUTION,
             f"{path}: frame size {width}x{height} is outside 1..{limits.max_pixels} pixels "
-            "(raise limits.max_pixels if it is real)",
+            "(if it is real, plan for it with --plan-frame-size WxH, or raise max_video_pixels: "
+            "recipe key or --max-video-pixels)",
             path,
         )
     if stream.time_base is None:

@@ -161,9 +161,10 @@ def pairs_on_a_line(n: int = 40) -> list[VideoPair]:
 
 
 @pytest.mark.parametrize("field,value", [("area_mode", "union"), ("aggregate", "max"), ("sampling", "keyframe"),
-                                         ("frame_sample_num", 5)])
+                                         ("frame_sample_num", 5), ("color_conversion", "tagged")])
 def test_a_calibration_refuses_an_op_it_was_not_fitted_for(tmp_path, field, value):
-    fitted_on = {"area_mode": "dj", "aggregate": "mean", "sampling": "uniform", "frame_sample_num": 3}
+    fitted_on = {"area_mode": "dj", "aggregate": "mean", "sampling": "uniform", "frame_sample_num": 3,
+                 "color_conversion": "dj"}
     cal = calibrate(pairs_on_a_line(), "ppocr", None, "mean", {"r": (0.0, 0.05)}, fitted_on)
     loaded = load_calibration(str(save_calibration(cal, tmp_path / "cal.json")))
     loaded.check_applies(OcrFilter(detector="cascade"))

@@ -31,7 +31,7 @@ from .filter import video_ratio
 FORMAT = "textsieve-calibration/1"
 # what a calibration was fitted with that changes the ratios it maps: a run
 # with other values cannot use it
-CARRIED = ("area_mode", "aggregate", "sampling", "frame_sample_num")
+CARRIED = ("area_mode", "aggregate", "sampling", "frame_sample_num", "color_conversion")
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,7 @@ RUN_FLAGS = {
     "export_type": "export_type",
     "detector": "filter.detector",
     "max_side": "filter.max_side",
+    "color_conversion": "filter.color_conversion",
     "calibration": "filter.calibration",
 }
 
@@ -84,6 +85,9 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--segment-aggregate", choices=["mean", "any", "all"],
                    help="a video judged in pieces: by the mean of its pieces' ratios (default), or any/all pieces kept")
     p.add_argument("--max-side", type=int, help="scale frames to this long side before detection (default: native)")
+    p.add_argument("--color-conversion", choices=["dj", "tagged"],
+                   help="YUV to RGB: dj (default, Data-Juicer's: BT.601 whatever the stream's tag, on any PyAV) or "
+                        "tagged (the stream's own colour matrix and range; not Data-Juicer's ratios on BT.709 video)")
     p.add_argument("--calibration", help="a `textsieve calibrate` file mapping the fast detector's ratios to CRAFT's")
     p.add_argument("--max-video-pixels", type=int)
     p.add_argument("--max-video-duration-s", type=float)

@@ -42,6 +42,10 @@ class OcrFilter(BaseModel):
     # to CRAFT's; or the cascade: PP-OCR first, CRAFT for what it cannot settle
     detector: Literal["craft", "ppocr", "cascade"] = "craft"
     max_side: Optional[int] = Field(None, ge=32)  # frames scaled to this long side first; None: native
+    # YUV -> RGB: dj converts as Data-Juicer's pinned PyAV 13.1 does (BT.601,
+    # tags ignored) on any PyAV; tagged honours the stream's colour matrix and
+    # range (video/color.py, docs/semantics.md "Colour conversion")
+    color_conversion: Literal["dj", "tagged"] = "dj"
     calibration: Optional[str] = None  # a file from `textsieve calibrate`: fast ratios -> CRAFT's, and the cascade's margins
     # long videos in pieces (docs/semantics.md, "Pieces"): each piece of this many
     # seconds judged on its own; the video by its pieces' mean, any or all

@@ -44,7 +44,7 @@ def shown_frames(count: int) -> list[int]:
     return sorted({0, count // 2, count - 1})
 
 
-def render_card(candidate: Candidate, run_max_side: int | None) -> Card:
+def render_card(candidate: Candidate, run_max_side: int | None, color_conversion: str = "dj") -> Card:
     """Decode and draw one video's card; a video that cannot be read gives a
     card with the reason instead of thumbnails."""
     video = candidate.video
@@ -56,7 +56,8 @@ def render_card(candidate: Candidate, run_max_side: int | None) -> Card:
     width, height = int(video["width"]), int(video["height"])
     thumb_w, thumb_h = scaled_size(width, height, THUMB_SIDE)
     try:
-        images = frames_at(video["video"], [times[i] for i in picked], THUMB_SIDE)
+        # the run's colour conversion, so the thumbnail shows what the detector saw
+        images = frames_at(video["video"], [times[i] for i in picked], THUMB_SIDE, color_conversion=color_conversion)
     except VideoError as exc:
         return Card(candidate, [], str(exc))
     if any(image.shape[:2] != (thumb_h, thumb_w) for image in images):

@@ -59,7 +59,8 @@ def render(scan: Scan) -> str:
         for candidate in scan.groups.get(name, []):
             path = candidate.video["video"]
             if path not in cards:
-                cards[path] = render_card(candidate, max_side)
+                # runs from before color_conversion existed converted as dj does
+                cards[path] = render_card(candidate, max_side, scan.op.get("color_conversion", "dj"))
             card = cards[path]
             groups[name].append(Card(candidate, card.thumbs, card.problem))
     bins, counts = histogram_counts(scan.video_ratios)

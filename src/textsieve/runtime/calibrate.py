@@ -111,7 +111,8 @@ def run_calibration(config: RunConfig, samples: int = 200, seed: int = 0, out: s
     fitted_on = {
         "dataset": config.dataset, "samples": len(rows), "seed": seed, "videos": len(pairs),
         "frames": sum(len(p.fast) for p in pairs), "frame_sample_num": op.frame_sample_num, "sampling": op.sampling,
-        "area_mode": op.area_mode, "aggregate": op.aggregate, "textsieve_version": __version__,
+        "area_mode": op.area_mode, "aggregate": op.aggregate, "color_conversion": op.color_conversion,
+        "textsieve_version": __version__,
         "fitted_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     ranges = threshold_ranges(op.min_area_ratio, op.max_area_ratio)

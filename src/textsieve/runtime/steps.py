@@ -24,7 +24,8 @@ def decode(path: str, op: OcrFilter, limits: Limits, threads: int = 0, piece: Pi
     """Sample one video (or one piece of it); any failure is a VideoError
     for that video only."""
     try:
-        return sample_video(path, op.frame_sample_num, op.sampling, op.interval_s, limits, threads, op.max_side, piece)
+        return sample_video(path, op.frame_sample_num, op.sampling, op.interval_s, limits, threads, op.max_side, piece,
+                            op.color_conversion)
     except VideoError:
         raise
     except Exception as exc:  # a decoder bug on one file must not end the run

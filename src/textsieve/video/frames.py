@@ -18,6 +18,7 @@ import numpy as np
 
 from ..data.sources import filesystem, is_url
 from ..errors import ErrorKind, VideoError, store_failure
+from .color import ColorConversion, to_rgb
 from .pieces import Piece, piece_targets
 from .sampling import TargetMatcher, effective_frame_count, interval_targets, uniform_targets
 
@@ -174,12 +175,15 @@ def sample_video(
     threads: int = 0,
     max_side: int | None = None,
     piece: Piece | None = None,
+    color_conversion: ColorConversion = "dj",
 ) -> SampledVideo:
     """Open, check and sample one video; always closes the container.
     ``threads``: FFmpeg decoding threads (0: FFmpeg's choice, all cores).
     ``max_side``: frames are scaled (area-averaged) so that their long side
     is at most this; None keeps them native. ``piece``: sample only that
-    piece of the video, by the same rule inside it (video/pieces.py)."""
+    piece of the video, by the same rule inside it (video/pieces.py).
+    ``color_conversion``: how YUV becomes RGB (video/color.py): ``dj``,
+    Data-Juicer's pinned conversion, or ``tagged``, the stream's own tags."""
     container = open_video(path)
     try:
         info = probe(container, path, limits)
@@ -200,7 +204,7 @@ def sample_video(
         size = scaled_size(info.width, info.height, max_side)
         return SampledVideo(
             info=info,
-            images=[_rgb(frame, size) for _, frame in picked],
+            images=[to_rgb(frame, size, color_conversion) for _, frame in picked],
             times=[float(t) for t, _ in picked],
             decoded=counter.decoded,
             frame_size=size,
@@ -234,14 +238,6 @@ def scaled_size(width: int, height: int, max_side: int | None) -> tuple[int, int
         return width, height
     scale = max_side / max(width, height)
     return max(1, round(width * scale)), max(1, round(height * scale))
-
-
-def _rgb(frame: av.VideoFrame, size: tuple[int, int]) -> np.ndarray:
-    if (frame.width, frame.height) == size:
-        # The same conversion as Data-Juicer's np.asarray(frame.to_image()).
-        return frame.to_ndarray(format="rgb24")
-    # swscale's area filter: the frame shrinks without aliasing thin strokes away
-    return frame.to_ndarray(format="rgb24", width=size[0], height=size[1], interpolation="AREA")
 
 
 def _frame_time(frame: av.VideoFrame, time_base: Fraction, path: str) -> Fraction:
@@ -358,10 +354,10 @@ def _keyframes_at(container, stream, targets: list[Fraction], path: str) -> list
 
 
 def frames_at(path: str, times: Sequence[float], max_side: int | None = None,
-              tolerance_s: float = 1e-4) -> list[np.ndarray]:
+              tolerance_s: float = 1e-4, color_conversion: ColorConversion = "dj") -> list[np.ndarray]:
     """The frames shown at ``times`` (seconds, as ``stats.jsonl`` saves
-    them), decoded again exactly, RGB, scaled as ``sample_video`` scales
-    them: what ``textsieve report`` draws the saved boxes on. Raises a
+    them), decoded again exactly, RGB, scaled and converted as
+    ``sample_video`` does: what ``textsieve report`` draws the saved boxes on. Raises a
     :class:`VideoError` when the file is gone, unreadable, or holds no frame
     at one of the times (it changed since the run)."""
     container = open_video(path)
@@ -371,7 +367,8 @@ def frames_at(path: str, times: Sequence[float], max_side: int | None = None,
         stream = container.streams.video[0]
         time_base = Fraction(stream.time_base)
         size = scaled_size(stream.codec_context.width, stream.codec_context.height, max_side)
-        return [_rgb(_frame_at(container, stream, time_base, t, tolerance_s, path), size) for t in times]
+        return [to_rgb(_frame_at(container, stream, time_base, t, tolerance_s, path), size, color_conversion)
+                for t in times]
     except av.error.FFmpegError as exc:
         raise VideoError(ErrorKind.DECODE_ERROR, f"{path}: decoding failed ({exc})", path) from exc
     finally:

@@ -99,5 +99,7 @@ def video_paths(sample: dict, video_key: str, base_dir: str | Path) -> list[str]
     for v in videos:
         if not isinstance(v, str) or not v:
             raise VideoError(ErrorKind.BAD_SAMPLE, f"field {video_key!r} holds {v!r}, not a path")
+        if "\x00" in v:  # no file system takes one; open() would raise past the decoder's error handling
+            raise VideoError(ErrorKind.BAD_SAMPLE, f"field {video_key!r} holds {v[:80]!r}, a path with a NUL character")
         out.append(join(str(base_dir), v))
     return out

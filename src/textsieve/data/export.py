@@ -20,28 +20,16 @@ from typing import IO, Any, Iterator
 
 from ..filter import with_stats
 from ..outcome import SampleOutcome
+from .strict_json import dumps  # every output's encoder (strict JSON); imported from here too
 
 PART = ".part"
 OUTPUTS = ("kept", "dropped", "errors", "stats")
 SORT_CHUNK_LINES = 200_000
 
 
-def dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, default=_fallback)
-
-
-def _fallback(obj: Any) -> Any:
-    # Parquet rows may hold numpy scalars, bytes or dates.
-    if hasattr(obj, "item"):
-        return obj.item()
-    if isinstance(obj, bytes):
-        return obj.decode("utf-8", errors="replace")
-    return str(obj)
-
-
 def write_json_atomic(path: Path, obj: Any) -> None:
     tmp = path.with_name(path.name + PART)
-    tmp.write_text(json.dumps(obj, indent=2, default=_fallback) + "\n")
+    tmp.write_text(dumps(obj, indent=2, ascii=True) + "\n")
     os.replace(tmp, path)
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from .strict_json import dumps  # strict JSON: a NaN in the settings is written as null
 
 JOURNAL = "journal.jsonl"
 
@@ -59,7 +60,7 @@ class Journal:
     def _start(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "w", encoding="utf-8") as f:
-            f.write(json.dumps({"fingerprint": self.key, "settings": self.settings}, default=str) + "\n")
+            f.write(dumps({"fingerprint": self.key, "settings": self.settings}, ascii=True) + "\n")
             f.flush()
             os.fsync(f.fileno())
 
@@ -101,7 +102,7 @@ class Journal:
         self._file.close()
         tmp = self.path.with_name(self.path.name + ".rewrite")
         with open(tmp, "w", encoding="utf-8") as f:
-            f.write(json.dumps({"fingerprint": self.key, "settings": self.settings}, default=str) + "\n")
+            f.write(dumps({"fingerprint": self.key, "settings": self.settings}, ascii=True) + "\n")
             f.write(json.dumps({"done": sorted(done), "offsets": offsets}) + "\n")
             f.flush()
             os.fsync(f.fileno())
@@ -135,7 +136,7 @@ def replace_settings(export_dir: Path, settings: dict[str, Any]) -> None:
     thresholds): a later ``run`` then compares against what the outputs hold."""
     path = Path(export_dir) / JOURNAL
     lines = path.read_text(encoding="utf-8").split("\n")
-    lines[0] = json.dumps({"fingerprint": fingerprint(settings), "settings": settings}, default=str)
+    lines[0] = dumps({"fingerprint": fingerprint(settings), "settings": settings}, ascii=True)
     tmp = path.with_name(path.name + ".rewrite")
     tmp.write_text("\n".join(lines), encoding="utf-8")
     os.replace(tmp, path)

@@ -30,7 +30,8 @@ from typing import Any, Iterator
 from ..errors import ConfigError
 from ..filter import with_stats
 from ..outcome import SampleOutcome
-from .export import dumps
+from .parquet import arrow_table, common_schema, conform, replace_file, shape, warn_mixed
+from .strict_json import dumps
 from .journal import _flat, fingerprint
 
 log = logging.getLogger(__name__)
@@ -134,7 +135,9 @@ class ShardWriter:
 def _write_atomic(path: Path, records: list[Any], fmt: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "parquet":
-        _replace(path, arrow_table(records))
+        table = arrow_table(records)
+        warn_mixed(table.schema, f"Parquet shard {path.name}")
+        replace_file(path, table)
         return
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w", encoding="utf-8") as f:
@@ -144,116 +147,32 @@ def _write_atomic(path: Path, records: list[Any], fmt: str) -> None:
     os.replace(tmp, path)
 
 
-def arrow_table(records: list[dict]):
-    """Rows as an Arrow table with every field any row has (pyarrow's
-    ``from_pylist`` keeps only the first row's), missing ones null. A field
-    whose values no one Arrow type holds (an ``id`` that is 1 in one row and
-    "x" in another, as JSON lines allow) is written as JSON text, with a
-    warning naming it: nothing is dropped."""
-    import pyarrow as pa
-
-    names = list(dict.fromkeys(key for record in records for key in record))
-    fields, columns, as_text = [], [], []
-    for name in names:
-        values = [record.get(name) for record in records]
-        try:
-            columns.append(pa.array(values))
-            fields.append(pa.field(name, columns[-1].type))
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
-            columns.append(_json_text(values))
-            fields.append(pa.field(name, pa.string(), metadata=JSON_TEXT))
-            as_text.append(name)
-    if as_text:
-        log.warning("Parquet shard: field(s) %s hold values of different types; written as JSON text",
-                    ", ".join(as_text))
-    return pa.Table.from_arrays(columns, schema=pa.schema(fields))
-
-
-JSON_TEXT = {b"textsieve": b"json"}  # field metadata: the values are JSON text
-
-
-def _json_text(values: list[Any]):
-    import pyarrow as pa
-
-    return pa.array([None if v is None else dumps(v) for v in values], pa.string())
-
-
 def unify_parquet_shards(paths: list[Path]) -> list[Path]:
     """Give the Parquet shards of one output one schema, so that the folder
     reads as one dataset (pyarrow, Ray Data and Data-Juicer take the first
     file's schema). Each shard's types come from its own rows: a shard of
     rows without videos has ``videos: list<null>`` where the others have
     ``list<string>``, and a field may be numbers in one shard and text in
-    another. Types are promoted across shards as Arrow allows (null to
-    anything, int to float, struct fields merged); a field no one type holds
-    becomes JSON text in every shard, as within a shard. Only the shards
-    that differ are rewritten, each atomically. Returns them."""
-    import pyarrow as pa
+    another. Types are promoted across shards, and a field no one type holds
+    becomes text in every shard, by the rule of :mod:`textsieve.data.parquet`
+    (a string stays the same string). Only the shards that differ are
+    rewritten, each atomically. Returns them."""
     import pyarrow.parquet as pq
 
     if len(paths) < 2:
         return []
     schemas = [pq.read_schema(path) for path in paths]
-    names = list(dict.fromkeys(name for schema in schemas for name in schema.names))
-    target, as_text = [], set()
-    for name in names:
-        common = _one_type([schema.field(name) for schema in schemas if name in schema.names])
-        if common is None:
-            common = pa.field(name, pa.string(), metadata=JSON_TEXT)
-            as_text.add(name)
-        target.append(common)
+    schema, as_text = common_schema(schemas)
     if as_text:
-        log.warning("Parquet shards: field(s) %s hold values of different types across shards; written as JSON "
-                    "text in every shard", ", ".join(sorted(as_text)))
-    schema = pa.schema(target)
+        log.warning("Parquet shards: field(s) %s hold values of different types across shards; stored as text in "
+                    "every shard (strings as they are, other values as their JSON text)", ", ".join(sorted(as_text)))
     rewritten = []
     for path, own in zip(paths, schemas):
-        if _shape(own) == _shape(schema):
+        if shape(own) == shape(schema):
             continue
-        table = pq.read_table(path)
-        columns = []
-        for f in schema:
-            if f.name not in table.column_names:
-                columns.append(pa.nulls(len(table), f.type))
-            elif f.name in as_text and table.schema.field(f.name).metadata != JSON_TEXT:
-                columns.append(_json_text(table.column(f.name).to_pylist()))
-            else:
-                column = table.column(f.name)
-                try:
-                    columns.append(column.cast(f.type))
-                except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
-                    # casts Arrow lacks (a struct gaining fields): through Python values
-                    columns.append(pa.array(column.to_pylist(), f.type))
-        _replace(path, pa.Table.from_arrays(columns, schema=schema))
+        replace_file(path, conform(pq.read_table(path), schema))
         rewritten.append(path)
     return rewritten
-
-
-def _one_type(fields: list) -> Any:
-    """The field every shard's version of it promotes to, or None: values of
-    no one type, or JSON text in some shard already."""
-    import pyarrow as pa
-
-    if any(f.metadata == JSON_TEXT for f in fields):
-        return None
-    try:
-        return pa.unify_schemas([pa.schema([f]) for f in fields], promote_options="permissive").field(0).remove_metadata()
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return None
-
-
-def _shape(schema) -> list[tuple]:
-    return [(f.name, f.type, f.metadata) for f in schema]
-
-
-def _replace(path: Path, table) -> None:
-    import pyarrow.parquet as pq
-
-    tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(table, tmp)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def read_manifest(export_dir: Path) -> tuple[dict, list[ShardEntry], bool]:
@@ -315,7 +234,7 @@ class Manifest:
     def _write_all(self) -> None:
         tmp = self.path.with_name(self.path.name + ".rewrite")
         with open(tmp, "w", encoding="utf-8") as f:
-            f.write(json.dumps({"fingerprint": self.key, "settings": self.settings}, default=str) + "\n")
+            f.write(dumps({"fingerprint": self.key, "settings": self.settings}, ascii=True) + "\n")
             for entry in self.entries:
                 f.write(self._line(entry))
             if self.complete:

@@ -23,7 +23,9 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import math
 import os
+import re
 import posixpath
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -31,6 +33,7 @@ from typing import IO, Any, Iterator
 
 from ..errors import ConfigError
 from .dataset import Row
+from .strict_json import dumps, finite
 
 SPLIT_BYTES = 64 << 20
 VIDEOS_PER_SPLIT = 10_000
@@ -311,8 +314,9 @@ def count(split: Split) -> int:
 
 def read(split: Split, first_index: int) -> Iterator[Row]:
     """The split's rows, numbered from ``first_index`` (of a weighted
-    dataset, only the rows drawn). A row that is not a JSON object comes with
-    an error instead of stopping the run."""
+    dataset, only the rows drawn). A row that is not a JSON object, or that
+    no output could hold (see :func:`row_defect`), comes with an error
+    instead of stopping the run."""
     for row in _read_all(split, first_index):
         if selected(split, row.index):
             yield row
@@ -331,20 +335,41 @@ def _read_all(split: Split, first_index: int) -> Iterator[Row]:
         for line in _lines(split):
             if not line.strip():
                 continue
-            try:
-                item = json.loads(line)
-            except json.JSONDecodeError as exc:
-                # named by its index (its row among the non-blank lines), which
-                # every output uses too; a split does not know its line numbers
-                yield Row(index, line.decode("utf-8", "replace").rstrip("\n"),
-                          f"{split.path}: row {index} is not valid JSON: {exc}")
+            # named by its index (its row among the non-blank lines), which
+            # every output uses too; a split does not know its line numbers
+            item, problem = _parse(line)
+            if problem is not None:
+                yield Row(index, line_text(line), f"{split.path}: row {index} {problem}")
             else:
-                yield _row(index, item)
+                yield _row(index, item, split.path, line)
             index += 1
         return
     for item in _records(split):
-        yield _row(index, item)
+        yield _row(index, item, split.path)
         index += 1
+
+
+def _parse(line: bytes) -> tuple[Any, str | None]:
+    """A line's value, or what is wrong with it. Every way a line can fail
+    to parse is that row's own: the run goes on."""
+    try:
+        return json.loads(line), None
+    except UnicodeDecodeError as exc:  # before JSONDecodeError: both are ValueErrors
+        return None, (f"is not UTF-8 text (byte {line[exc.start:exc.start + 1]!r} at offset {exc.start}): "
+                      "re-encode the file as UTF-8")
+    except json.JSONDecodeError as exc:
+        return None, f"is not valid JSON: {exc}"
+    except RecursionError:
+        return None, (f"nests deeper than the JSON parser can follow; textsieve takes rows up to {MAX_DEPTH} "
+                      "levels deep: flatten the row")
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        return None, f"cannot be read as JSON: {exc}"
+
+
+def line_text(line: bytes) -> str:
+    """A line that cannot be a sample, as text for its error record: the
+    line itself, an undecodable byte as U+FFFD."""
+    return line.decode("utf-8", "replace").rstrip("\n")
 
 
 def _records(split: Split) -> Iterator[Any]:
@@ -364,8 +389,8 @@ def _records(split: Split) -> Iterator[Any]:
         with open_binary(split.path) as f:
             try:
                 items = json.load(f)
-            except json.JSONDecodeError as exc:
-                raise ConfigError(f"dataset {split.path} starts with '[' but is not one JSON array ({exc}): "
+            except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError too
+                raise ConfigError(f"dataset {split.path} starts with '[' but is not one JSON array ({exc!r}): "
                                   "write one sample object per line (JSON lines) or a single array") from None
         yield from items
     elif split.kind == "videos":
@@ -373,10 +398,72 @@ def _records(split: Split) -> Iterator[Any]:
             yield {"videos": [video]}
 
 
-def _row(index: int, item: Any) -> Row:
+# Deeper rows are refused (their own error record): pickling a row to a
+# worker and writing it recurse once per level, and past Python's recursion
+# limit (1000 frames, the caller's included) either would stop the run.
+# 256 leaves that margin; a real sample is a few levels deep.
+MAX_DEPTH = 256
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _row(index: int, item: Any, path: str, line: bytes | None = None) -> Row:
+    where = f"{path}: row {index}"
+    defect, nonfinite = row_defect(item)
+    if defect is not None:
+        return Row(index, _as_text(item) if line is None else line_text(line), f"{where}: {defect}")
+    if nonfinite:
+        item = finite(item)
     if not isinstance(item, dict):
-        return Row(index, item, f"sample is a {type(item).__name__}, not a JSON object")
+        return Row(index, item, f"{where} is a {type(item).__name__}, not a JSON object: write one object per sample")
     return Row(index, item)
+
+
+def row_defect(item: Any) -> tuple[str | None, bool]:
+    """What makes a row unwritable, if anything (nesting past
+    :data:`MAX_DEPTH`, a lone surrogate in a string or key, which is half a
+    UTF-16 pair and has no UTF-8 form), and whether it holds a non-finite
+    float (NaN, Infinity: written as null, JSON has no such number). One
+    walk without recursion, so that a deep row cannot stop it."""
+    nonfinite = False
+    stack: list[tuple[Any, int, str]] = [(item, 1, "")]
+    while stack:
+        value, depth, field = stack.pop()
+        if isinstance(value, str):
+            if not value.isascii() and _SURROGATE.search(value):
+                return _surrogate(field, value), nonfinite
+        elif isinstance(value, float):
+            nonfinite = nonfinite or not math.isfinite(value)
+        elif isinstance(value, (dict, list)):
+            if depth > MAX_DEPTH:
+                return (f"{_what(field)} nests more than {MAX_DEPTH} levels deep, the most textsieve takes: "
+                        "flatten it, or store it as a JSON string"), nonfinite
+            children = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, child in children:
+                if isinstance(key, str) and not key.isascii() and _SURROGATE.search(key):
+                    return _surrogate(field, key), nonfinite
+                # messages name the top-level field: the one a user knows
+                stack.append((child, depth + 1, field or (key if isinstance(key, str) else f"[{key}]")))
+    return None, nonfinite
+
+
+def _what(field: str) -> str:
+    return f"field {field!r}" if field else "the row"
+
+
+def _surrogate(field: str, text: str) -> str:
+    at = _SURROGATE.search(text)
+    assert at is not None
+    return (f"{_what(field)} holds a lone surrogate ({at.group()!a} at character {at.start()}), which is half "
+            "of a UTF-16 pair and cannot be written as UTF-8: fix the text where the row was made")
+
+
+def _as_text(item: Any) -> Any:
+    """A defective row from a source without lines (Parquet, a JSON array)
+    as ASCII JSON text for its error record, where that can be made."""
+    try:
+        return dumps(item, ascii=True)
+    except RecursionError:
+        return None
 
 
 def rows(dataset: Dataset) -> Iterator[Row]:

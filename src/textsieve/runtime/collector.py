@@ -28,6 +28,7 @@ from ..filter import STATS_FIELD
 from ..video.pieces import merge_kept
 from ..data.lock import FolderLock
 from ..data.outputs import Sharded, SingleFiles
+from ..data.parquet import write_records
 from ..data.shards import ShardEntry
 from ..errors import TRANSIENT_KINDS, RunStopped, SystemicFailure
 from ..outcome import SampleOutcome
@@ -37,6 +38,9 @@ from ..resources.planner import Plan
 from .monitor import Progress, ResourceMonitor, nvml_query
 
 log = logging.getLogger(__name__)
+
+# rows per row group of a single-file .parquet export: what is held in memory at once
+PARQUET_CHUNK_ROWS = 100_000
 
 
 class AlreadyComplete(Exception):
@@ -325,18 +329,23 @@ def dj_style_outputs(config: RunConfig) -> dict:
             out.write(dumps(sample) + "\n")
     os.replace(stripped, kept)
     if file.suffix == ".parquet":
-        import pyarrow.json as pj
-        import pyarrow.parquet as pq
-
-        pq.write_table(pj.read_json(kept) if kept.stat().st_size else pa_empty(), file)
+        # typed by the shards' rule (data/parquet.py): a field that is 1 in one
+        # row and "x" in another must not fail the run after all detection
+        write_records(file, lambda: _chunks(kept))
         kept.unlink()
     return {"kept": str(file), "stats": str(stats_path)}
 
 
-def pa_empty():
-    import pyarrow as pa
-
-    return pa.table({})
+def _chunks(path: Path, rows: int = PARQUET_CHUNK_ROWS) -> Iterator[list[dict]]:
+    chunk: list[dict] = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            chunk.append(json.loads(line))
+            if len(chunk) == rows:
+                yield chunk
+                chunk = []
+    if chunk:
+        yield chunk
 
 
 def video_sources(stats: Iterator[dict]) -> dict:

@@ -10,7 +10,7 @@ from ..config import OcrFilter, RunConfig
 from ..data.dataset import Row, video_paths
 from ..data.sources import is_url
 from ..errors import ErrorKind, Failure, VideoError, store_failure
-from ..filter import keep_with_verdicts
+from ..filter import STATS_FIELD, keep_with_verdicts
 from ..outcome import SampleOutcome, VideoStats
 from ..video.frames import Limits, SampledVideo, probe_video, sample_video
 from ..video.pieces import Piece
@@ -61,6 +61,13 @@ def prepare(row: Row, op: OcrFilter, base_dir: str) -> SampleJob | SampleOutcome
     """Validate the row; an unusable one becomes an error outcome right away."""
     if row.error is not None:
         return error_outcome(row, Failure(ErrorKind.BAD_SAMPLE, row.error))
+    stats = row.sample.get(STATS_FIELD)
+    if stats is not None and not isinstance(stats, dict):
+        # the stats are added to it (with_stats): anything but an object would
+        # fail the write, or change its type unannounced
+        return error_outcome(row, Failure(ErrorKind.BAD_SAMPLE, f"field {STATS_FIELD!r} holds a value "
+                                          f"of type {type(stats).__name__}; it is Data-Juicer's stats and must be an object "
+                                          "or null: rename the field"))
     try:
         paths = video_paths(row.sample, op.video_key, base_dir)
     except VideoError as exc:

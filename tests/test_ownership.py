@@ -1,0 +1,138 @@
+"""Nothing a user owns is overwritten, and no row can stop a run for good
+(issue #22), through the CLI as a user meets it: outputs never replace what
+textsieve did not write, `decide` re-decides only stats that cover the run,
+and resume checks what it resumes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from runs import args, outputs, summary
+
+
+def cli(*argv: str, env: dict | None = None, timeout: float = 400, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "textsieve.cli", *argv], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})}, cwd=cwd)
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` with its bytes: what a refused command must leave as it was."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def refused(done: subprocess.CompletedProcess, *words: str) -> str:
+    """The one line a refusal prints (exit 2), which names ``words``."""
+    assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("textsieve: "), done.stderr[-2000:]
+    for word in words:
+        assert word.lower() in lines[0].lower(), lines[0]
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def finished(small_dataset, tmp_path_factory) -> Path:
+    """A finished run of the small dataset (copy it before changing it)."""
+    out = tmp_path_factory.mktemp("finished") / "out"
+    done = cli(*args(small_dataset, out, "serial"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    return out
+
+
+# ---- 1. outputs never replace what textsieve did not write ---------------------------------
+
+def test_an_export_that_is_the_dataset_is_refused_and_the_dataset_kept(small_dataset, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(small_dataset.parent, data)
+    before = tree(data)
+    clips = data / "data.jsonl"
+    refused(cli(*args(clips, clips, "serial")), str(clips), "is the dataset", "choose another --export")
+    # one of its files, beside a file export: Data-Juicer's <stem>_stats.jsonl
+    stats_named = data / "data_stats.jsonl"
+    shutil.copy(clips, stats_named)
+    before = tree(data)
+    refused(cli(*args(stats_named, data / "data.jsonl", "serial")), str(stats_named), "is the dataset")
+    assert tree(data) == before
+
+
+@pytest.mark.parametrize("restart", [False, True], ids=["run", "restart"])
+@pytest.mark.parametrize("name", ["kept.jsonl", "stats.jsonl", "summary.json"])
+def test_a_users_own_file_in_the_export_folder_is_never_overwritten(small_dataset, tmp_path, name, restart):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / name).write_text('{"mine": true}\n')
+    before = tree(out)
+    done = cli(*args(small_dataset, out, "serial", *(["--restart"] if restart else [])))
+    refused(done, str(out / name), "not written by textsieve", "choose another --export")
+    assert tree(out) == before  # no lock, no journal: nothing created
+
+
+def test_a_users_own_shards_folder_is_never_emptied(small_dataset, tmp_path):
+    out = tmp_path / "out"
+    (out / "errors").mkdir(parents=True)
+    (out / "errors" / "notes.txt").write_text("my notes\n")
+    before = tree(out)
+    refused(cli(*args(small_dataset, out, "serial", "--export-shard-size", "1000", "--restart")),
+            str(out / "errors"), "did not write")
+    assert tree(out) == before
+
+
+def test_a_finished_run_is_still_its_own_to_restart(finished, small_dataset, tmp_path):
+    """The folder's journal says the outputs are textsieve's: --restart redoes them."""
+    out = tmp_path / "out"
+    shutil.copytree(finished, out)
+    done = cli(*args(small_dataset, out, "serial", "--restart"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert outputs(out) == outputs(finished)
+
+
+# ---- 2. an export inside the dataset ---------------------------------------------------------
+
+@pytest.fixture
+def layouts(small_dataset, tmp_path) -> Path:
+    """The small dataset's files, a folder of its four videos, and a folder of datasets."""
+    shutil.copytree(small_dataset.parent, tmp_path / "data")
+    (tmp_path / "videos").mkdir()
+    for i in range(4):
+        shutil.copy(small_dataset.parent / f"v{i}.mp4", tmp_path / "videos")
+    (tmp_path / "sets").mkdir()
+    shutil.copy(small_dataset, tmp_path / "sets" / "a.jsonl")
+    return tmp_path
+
+
+@pytest.mark.parametrize("dataset, export, extra, words", [
+    ("videos", "videos/out", (), ("inside the dataset folder",)),
+    ("videos", "videos", (), ("inside the dataset folder",)),
+    ("sets", "sets/out", (), ("inside the dataset folder",)),
+    ("data/*.jsonl", "data/result.jsonl", (), ("matches the dataset's glob",)),
+    ("data/**/*.jsonl", "data/out", (), ("matches the dataset's glob",)),
+    ("data/data.jsonl sets/a.jsonl", "sets/a.jsonl", (), ("is the dataset",)),
+    ("0.5 data/data.jsonl 0.5 videos", "videos/out", (), ("inside the dataset folder",)),
+    ("out/kept/a.jsonl", "out", ("--export-shard-size", "1000"), ("inside the shard folder",)),
+], ids=["video-folder/out", "video-folder-itself", "folder-of-datasets", "glob", "recursive-glob", "several-files",
+        "weighted-mixture", "shard-folder-holds-it"])
+def test_an_export_inside_the_dataset_is_refused_before_any_work(layouts, dataset, export, extra, words):
+    if dataset.startswith("out/"):
+        (layouts / "out" / "kept").mkdir(parents=True)
+        shutil.copy(layouts / "sets" / "a.jsonl", layouts / "out" / "kept")
+    before = tree(layouts)
+    done = cli("run", "--dataset", dataset, "--export", export, "--executor", "serial", *extra, cwd=layouts)
+    refused(done, *words, "choose another --export")
+    assert tree(layouts) == before
+
+
+def test_an_export_beside_a_folder_of_videos_reads_the_videos(layouts):
+    """The control: the same folder, the export outside it, four samples."""
+    done = cli("run", "--dataset", "videos", "--export", "out", "--executor", "serial", cwd=layouts)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert summary(layouts / "out")["counts"]["input"] == 4
+

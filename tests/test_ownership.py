@@ -136,3 +136,66 @@ def test_an_export_beside_a_folder_of_videos_reads_the_videos(layouts):
     assert done.returncode == 0, done.stderr[-2000:]
     assert summary(layouts / "out")["counts"]["input"] == 4
 
+
+# ---- 3. decide re-decides only stats that cover the run ---------------------------------------
+
+def _delete_line(path: Path, number: int) -> None:
+    lines = path.read_text().splitlines(keepends=True)
+    del lines[number - 1]
+    path.write_text("".join(lines))
+
+
+def _replace_line(path: Path, number: int, text: str) -> None:
+    lines = path.read_text().splitlines(keepends=True)
+    lines[number - 1] = text + "\n"
+    path.write_text("".join(lines))
+
+
+DAMAGES = {
+    "empty": (lambda out: (out / "stats.jsonl").write_text(""), ("stats.jsonl holds 0 judged samples",)),
+    "one-line-deleted": (lambda out: _delete_line(out / "stats.jsonl", 2), ("samples are missing",)),
+    "garbage-line": (lambda out: _replace_line(out / "stats.jsonl", 3, "#!garbage"),
+                     ("stats.jsonl line 3 is not valid JSON",)),
+    "wrong-shape": (lambda out: _replace_line(out / "stats.jsonl", 1, '{"index": "zero"}'),
+                    ("stats.jsonl line 1 is not a stats record",)),
+    "a-line-twice": (lambda out: _replace_line(out / "stats.jsonl", 2, (out / "stats.jsonl").read_text().splitlines()[0]),
+                     ("stats.jsonl line 2",)),
+    "errors-garbage": (lambda out: _replace_line(out / "errors.jsonl", 1, "[1, 2"), ("errors.jsonl line 1",)),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGES))
+def test_decide_refuses_stats_that_do_not_cover_the_run_and_writes_nothing(finished, tmp_path, damage):
+    out = tmp_path / "out"
+    shutil.copytree(finished, out)
+    spoil, words = DAMAGES[damage]
+    spoil(out)
+    before = tree(out)
+    done = cli("decide", "--export", str(out), "--max-area-ratio", "0.2")
+    assert "Traceback" not in done.stderr
+    refused(done, *words, "left as they were")
+    after = tree(out)
+    after.pop(".textsieve.lock"), before.pop(".textsieve.lock")  # the run's lock, held while deciding
+    assert after == before
+
+
+def test_decide_on_intact_stats_still_re_decides(finished, tmp_path):
+    """The control: the same checks pass on the run's own files."""
+    out = tmp_path / "out"
+    shutil.copytree(finished, out)
+    done = cli("decide", "--export", str(out), "--max-area-ratio", "0.2")
+    assert done.returncode == 0, done.stderr[-2000:]
+    counts = summary(out)["counts"]
+    assert counts["adds_up"] and counts["kept"] + counts["dropped"] == 6
+
+
+@pytest.mark.parametrize("content", ["empty", "user-files"])
+def test_decide_on_a_folder_that_is_not_a_run_creates_nothing(tmp_path, content):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    if content == "user-files":
+        (folder / "stats.jsonl").write_text('{"mine": 1}\n')
+    before = tree(folder)
+    refused(cli("decide", "--export", str(folder), "--max-area-ratio", "0.2"), "no summary.json")
+    assert tree(folder) == before and not (folder / ".textsieve.lock").exists()
+

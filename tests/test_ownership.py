@@ -199,3 +199,98 @@ def test_decide_on_a_folder_that_is_not_a_run_creates_nothing(tmp_path, content)
     refused(cli("decide", "--export", str(folder), "--max-area-ratio", "0.2"), "no summary.json")
     assert tree(folder) == before and not (folder / ".textsieve.lock").exists()
 
+
+# ---- 8. resume checks what it resumes ---------------------------------------------------------
+
+def stop_part_way(dataset: Path, out: Path) -> Path:
+    """A run stopped part-way (exit 4) with committed records: samples 0
+    and 1 are judged, then the detector fails the same way on samples 2
+    and 3 and a streak of two stops the run."""
+    done = cli(*args(dataset, out, "serial", "--failure-streak", "2"),
+               env={"TEXTSIEVE_FAULTS": json.dumps({"detector_error_on": ["v2.mp4", "v3.mp4"]})})
+    assert done.returncode == 4, done.stderr[-2000:]
+    assert _committed(out) and (out / "kept.jsonl.part").stat().st_size > 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def stopped(small_dataset, tmp_path_factory) -> Path:
+    """A run stopped part-way (copy it before use)."""
+    return stop_part_way(small_dataset, tmp_path_factory.mktemp("stopped") / "out")
+
+
+def _committed(out: Path) -> set[int]:
+    done: set[int] = set()
+    for line in (out / "journal.jsonl").read_text().splitlines()[1:]:
+        done.update(json.loads(line).get("done", []))
+    return done
+
+
+def _cut_short(part: Path) -> None:
+    os.truncate(part, part.stat().st_size // 2)
+
+
+def _zero_filled(part: Path) -> None:
+    part.write_bytes(b"\0" * (part.stat().st_size + 100))  # as a crash can leave a file: its blocks zeros, grown
+
+
+@pytest.mark.parametrize("part, damage", [("kept.jsonl.part", _cut_short), ("stats.jsonl.part", _zero_filled)],
+                         ids=["kept-part-cut-short", "stats-part-zero-filled"])
+def test_a_part_file_that_lost_committed_records_is_repaired_on_resume(finished, small_dataset, tmp_path, part, damage):
+    out = stop_part_way(small_dataset, tmp_path / "out")  # in place: the damage alone is tested
+    committed = _committed(out)
+    damage(out / part)
+    done = cli(*args(small_dataset, out, "serial"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "judged again" in done.stderr
+    assert outputs(out) == outputs(finished)  # no sample lost, none doubled, no NUL
+    assert not list(out.glob("*.part"))
+    assert summary(out)["resumed_with_done"] < len(committed)  # the lost ones were judged again
+
+
+def test_a_copied_half_done_export_folder_resumes_where_it_lies(stopped, finished, small_dataset, tmp_path):
+    """The fingerprint holds what decides the answers, not where the folder lies."""
+    copy = tmp_path / "elsewhere" / "copy"
+    shutil.copytree(stopped, copy)
+    done = cli(*args(small_dataset, copy, "serial"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert outputs(copy) == outputs(finished)
+    assert summary(copy)["resumed_with_done"] == len(_committed(stopped))
+    assert not (stopped / "summary.json").exists()  # the original was left alone
+
+
+def test_retried_errors_are_still_counted_after_a_kill_and_a_resume(small_dataset, finished, tmp_path):
+    out = tmp_path / "out"
+    first = cli(*args(small_dataset, out, "serial"), env={"TEXTSIEVE_FAULTS": json.dumps({"detector_error_on": ["v2.mp4"]})})
+    assert first.returncode == 0, first.stderr[-2000:]
+    retry = args(small_dataset, out, "serial", "--retry-errors")
+    # the retried sample's detection is slow: the run is killed after it took the sample back
+    proc = subprocess.Popen([sys.executable, "-m", "textsieve.cli", *retry], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True,
+                            env={**os.environ, "TEXTSIEVE_FAULTS": json.dumps({"slow_detect_s": 60})})
+    journal, deadline = out / "journal.jsonl", time.monotonic() + 240
+    try:
+        while proc.poll() is None and time.monotonic() < deadline:
+            lines = journal.read_text().splitlines()
+            if len(lines) == 2 and '"complete"' not in lines[1]:  # the retry's rewrite: one commit, unfinished
+                break
+            time.sleep(0.1)
+        assert proc.poll() is None, "the retry ended before it could be killed"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    done = cli(*retry)  # the same command again
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert outputs(out) == outputs(finished)
+    assert summary(out)["retried_errors"] == 1 and summary(out)["counts"]["adds_up"]
+
+
+def test_a_finished_run_missing_its_summary_is_not_reported_finished(finished, small_dataset, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(finished, out)
+    (out / "summary.json").unlink()
+    done = cli(*args(small_dataset, out, "serial"))
+    assert done.returncode == 2, done.stderr[-2000:]
+    last = done.stderr.strip().splitlines()[-1]  # after the plan, which a run prints first
+    assert last.startswith("textsieve: ") and str(out / "summary.json") in last and "--restart" in last, last
+    assert "already holds" not in done.stdout

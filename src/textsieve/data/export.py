@@ -15,6 +15,7 @@ import heapq
 import json
 import os
 import tempfile
+from collections import Counter
 from pathlib import Path
 from typing import IO, Any, Iterator
 
@@ -135,8 +136,71 @@ def read_jsonl(path: Path) -> Iterator[dict]:
                 yield json.loads(line)
 
 
+def _whole(line: bytes, done: set[int]) -> bool:
+    """Whether a part file's line is one that a commit wrote: ``<index>\\t``
+    and a JSON object, ended by a newline, of a sample the journal lists as
+    done. (A JSON writer escapes NUL, so a NUL byte is damage: a file grown
+    or zero-filled by a crash.) Cheap enough for every line of a resume."""
+    head, tab, body = line.partition(b"\t")
+    return (bool(tab) and head.isdigit() and body.startswith(b"{") and body.endswith(b"}\n")
+            and b"\0" not in body and int(head) in done)
+
+
+def _whole_prefix(part: Path, limit: int, done: set[int]) -> tuple[int, list[int]]:
+    """How many bytes of ``part``, up to ``limit``, are whole lines (the
+    last consistent offset), and their indices in order."""
+    end, indices = 0, []
+    if not part.exists():
+        return 0, indices
+    with open(part, "rb") as f:
+        for line in f:
+            if end + len(line) > limit or not _whole(line, done):
+                break
+            end += len(line)
+            indices.append(int(line.partition(b"\t")[0]))
+    return end, indices
+
+
+def check_parts(export_dir: Path, kept_file: Path, done: set[int], offsets: dict[str, int]) -> \
+        tuple[set[int], dict[str, int], dict[str, tuple[int, int]]]:
+    """Check the part files against the journal before a resume: each must
+    hold whole lines up to the offset its last commit recorded. A part cut
+    short (or damaged: NUL bytes, a torn line) lost committed records;
+    truncating it "back" to the offset would grow it with NULs and the
+    finished files would hold them. So the damaged parts are cut to their
+    last whole line, every line of a sample whose records are no longer all
+    there (kept or dropped with its stats, or its error) is taken out of
+    every part, and those samples leave the done set, to be judged again:
+    no sample lost, none doubled. Returns the done set, the part sizes and,
+    per damaged part, where its whole lines end and the offset the journal
+    expected (empty when all is whole: the common case, which reads each
+    part once and changes nothing)."""
+    paths = output_paths(Path(export_dir), Path(kept_file))
+    prefixes = {name: _whole_prefix(part_of(path), offsets.get(name, 0), done) for name, path in paths.items()}
+    damaged = {name: (end, offsets.get(name, 0)) for name, (end, _) in prefixes.items() if end != offsets.get(name, 0)}
+    if not damaged:
+        return done, offsets, {}
+    judged = Counter(i for name in ("kept", "dropped") for i in prefixes[name][1])
+    stats, errors = Counter(prefixes["stats"][1]), Counter(prefixes["errors"][1])
+    whole = {i for i in done if (judged[i] == stats[i] == 1 and not errors[i])
+             or (errors[i] == 1 and not judged[i] and not stats[i])}
+    for name, path in paths.items():
+        part = part_of(path)
+        tmp = part.with_name(part.name + ".check")
+        with open(part, "a+b") as src, open(tmp, "wb") as out:
+            src.seek(0)
+            for _, line in zip(prefixes[name][1], iter(src.readline, b"")):
+                if int(line.partition(b"\t")[0]) in whole:
+                    out.write(line)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, part)
+    return whole, {name: part_of(path).stat().st_size for name, path in paths.items()}, damaged
+
+
 def reopen_for_retry(export_dir: Path, kept_file: Path, done: set[int], offsets: dict[str, int], complete: bool,
-                     retry_kinds: frozenset[str]) -> tuple[set[int], dict[str, int], set[int]]:
+                     retry_kinds: frozenset[str], retried_before: frozenset[int] = frozenset()) -> \
+        tuple[set[int], dict[str, int], set[int]]:
     """Take the samples whose error kind is in ``retry_kinds`` back out of a
     run, so that resuming judges them again, exactly once.
 
@@ -144,7 +208,9 @@ def reopen_for_retry(export_dir: Path, kept_file: Path, done: set[int], offsets:
     lines are paired with their stats records, which carry the index, as
     ``textsieve decide`` pairs them); an unfinished run's parts are cut to
     the last commit. The retried error lines are removed from the errors
-    part. Returns the new done set, part sizes and the retried indices."""
+    part; ``retried_before`` (a retry that was stopped and is resumed) are
+    not taken back again: each is retried once. Returns the new done set,
+    part sizes and the retried indices."""
     paths = output_paths(Path(export_dir), Path(kept_file))
     if complete:
         done, offsets = _unfinalize(paths)
@@ -156,7 +222,7 @@ def reopen_for_retry(export_dir: Path, kept_file: Path, done: set[int], offsets:
     tmp = errors.with_name(errors.name + ".retry")
     with open(errors, "rb") as src, open(tmp, "wb") as out:
         for index, body in _indexed(src):
-            if json.loads(body)["kind"] in retry_kinds:
+            if json.loads(body)["kind"] in retry_kinds and index not in retried_before:
                 retried.add(index)
             else:
                 out.write(b"%d\t%s" % (index, body))

@@ -38,11 +38,33 @@ def _flat(settings: dict, prefix: str = "") -> dict:
     return out
 
 
+def _portable(settings: dict) -> dict:
+    """Settings as this version records them: journals written before the
+    kept file was named within its folder hold its absolute path."""
+    kept = settings.get("kept_file")
+    return {**settings, "kept_file": os.path.basename(kept)} if isinstance(kept, str) and os.path.isabs(kept) else settings
+
+
+def check_same_run(folder: Path, header: dict, settings: dict[str, Any]) -> None:
+    """Refuse to resume a folder whose journal or manifest ``header`` holds
+    a run with other settings, naming what changed."""
+    if header.get("fingerprint") == fingerprint(settings):
+        return
+    recorded = _portable(header.get("settings", {}))
+    if fingerprint(recorded) == fingerprint(settings):
+        return
+    old, new = _flat(recorded), _flat(settings)
+    changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    raise ConfigError(f"{folder} holds a run with other settings (changed: {', '.join(changed) or 'unknown'}); "
+                      "pass --restart to discard it and start over, or choose another export folder")
+
+
 @dataclass
 class Resumed:
     done: set[int] = field(default_factory=set)
     offsets: dict[str, int] = field(default_factory=dict)
     complete: bool = False  # the run finished and its final files were written
+    retried: set[int] = field(default_factory=set)  # taken back by --retry-errors (kept across a resume)
 
 
 class Journal:
@@ -70,14 +92,8 @@ class Journal:
         try:
             header = json.loads(lines[0])
         except ValueError:
-            raise ConfigError(f"{self.path} is not a textsieve journal; remove it or pass --restart") from None
-        if header.get("fingerprint") != self.key:
-            old, new = _flat(header.get("settings", {})), _flat(self.settings)
-            changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-            raise ConfigError(
-                f"{self.path.parent} holds a run with other settings (changed: {', '.join(changed) or 'unknown'}); "
-                "pass --restart to discard it and start over, or choose another export folder"
-            )
+            raise ConfigError(f"{self.path} is not a textsieve journal: move it away, or choose another export folder") from None
+        check_same_run(self.path.parent, header, self.settings)
         end = len(lines[0]) + 1
         # lines[-1] follows the last newline: empty, or a commit torn by a crash
         for line in lines[1:-1]:
@@ -90,24 +106,30 @@ class Journal:
             else:
                 resumed.done.update(entry["done"])
                 resumed.offsets = entry["offsets"]
+                resumed.retried.update(entry.get("retried", ()))
             end += len(line) + 1
         with open(self.path, "r+b") as f:  # drop a torn tail before appending
             f.truncate(end)
         return resumed
 
-    def rewrite(self, done: set[int], offsets: dict[str, int]) -> None:
+    def rewrite(self, done: set[int], offsets: dict[str, int], retried: set[int] = frozenset()) -> None:
         """Replace the journal by one commit of ``done`` at ``offsets`` (the
         run is then unfinished): for ``--retry-errors``, which takes samples
-        back out of the done set."""
+        back out of the done set (``retried``, recorded so that the summary
+        still counts them after a stop and a resume), and for a resume whose
+        part files lost records."""
         self._file.close()
         tmp = self.path.with_name(self.path.name + ".rewrite")
         with open(tmp, "w", encoding="utf-8") as f:
-            f.write(dumps({"fingerprint": self.key, "settings": self.settings}, ascii=True) + "\n")
-            f.write(json.dumps({"done": sorted(done), "offsets": offsets}) + "\n")
+            f.write(dumps({"fingerprint": self.key, "settings": self.settings}, ascii=True) + "
+")
+            entry = {"done": sorted(done), "offsets": offsets, **({"retried": sorted(retried)} if retried else {})}
+            f.write(json.dumps(entry) + "
+")
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.path)
-        self.resumed = Resumed(set(done), dict(offsets), complete=False)
+        self.resumed = Resumed(set(done), dict(offsets), complete=False, retried=set(retried))
         self._file = open(self.path, "a", encoding="utf-8")
 
     def commit(self, done: list[int], offsets: dict[str, int]) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..outcome import SampleOutcome
-from .export import ExportWriter, iter_records, output_paths, read_jsonl, reopen_for_retry
+from .export import ExportWriter, check_parts, iter_records, output_paths, part_of, read_jsonl, reopen_for_retry
 from .journal import Journal, index_ranges
 from .shards import OUTPUTS, Manifest, ShardEntry, ShardWriter
 
@@ -49,16 +49,38 @@ class SingleFiles:
         self.dir, self.kept_file = Path(export_dir), Path(kept_file)
         self.journal = Journal(export_dir, settings, restart=restart)
         resumed = self.journal.resumed
-        self.retried: set[int] = set()
+        if resumed.done and not resumed.complete:
+            self._check_parts()
+            resumed = self.journal.resumed
+        # a stopped retry, resumed: its samples still count (and are not retried twice);
+        # a finished run's retry is a new round
+        before = frozenset() if resumed.complete else frozenset(resumed.retried)
+        self.retried: set[int] = set(before)
         if retry_kinds and not (resumed.complete and not self._has_errors(retry_kinds)):
-            done, offsets, self.retried = reopen_for_retry(export_dir, kept_file, resumed.done, resumed.offsets,
-                                                           resumed.complete, retry_kinds)
-            self.journal.rewrite(done, offsets)
+            done, offsets, again = reopen_for_retry(export_dir, kept_file, resumed.done, resumed.offsets,
+                                                    resumed.complete, retry_kinds, before)
+            self.retried |= again
+            self.journal.rewrite(done, offsets, self.retried)
         self.complete = self.journal.resumed.complete
         self.done = set(self.journal.resumed.done)
         self.writer: ExportWriter | None = None if self.complete else ExportWriter(export_dir, kept_file,
                                                                                     self.journal.resumed.offsets)
         self._pending: list[int] = []
+
+    def _check_parts(self) -> None:
+        """Resume checks what it resumes: part files that lost committed
+        records (cut short, NUL bytes) are repaired and those samples judged
+        again (export.check_parts), instead of breaking the finish for good."""
+        resumed = self.journal.resumed
+        done, offsets, damaged = check_parts(self.dir, self.kept_file, resumed.done, resumed.offsets)
+        if not damaged:
+            return
+        lost = len(resumed.done) - len(done)
+        for name, (end, expected) in damaged.items():
+            log.warning("resuming: %s holds whole records up to byte %d, but the journal committed %d bytes (cut "
+                        "short or damaged since)", part_of(output_paths(self.dir, self.kept_file)[name]), end, expected)
+        log.warning("resuming: %d sample(s) whose records were lost are judged again; the part files were repaired", lost)
+        self.journal.rewrite(done, offsets, resumed.retried)
 
     def _has_errors(self, kinds: frozenset[str]) -> bool:
         path = output_paths(self.dir, self.kept_file)["errors"]

@@ -32,7 +32,7 @@ from ..filter import with_stats
 from ..outcome import SampleOutcome
 from .parquet import arrow_table, common_schema, conform, replace_file, shape, warn_mixed
 from .strict_json import dumps
-from .journal import _flat, fingerprint
+from .journal import check_same_run, fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -249,11 +249,7 @@ class Manifest:
 
     def _read(self) -> None:
         header, self.entries, self.complete = read_manifest(self.dir)
-        if header.get("fingerprint") != self.key:
-            old, new = _flat(header.get("settings", {})), _flat(self.settings)
-            changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-            raise ConfigError(f"{self.dir} holds a run with other settings (changed: {', '.join(changed) or 'unknown'}); "
-                              "pass --restart to discard it and start over, or choose another export folder")
+        check_same_run(self.dir, header, self.settings)
         self._write_all()  # without a torn tail
 
     def _remove_unlisted(self) -> None:

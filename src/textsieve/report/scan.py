@@ -167,7 +167,8 @@ def _settings(export_dir: Path) -> tuple[bool, dict | None, dict, Path]:
             f"{export_dir}: no summary.json, {JOURNAL} or {MANIFEST}: not a textsieve export folder "
             "(give the folder `textsieve run --export` wrote)"
         )
-    return False, summary, settings["filter"], Path(settings.get("kept_file") or export_dir / "kept.jsonl")
+    # the journal names the kept file by its name (older ones: absolute): it lies in this folder
+    return False, summary, settings["filter"], export_dir / Path(settings.get("kept_file") or "kept.jsonl").name
 
 
 def scan_export(export_dir: Path, per_group: int = 8, seed: int = 0) -> Scan:

@@ -30,7 +30,7 @@ from ..data.lock import FolderLock
 from ..data.outputs import Sharded, SingleFiles
 from ..data.parquet import write_records
 from ..data.shards import ShardEntry
-from ..errors import TRANSIENT_KINDS, RunStopped, SystemicFailure
+from ..errors import TRANSIENT_KINDS, ConfigError, RunStopped, SystemicFailure
 from ..outcome import SampleOutcome
 from ..redact import mask_url, redact
 from ..report.summary import SummaryBuilder
@@ -49,10 +49,12 @@ class AlreadyComplete(Exception):
 
 def semantic_settings(config: RunConfig) -> dict:
     """What changes the answers: a resume with other values is refused.
-    (np, batch size, device and planning do not change answers.)"""
+    (np, batch size, device and planning do not change answers, nor where
+    the export folder lies: a copied or moved folder resumes, so the kept
+    file is named within it.)"""
     return {
         "dataset_path": mask_url(config.dataset),  # stored in the journal and summary: never a secret
-        "kept_file": str(Path(config.kept_file).resolve()),
+        "kept_file": Path(config.kept_file).name,
         "filter": config.filter.model_dump(),
         "max_video_pixels": config.video_pixel_limit,
         "max_video_duration_s": config.max_video_duration_s,
@@ -172,6 +174,7 @@ class Collector:
             log.info("--retry-errors: judging %d sample(s) with transient errors again", len(self.output.retried))
         if self.output.complete:
             self.output.close()
+            _check_finished(config)
             more = " and has no transient errors to retry" if retry_errors else " (pass --restart to redo it)"
             raise AlreadyComplete(f"{config.export_dir} already holds this run's finished outputs{more}")
         if self.output.done_count:
@@ -292,6 +295,26 @@ class Collector:
         write_json_atomic(self.config.export_dir / "summary.json", summary)
         self.output.mark_complete()
         return summary
+
+
+def _check_finished(config: RunConfig) -> None:
+    """A finished run is reported finished only if what it finished is
+    there: else a user would be told all is well over a folder without its
+    summary or outputs (exit 2, and the way out)."""
+    export_dir = config.export_dir
+    needed = [export_dir / "summary.json"]
+    if not config.sharded:
+        needed += [export_dir / name for name in ("dropped.jsonl", "errors.jsonl", "stats.jsonl")]
+        needed.append(config.export_file if config.export_file is not None else config.kept_file)
+    for path in needed:
+        try:
+            if path.name == "summary.json":
+                json.loads(path.read_text(encoding="utf-8"))["counts"]
+            elif not path.is_file():
+                raise FileNotFoundError(path)
+        except (OSError, ValueError, KeyError, TypeError):
+            raise ConfigError(f"{export_dir}'s journal says the run finished, but {path} is missing or damaged: "
+                              "restore it, or pass --restart to judge the dataset again") from None
 
 
 def write_segments(stats: Iterator[dict], path: Path) -> None:

@@ -3,7 +3,10 @@
 Reads stats.jsonl with kept.jsonl and dropped.jsonl (all in sample order),
 applies the new range to the saved per-video ratios, and rewrites the three
 files and the summary. No decoding, no detection: seconds for millions of
-samples, in bounded memory.
+samples, in bounded memory. The stats must cover the run (each judged
+sample once, as many as the summary counted, none also an error): else the
+decide is refused and nothing is written, since re-deciding short stats
+would silently drop the samples they lost.
 """
 
 from __future__ import annotations
@@ -25,49 +28,60 @@ from .collector import write_segments
 
 def redecide(export_dir: Path, min_ratio: float | None, max_ratio: float | None, any_or_all: str | None,
              kept_file: str | None = None) -> dict:
-    lock = FolderLock(export_dir).acquire() if export_dir.is_dir() else None
+    """Re-decide a finished run at new thresholds; a ConfigError (nothing
+    written, nothing created) for a folder that is not a finished run, or
+    whose stats do not cover the run's samples."""
+    summary = _finished_run(export_dir)  # before the lock: a folder that is not a run gets no lock file
+    lock = FolderLock(export_dir).acquire()
     try:
-        return _redecide(export_dir, min_ratio, max_ratio, any_or_all, kept_file)
+        return _redecide(export_dir, summary, min_ratio, max_ratio, any_or_all, kept_file)
     finally:
-        if lock is not None:
-            lock.release()
+        lock.release()
 
 
-def _redecide(export_dir: Path, min_ratio: float | None, max_ratio: float | None, any_or_all: str | None,
-              kept_file: str | None) -> dict:
+def _finished_run(export_dir: Path) -> dict:
     if (export_dir / MANIFEST).exists():
         raise ConfigError(f"{export_dir} holds shards (export_shard_size): textsieve decide rewrites single-file outputs; "
                           "run again with the new thresholds instead (the journal is per shard)")
     summary_path = export_dir / "summary.json"
-    if not summary_path.exists():
-        raise ConfigError(f"{export_dir} has no summary.json: only a finished run can be re-decided")
-    summary = json.loads(summary_path.read_text())
+    if not summary_path.is_file():
+        raise ConfigError(f"{export_dir} has no summary.json: only a finished run can be re-decided "
+                          "(give the export folder of a `textsieve run` that ended)")
+    try:
+        summary = json.loads(summary_path.read_text(encoding="utf-8"))
+        counts, op = summary["counts"], summary["config"]["filter"]
+        int(counts["input"]), int(counts["kept"]), int(counts["dropped"]), int(counts["error"]), dict(op)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{summary_path} is not the summary of a finished run ({exc}): run the run again to "
+                          "write it") from None
+    return summary
+
+
+def _redecide(export_dir: Path, summary: dict, min_ratio: float | None, max_ratio: float | None,
+              any_or_all: str | None, kept_file: str | None) -> dict:
+    summary_path = export_dir / "summary.json"
     op = summary["config"]["filter"]
     op["min_area_ratio"] = op["min_area_ratio"] if min_ratio is None else min_ratio
     op["max_area_ratio"] = op["max_area_ratio"] if max_ratio is None else max_ratio
     op["any_or_all"] = any_or_all or op["any_or_all"]
     if not 0 <= op["min_area_ratio"] <= op["max_area_ratio"] <= 1:
         raise ConfigError("need 0 <= min_area_ratio <= max_area_ratio <= 1")
-    kept_path = Path(kept_file) if kept_file else Path(summary["config"]["export_path"])
+    # the kept file beside the summary (as Data-Juicer resolves outputs): a
+    # copied or moved folder re-decides its own files, not the original's
+    named = Path(summary["config"].get("export_path") or "")
+    kept_path = Path(kept_file) if kept_file else export_dir / named.name
     paths = output_paths(export_dir, kept_path if kept_path.suffix == ".jsonl" else export_dir / "kept.jsonl")
-    old = {"kept": read_jsonl(paths["kept"]), "dropped": read_jsonl(paths["dropped"])}
+    for path in paths.values():
+        if not path.is_file():
+            raise ConfigError(f"{path} is missing: only a finished run can be re-decided (run the same command to "
+                              "finish it, or pass --kept-file for a .jsonl export_path)")
     tmp = {name: paths[name].with_name(paths[name].name + ".deciding") for name in ("kept", "dropped", "stats")}
-    counts = {"kept": 0, "dropped": 0}
-    with open(tmp["kept"], "w", encoding="utf-8") as kept, open(tmp["dropped"], "w", encoding="utf-8") as dropped, \
-            open(tmp["stats"], "w", encoding="utf-8") as stats:
-        out = {"kept": kept, "dropped": dropped}
-        for record in read_jsonl(paths["stats"]):
-            sample = _next(old[record["status"]], record["index"])
-            verdicts = [redecide_pieces(v, op) for v in record["videos"]]
-            entries = record.get("entry_videos") or []
-            status = "kept" if keep_with_verdicts(record["video_ocr_area_ratio"], [verdicts[i] for i in entries]
-                                                  or [None] * len(record["video_ocr_area_ratio"]),
-                                                  op["min_area_ratio"], op["max_area_ratio"], op["any_or_all"],
-                                                  op.get("reversed_range", False)) else "dropped"
-            record["status"] = status
-            counts[status] += 1
-            out[status].write(dumps(sample) + "\n")
-            stats.write(dumps(record) + "\n")
+    try:
+        counts = _write_decided(paths, tmp, summary, op)
+    except BaseException:
+        for path in tmp.values():  # a refused decide writes nothing
+            path.unlink(missing_ok=True)
+        raise
     for name, path in tmp.items():
         os.replace(path, paths[name])
     summary["counts"].update(counts)
@@ -86,6 +100,101 @@ def _redecide(export_dir: Path, min_ratio: float | None, max_ratio: float | None
     return summary
 
 
+def _write_decided(paths: dict[str, Path], tmp: dict[str, Path], summary: dict, op: dict) -> dict[str, int]:
+    """Re-decide every stats record into the ``tmp`` files, checking as it
+    goes that the stats cover the run: each judged sample once, in order,
+    none also among the errors, as many as the summary counted, every kept
+    and dropped line paired. In bounded memory: the finished files are in
+    sample order, so the errors are merged in, not held."""
+    counts = {"kept": 0, "dropped": 0}
+    old = {"kept": _objects(paths["kept"]), "dropped": _objects(paths["dropped"])}
+    errors = _indices(paths["errors"])
+    error = next(errors, None)
+    n_errors = error is not None
+    previous = -1
+    with open(tmp["kept"], "w", encoding="utf-8") as kept, open(tmp["dropped"], "w", encoding="utf-8") as dropped, \
+            open(tmp["stats"], "w", encoding="utf-8") as stats:
+        out = {"kept": kept, "dropped": dropped}
+        for line, record in _objects(paths["stats"]):
+            where = f"{paths['stats']} line {line}"
+            index, status = record.get("index"), record.get("status")
+            if not isinstance(index, int) or status not in out:
+                raise ConfigError(f"{where} is not a stats record (an integer index and a status kept or dropped): "
+                                  f"the outputs were left as they were; {_WAY_OUT}")
+            if index <= previous:
+                raise ConfigError(f"{where}: sample {index} after sample {previous}: a finished run lists each "
+                                  f"sample once, in order; the outputs were left as they were; {_WAY_OUT}")
+            while error is not None and error[1] < index:
+                error = next(errors, None)
+                n_errors += error is not None
+            if error is not None and error[1] == index:
+                raise ConfigError(f"{where}: sample {index} is also in {paths['errors']} line {error[0]}: the "
+                                  f"outputs were left as they were; {_WAY_OUT}")
+            previous = index
+            _, sample = _next(old[status], paths[status], index)
+            try:
+                verdicts = [redecide_pieces(v, op) for v in record["videos"]]
+                entries = record.get("entry_videos") or []
+                new = "kept" if keep_with_verdicts(record["video_ocr_area_ratio"], [verdicts[i] for i in entries]
+                                                   or [None] * len(record["video_ocr_area_ratio"]),
+                                                   op["min_area_ratio"], op["max_area_ratio"], op["any_or_all"],
+                                                   op.get("reversed_range", False)) else "dropped"
+            except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+                raise ConfigError(f"{where}: sample {index}'s ratios cannot be read ({type(exc).__name__}: {exc}): "
+                                  f"the outputs were left as they were; {_WAY_OUT}") from None
+            record["status"] = new
+            counts[new] += 1
+            out[new].write(dumps(sample) + "\n")
+            stats.write(dumps(record) + "\n")
+    n_errors += sum(1 for _ in errors)
+    judged = summary["counts"]["kept"] + summary["counts"]["dropped"]
+    if counts["kept"] + counts["dropped"] != judged or n_errors != summary["counts"]["error"]:
+        fewer = counts["kept"] + counts["dropped"] + n_errors < judged + summary["counts"]["error"]
+        raise ConfigError(f"{paths['stats']} holds {counts['kept'] + counts['dropped']} judged samples and "
+                          f"{paths['errors']} {n_errors} errors, but the run counted {judged} and "
+                          f"{summary['counts']['error']} (summary.json): samples are {'missing' if fewer else 'doubled'}, "
+                          f"so nothing was re-decided and the outputs were left as they were; {_WAY_OUT}")
+    for name, lines in old.items():
+        extra = next(lines, None)
+        if extra is not None:
+            raise ConfigError(f"{paths[name]} line {extra[0]} has no record in {paths['stats']}: the outputs were "
+                              f"left as they were; {_WAY_OUT}")
+    return counts
+
+
+_WAY_OUT = ("restore the file from a copy, or judge the dataset again with `textsieve run ... --restart`")
+
+
+def _objects(path: Path) -> Iterator[tuple[int, dict]]:
+    """A JSON-lines file's objects with their 1-based line numbers; a line
+    that is not a JSON object refuses the decide, naming it."""
+    with open(path, "rb") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except ValueError as exc:
+                raise ConfigError(f"{path} line {number} is not valid JSON ({exc}): the outputs were left as they "
+                                  f"were; {_WAY_OUT}") from None
+            if not isinstance(obj, dict):
+                raise ConfigError(f"{path} line {number} is a {type(obj).__name__}, not a JSON object: the outputs "
+                                  f"were left as they were; {_WAY_OUT}")
+            yield number, obj
+
+
+def _indices(path: Path) -> Iterator[tuple[int, int]]:
+    """The errors file's (line, sample index), checked to be in sample order."""
+    previous = -1
+    for number, record in _objects(path):
+        index = record.get("index")
+        if not isinstance(index, int) or index <= previous:
+            raise ConfigError(f"{path} line {number} is not the next error record (an integer index after "
+                              f"{previous}): the outputs were left as they were; {_WAY_OUT}")
+        previous = index
+        yield number, index
+
+
 def redecide_pieces(video: dict, op: dict) -> bool | None:
     """A video judged in pieces: each piece's keep at the new thresholds; the
     video's own verdict under segment_aggregate any/all (None: its ratio decides)."""
@@ -100,8 +209,9 @@ def redecide_pieces(video: dict, op: dict) -> bool | None:
     return keep
 
 
-def _next(lines: Iterator[dict], index: int) -> dict:
+def _next(lines: Iterator[tuple[int, dict]], path: Path, index: int) -> tuple[int, dict]:
     sample = next(lines, None)
     if sample is None:
-        raise ConfigError(f"stats.jsonl names sample {index}, but the kept/dropped files ended: the export folder is inconsistent")
+        raise ConfigError(f"stats.jsonl names sample {index}, but {path} ended: the export folder is inconsistent, so "
+                          f"the outputs were left as they were; {_WAY_OUT}")
     return sample

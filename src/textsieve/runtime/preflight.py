@@ -1,6 +1,6 @@
 """What is checked before a run starts, so that a mistake stops it at once
 (exit 2, nothing written) instead of failing every sample: the dataset can
-be read, the calibration file applies, the detector's files are installed.
+be read, the outputs replace nothing textsieve did not write, the calibration file applies, the detector's files are installed.
 (Language codes are checked with the recipe, where the line is known.) (A device that does not exist is refused
 by the planner's inventory: see :func:`textsieve.runtime.planning.inventory_for`.)
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 from ..calibration import Calibration, load_calibration
 from ..config import OcrFilter, RunConfig
 from ..data.dataset import check_dataset
+from ..data.ownership import check_outputs
 from ..detect import registry
 from ..errors import ConfigError
 from .planning import model_specs
@@ -28,6 +29,7 @@ def preflight(config: RunConfig) -> Calibration | None:
     """Check everything a run needs but the devices; returns the resolved calibration."""
     config.require_io()
     check_dataset(config.dataset)
+    check_outputs(config)  # before the lock, the journal or anything else is created
     calibration = resolve_calibration(config.filter)
     op = config.filter
     if op.segment_s is not None and config.executor == "ray":

@@ -121,11 +121,9 @@ class Journal:
         self._file.close()
         tmp = self.path.with_name(self.path.name + ".rewrite")
         with open(tmp, "w", encoding="utf-8") as f:
-            f.write(dumps({"fingerprint": self.key, "settings": self.settings}, ascii=True) + "
-")
+            f.write(dumps({"fingerprint": self.key, "settings": self.settings}, ascii=True) + "\n")
             entry = {"done": sorted(done), "offsets": offsets, **({"retried": sorted(retried)} if retried else {})}
-            f.write(json.dumps(entry) + "
-")
+            f.write(json.dumps(entry) + "\n")
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.path)

@@ -4,6 +4,7 @@ filter, Data-Juicer's global keys, its export conventions, 10-bit video."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import av
@@ -179,3 +180,57 @@ def test_ten_bit_video_gets_the_frames_data_juicer_computes_with_the_same_ffmpeg
     picks = [round(t * 10) for t in sampled.times]
     for index, image in zip(picks, sampled.images):
         assert np.array_equal(image, dj[index])
+
+
+def _dj_resolved(output: Path, path: str) -> Path:
+    """A video path as Data-Juicer's loader resolves it when ``output`` is its
+    dataset_path (format/formatter.py rel2abs: against the file's folder, or
+    the folder itself)."""
+    return Path(path) if os.path.isabs(path) else (output if output.is_dir() else output.parent) / path
+
+
+@pytest.mark.parametrize("executor,sharded", [("serial", ""), ("local", "export_shard_size: 100000")])
+def test_every_output_resolves_its_videos_from_where_it_lies(small_dataset, tmp_path, monkeypatch, executor, sharded):
+    """The dataset's video paths are relative to its folder, the dataset is
+    named relative to the working directory, and the outputs lie elsewhere:
+    each written video path still names the file the run judged, by
+    Data-Juicer's rule applied from the output's own folder, and the kept
+    output read back as a dataset (the rest.yaml hand-off) judges every sample
+    again with the same answers. URL-free paths the row gave as absolute stay
+    byte for byte."""
+    rows = [json.loads(line) for line in small_dataset.read_text().splitlines()]
+    rows[2]["videos"] = [str(small_dataset.parent / "v2.mp4")]  # absolute already
+    rows[3]["videos"] = ["./sub/../v3.mp4"]
+    data = tmp_path / "in" / "data.jsonl"
+    data.parent.mkdir()
+    for name in ("v0.mp4", "v1.mp4", "v3.mp4", "zero.mp4", "notes.mp4"):
+        (data.parent / name).symlink_to(small_dataset.parent / name)
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    monkeypatch.chdir(tmp_path)
+    path = recipe(tmp_path, Path("in/data.jsonl"), "out/result.jsonl", sharded)
+    assert main(["run", str(path), "--executor", executor]) == 0
+    out = tmp_path / "out"
+    kept_output = out / "result.jsonl"  # a file, or with export_shard_size the folder of kept shards
+    written = {"kept": kept_output, "dropped": out / ("dropped" if sharded else "dropped.jsonl"),
+               "errors": out / ("errors" if sharded else "errors.jsonl")}
+    samples: dict[str, list[dict]] = {}
+    for name, where in written.items():
+        files = sorted(where.glob("*.jsonl")) if where.is_dir() else [where]
+        samples[name] = [dict(json.loads(line), _file=f) for f in files for line in f.read_text().splitlines()]
+    samples["errors"] = [dict(r["sample"], _file=r["_file"]) for r in samples["errors"]]
+    assert {r["id"] for rs in samples.values() for r in rs} == set(range(9))
+    for record in (r for rs in samples.values() for r in rs):
+        for video in record["videos"]:
+            resolved = _dj_resolved(record["_file"], video)
+            if record["id"] == 2:
+                assert video == rows[2]["videos"][0]
+            else:
+                assert resolved.is_absolute() and resolved.parent == data.parent, (record["id"], video)
+            assert resolved.exists() or resolved.name == "nope.mp4"
+    rest = yaml.safe_load((out / "rest.yaml").read_text())
+    assert Path(rest["dataset_path"]) == kept_output.resolve() and Path(rest["export_path"]).is_absolute()
+    monkeypatch.chdir(out)  # a hand-off is read from anywhere
+    again = recipe(tmp_path, Path(rest["dataset_path"]), str(tmp_path / "again" / "result.jsonl"))
+    assert main(["run", str(again), "--executor", "serial"]) == 0
+    summary = json.loads((tmp_path / "again" / "summary.json").read_text())
+    assert summary["counts"]["kept"] == len(samples["kept"]) and summary["counts"]["error"] == 0

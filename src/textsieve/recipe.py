@@ -232,7 +232,10 @@ def write_rest_recipe(config: RunConfig, plan: RecipePlan) -> Path | None:
         kept = config.export_file or config.kept_file  # a .parquet export_path holds them once the run ends
     rest["dataset_path"] = str(kept.resolve())
     export = Path(str(plan.document.get("export_path") or config.export_dir / "result.jsonl"))
-    rest["export_path"] = str(export.with_name(f"{export.stem}-rest{export.suffix or '.jsonl'}"))
+    rest_export = str(export.with_name(f"{export.stem}-rest{export.suffix or '.jsonl'}"))
+    # dj-process resolves a relative export_path against its own working
+    # directory, and rest.yaml is run from anywhere: resolve it as this run did
+    rest["export_path"] = rest_export if "://" in rest_export else str(Path(rest_export).resolve())
     rest["process"] = plan.others
     path = config.export_dir / "rest.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)

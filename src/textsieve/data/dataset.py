@@ -9,6 +9,7 @@ splitting live in :mod:`textsieve.data.sources`.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -79,6 +80,29 @@ def dataset_base(path: str) -> str:
     from .sources import resolve
 
     return resolve(str(path)).base
+
+
+def with_absolute_videos(sample: dict, video_key: str, base_dir: str | Path) -> dict:
+    """The sample as every output writes it: each relative video path made
+    absolute against the dataset's folder (or URL prefix), so that a kept,
+    dropped or error file resolves its videos wherever it lies and whoever
+    reads it. Data-Juicer's loader does the same (``rel2abs``), against the
+    folder of the file it is given, which for textsieve's outputs is the export
+    folder, not the dataset's. Absolute paths and URLs are written as given.
+
+    A base whose URL holds a secret (userinfo, a signed query) is not written
+    out: those paths stay as the row had them (README, "Relative video paths")."""
+    from .sources import is_url, join
+
+    base = str(base_dir)
+    videos = sample.get(video_key)
+    if not isinstance(videos, list) or mask_url(base) != base:
+        return sample
+    absolute = [join(base, v) if isinstance(v, str) and v and not is_url(v) and not os.path.isabs(v) else v
+                for v in videos]
+    if absolute == videos:
+        return sample
+    return {**sample, video_key: absolute}
 
 
 def video_paths(sample: dict, video_key: str, base_dir: str | Path) -> list[str]:

@@ -4,10 +4,10 @@ joins them is :mod:`textsieve.runtime.flow`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..config import OcrFilter, RunConfig
-from ..data.dataset import Row, video_paths
+from ..data.dataset import Row, video_paths, with_absolute_videos
 from ..data.sources import is_url
 from ..errors import ErrorKind, Failure, VideoError, store_failure
 from ..filter import STATS_FIELD, keep_with_verdicts
@@ -72,6 +72,8 @@ def prepare(row: Row, op: OcrFilter, base_dir: str) -> SampleJob | SampleOutcome
         paths = video_paths(row.sample, op.video_key, base_dir)
     except VideoError as exc:
         return error_outcome(row, exc.failure)
+    # from here on the sample is the one the outputs write: its paths resolve from any folder
+    row = replace(row, sample=with_absolute_videos(row.sample, op.video_key, base_dir))
     return SampleJob(row=row, paths=paths, unique=list(dict.fromkeys(paths)))
 
 

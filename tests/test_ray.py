@@ -178,3 +178,22 @@ def test_ray_from_the_cli_as_a_user_starts_it_on_a_cpu_machine(dataset, tmp_path
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Ray node" in done.stderr and "Ray pool: 1 detector actor(s), 0 GPU" in done.stderr
     assert read(tmp_path / "ray") == read(tmp_path / "serial")
+
+
+def test_ray_shards_are_the_size_asked_for(cluster, tmp_path):
+    """Ray's workers write a shard per batch; the run ends with Data-Juicer's
+    shard count, every shard but each output's last in the band (tests/test_shard_size.py)."""
+    from test_shard_size import SHARD, check_band
+
+    rows = [{"id": i, "text": "caption " * (i % 40), "videos": [f"gone{i}.mp4"] if i % 100 == 0 else []}
+            for i in range(4000)]
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    summary = RayExecutor(cfg(data, tmp_path / "out", export_shard_size=SHARD, export_type="parquet")).run()
+    assert summary["counts"] == {"input": 4000, "kept": 3960, "dropped": 0, "error": 40, "adds_up": True}
+    sizes = check_band(tmp_path / "out", "parquet")
+    assert len(sizes["kept"]) > 3
+    import pyarrow.dataset as pads
+
+    kept = pads.dataset(tmp_path / "out" / "kept", format="parquet").to_table().column("id").to_pylist()
+    assert sorted(kept) == [i for i in range(4000) if i % 100]

@@ -170,6 +170,7 @@ class Sharded:
 
     def finish(self) -> Totals:
         self.flush()
+        self.manifest.compact(self.writer.shard_bytes)
         counts = {name: sum(e.rows.get(name, 0) for e in self.manifest.entries) for name in ("kept", "dropped", "errors")}
         kinds = Counter(r["kind"] for r in self.manifest.records("errors"))
         files = {name: sum(name in e.files for e in self.manifest.entries) for name in OUTPUTS}

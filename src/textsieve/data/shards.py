@@ -15,12 +15,20 @@ listed flush are done; anything else in the folder is an interrupted write,
 removed when the run resumes, and its samples judged again: exactly once.
 Kept and dropped shards are readable while the run goes on; the summary is
 counted from the manifest.
+
+Writers flush whatever they hold (a Ray batch, a partial shard every
+``flush_every_s``), so when the run ends each output's shards are rewritten
+as Data-Juicer's exporter sizes them: ``ceil(Arrow size / export_shard_size)``
+shards of about equal size, rows in index order within each (``compact``).
+The rewrite is committed like a flush: new files, then the manifest, then the
+old files go; a crash between leaves one set or the other listed.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import secrets
 from dataclasses import asdict, dataclass, field
@@ -37,6 +45,9 @@ from .journal import check_same_run, fingerprint
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.jsonl"
+# every shard of an output but its last lies in this band of export_shard_size
+# (Arrow bytes, as Data-Juicer counts): shards already inside it are not rewritten
+SHARD_BAND = (0.5, 1.5)
 OUTPUTS = ("kept", "dropped", "errors", "stats")
 
 
@@ -175,6 +186,67 @@ def unify_parquet_shards(paths: list[Path]) -> list[Path]:
     return rewritten
 
 
+def _rows(path: Path):
+    """A shard's rows: an Arrow table for Parquet, the records for JSON
+    lines (kept as they are: a round trip through Arrow would turn a field of
+    mixed types into text)."""
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return pq.read_table(path)
+    return read_shard(path)
+
+
+def _rechunk(sources: list[tuple[Path, list[int]]], shard_bytes: int) -> Iterator[tuple[Any, list[int]]]:
+    """The sources' rows (with their sample indices) regrouped into
+    ``ceil(total / shard_bytes)`` shards of about equal Arrow size, as
+    Data-Juicer's exporter splits a dataset, each in index order; within a
+    source, rows are taken as equally large. One source is read at a time."""
+    import pyarrow as pa
+
+    sizes = [shard_nbytes(path) for path, _ in sources]
+    total = sum(sizes)
+    count = max(1, math.ceil(total / shard_bytes))
+    target = total / count
+    pieces: list[Any] = []
+    indices: list[int] = []
+    done = 0.0  # Arrow bytes taken so far
+    written = 0
+
+    def emit() -> tuple[Any, list[int]]:
+        order = sorted(range(len(indices)), key=indices.__getitem__)
+        if isinstance(pieces[0], list):
+            rows = [row for piece in pieces for row in piece]
+            return [rows[i] for i in order], [indices[i] for i in order]
+        return pa.concat_tables(pieces).take(order), [indices[i] for i in order]
+
+    for (path, idx), size in zip(sources, sizes):
+        data = _rows(path)
+        n = len(data) if isinstance(data, list) else data.num_rows
+        per_row = size / max(1, n)
+        start = 0
+        while start < n:
+            boundary = (written + 1) * target
+            take = n - start if written == count - 1 else \
+                max(1, min(n - start, math.ceil((boundary - done) / max(per_row, 1e-9) - 1e-9)))
+            pieces.append(data[start:start + take] if isinstance(data, list) else data.slice(start, take))
+            indices += idx[start:start + take]
+            done += take * per_row
+            start += take
+            if written < count - 1 and done >= boundary - 1e-6:
+                yield emit()
+                pieces, indices, written = [], [], written + 1
+    if pieces:
+        yield emit()
+
+
+def shard_nbytes(path: Path) -> int:
+    """A shard's size as Data-Juicer counts a dataset: its rows' Arrow bytes
+    in memory (not the file's, which compression and encoding shrink)."""
+    data = _rows(path)
+    return (arrow_table(data) if isinstance(data, list) else data).nbytes
+
+
 def read_manifest(export_dir: Path) -> tuple[dict, list[ShardEntry], bool]:
     """A manifest's header, its committed entries and whether the run
     finished; read only (a torn last line is ignored, nothing is removed)."""
@@ -274,6 +346,43 @@ class Manifest:
         self._file.write(self._line(entry))
         self._file.flush()
         os.fsync(self._file.fileno())
+
+    def compact(self, shard_bytes: int) -> None:
+        """Rewrite each output whose shards are not the size asked for (every
+        shard but the last inside SHARD_BAND) into Data-Juicer's shard count,
+        committed as one manifest rewrite."""
+        for output in ("kept", "dropped", "stats"):  # one schema first: shards of one output concatenate
+            unify_parquet_shards([self.dir / e.files[output] for e in self.entries
+                                  if e.files.get(output, "").endswith(".parquet")])
+        lo, hi = (shard_bytes * x for x in SHARD_BAND)
+        new_entries: list[ShardEntry] = []
+        replaced: list[Path] = []
+        token = secrets.token_hex(3)
+        for output in OUTPUTS:
+            holders = [e for e in self.entries if output in e.files]
+            paths = [self.dir / e.files[output] for e in holders]
+            if len(paths) < 2 or all(lo <= shard_nbytes(p) <= hi for p in paths[:-1]):
+                continue
+            for n, (table, indices) in enumerate(_rechunk([(p, e.indices_of(output)) for p, e in zip(paths, holders)],
+                                                          shard_bytes)):
+                relative = f"{self.folders[output]}/part-c{token}-{n:05d}{paths[0].suffix}"
+                if isinstance(table, list):
+                    _write_atomic(self.dir / relative, table, "jsonl")
+                else:
+                    replace_file(self.dir / relative, table)
+                new_entries.append(ShardEntry({output: relative}, {output: len(indices)}, {output: _ranges(indices)}))
+            for e in holders:
+                del e.files[output], e.rows[output], e.indices[output]
+            replaced += paths
+        if not replaced:
+            return
+        self.entries = [e for e in self.entries if e.files] + new_entries
+        self._file.close()
+        self._write_all()
+        self._file = open(self.path, "a", encoding="utf-8")
+        for path in replaced:
+            path.unlink()
+        log.info("shards rewritten to export_shard_size: %d file(s) replaced", len(replaced))
 
     def mark_complete(self) -> None:
         for output in ("kept", "dropped", "stats"):

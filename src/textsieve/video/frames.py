@@ -9,6 +9,8 @@ full-keyframe-pass algorithm picks (see :mod:`textsieve.video.sampling`).
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Literal, Sequence
@@ -89,18 +91,56 @@ def _open_remote(path: str) -> av.container.InputContainer:
         fs, inner = filesystem(path)
         if not fs.exists(inner):
             raise VideoError(ErrorKind.MISSING_FILE, f"{path}: no such file", path)
-        if fs.size(inner) == 0:
+        size = fs.size(inner)
+        if size == 0:
             raise VideoError(ErrorKind.EMPTY_FILE, f"{path}: object is empty (0 bytes)", path)
         handle = fs.open(inner, "rb", block_size=REMOTE_BLOCK)
+        if size is not None and size > REMOTE_BLOCK and _http(fs) and not _serves_ranges(handle, size):
+            handle.close()
+            handle = _whole(fs, inner)
     except VideoError:
         raise
     except Exception as exc:  # a store that failed to answer: worth a retry (--retry-errors)
         raise store_failure(path, exc) from exc
     try:
-        return av.open(handle, metadata_errors="ignore")
+        # mode given: PyAV takes a file object's own mode, and a spool's is "w+b"
+        return av.open(handle, mode="r", metadata_errors="ignore")
     except (av.error.FFmpegError, UnicodeDecodeError, OSError) as exc:
         handle.close()
         raise VideoError(ErrorKind.UNREADABLE, f"{path}: FFmpeg cannot read it as a video ({exc})", path) from exc
+
+
+def _http(fs) -> bool:
+    protocol = fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)
+    return any(p in ("http", "https") for p in protocol)
+
+
+def _serves_ranges(handle, size: int) -> bool:
+    """Whether an HTTP server answers a range request past the first block.
+    A server that does not (Python's http.server, some CDNs' origins) sends the
+    whole file, which fsspec refuses for any read but the first: without this
+    check every video larger than a block would fail as ``remote_read``."""
+    try:
+        handle.seek(size - 1)
+        handle.read(1)
+    except ValueError as exc:
+        if "range" not in str(exc).lower():
+            raise
+        return False
+    handle.seek(0)
+    return True
+
+
+def _whole(fs, inner: str):
+    """The object fetched once from the start (a streaming read), held in
+    memory up to 64 MiB and in a temporary file past that: seeking then costs
+    nothing more. The price of a server without range requests is one full
+    download per video (README, "Datasets and storage")."""
+    spool = tempfile.SpooledTemporaryFile(max_size=64 << 20)
+    with fs.open(inner, "rb", block_size=0) as stream:
+        shutil.copyfileobj(stream, spool, REMOTE_BLOCK)
+    spool.seek(0)
+    return spool
 
 
 def probe(container: av.container.InputContainer, path: str, limits: Limits) -> VideoInfo:

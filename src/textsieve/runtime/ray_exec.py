@@ -234,7 +234,7 @@ def _read_split(item: dict[str, Any], done: list[tuple[int, int]], lo: int, hi: 
     for row in read(pickle.loads(item["split"]), item["first"]):
         if lo <= row.index % modulus < hi and not _in_ranges(done, row.index):
             job = prepare(row, op, base_dir)
-            if isinstance(job, SampleJob) and job.unique:
+            if isinstance(job, SampleJob) and any(_decodable(path) for path in job.unique):
                 yield {"unit": pickle.dumps([row])}
             else:
                 settled.append(row)
@@ -243,6 +243,20 @@ def _read_split(item: dict[str, Any], done: list[tuple[int, int]], lo: int, hi: 
                     settled = []
     if settled:
         yield {"unit": pickle.dumps(settled)}
+
+
+def _decodable(path: str) -> bool:
+    """Whether a video can get past the open: a local file that is missing or
+    empty fails before any decoding (missing_file, empty_file), so its row
+    travels with the settled ones instead of costing a Ray task (and a
+    crash-count round trip) of its own. URLs are not probed here: a request
+    per row in the read task would cost what it saves."""
+    if "://" in path:
+        return True
+    try:
+        return os.stat(path).st_size > 0
+    except OSError:
+        return False
 
 
 def _in_ranges(ranges: list[tuple[int, int]], index: int) -> bool:
@@ -268,12 +282,14 @@ def _decode_row(row: Row, op: OcrFilter, limits: Limits, base_dir: str, faults: 
     if isinstance(job, SampleJob):
         for path in job.unique:
             key = (row.index, path)
-            if ray.get(attempts.begin.remote(key)) >= 2:
+            counted = _decodable(path)  # one that fails at the open cannot crash a decoder: no count kept
+            if counted and ray.get(attempts.begin.remote(key)) >= 2:
                 # the task died on this video twice (Ray retried it): record it, as the local executor does
                 result: SampledVideo | Failure = Failure(ErrorKind.WORKER_CRASHED, f"{path}: {DECODER_CRASHED}", path)
             else:
                 result = decode_here(DecodeTask(row.index, path), op, limits, faults, timeout_s)
-            attempts.end.remote(key)
+            if counted:
+                attempts.end.remote(key)
             decoded.videos[path] = result
             if isinstance(result, Failure):
                 break

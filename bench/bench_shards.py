@@ -19,14 +19,13 @@ import math
 import os
 import platform
 import statistics
-import subprocess
 import sys
-import time
 from datetime import date
 from pathlib import Path
 
-import psutil
 import pyarrow.parquet as pq
+
+from bench_dj import timed  # wall and peak RSS of the process tree
 
 
 def make_rows(path: Path, rows: int, missing: float) -> None:
@@ -35,22 +34,6 @@ def make_rows(path: Path, rows: int, missing: float) -> None:
         for i in range(rows):
             videos = [f"gone/{i}.mp4"] if every and i % every == 0 else []
             f.write(json.dumps({"id": i, "text": "a caption of some length " * (1 + i % 7), "videos": videos}) + "\n")
-
-
-def run(cmd: list[str], log: Path) -> tuple[float, int]:
-    t0 = time.perf_counter()
-    with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
-        ps, peak = psutil.Process(proc.pid), 0
-        while proc.poll() is None:
-            try:
-                peak = max(peak, sum(p.memory_info().rss for p in [ps, *ps.children(recursive=True)]))
-            except psutil.Error:
-                pass
-            time.sleep(0.5)
-    if proc.returncode != 0:
-        raise SystemExit(f"textsieve failed ({proc.returncode}); see {log}")
-    return time.perf_counter() - t0, peak
 
 
 def main() -> None:
@@ -73,9 +56,9 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|")
     for executor in args.executor:
         out = work / f"out_{executor}"
-        wall, peak = run([sys.executable, "-m", "textsieve.cli", "run", "--dataset", str(data), "--export", str(out),
+        wall, peak = timed([sys.executable, "-m", "textsieve.cli", "run", "--dataset", str(data), "--export", str(out),
                           "--executor", executor, "--export-shard-size", str(args.shard_size),
-                          "--export-type", "parquet", "--restart"], work / f"{executor}.log")
+                          "--export-type", "parquet", "--restart"], None, work / f"{executor}.log")
         for output in ("kept", "stats", "errors"):
             files = sorted((out / output).glob("*"))
             if not files:

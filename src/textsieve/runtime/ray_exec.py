@@ -575,8 +575,12 @@ class Written:
 
 
 def _rows_per_shard(shard_bytes: int) -> int:
-    # a kept or dropped row and its stats come to about a kilobyte
-    return max(16, min(100_000, shard_bytes // 1024))
+    # rows per write task, sized for small rows (a caption-only row and its
+    # stats: ~128 bytes): a batch of large rows is flushed at shard_bytes
+    # within the task anyway, and the end of the run compacts the shards to
+    # size (Manifest.compact); too few rows a task would cost a file and a
+    # task each (8,594 files for 200,000 caption rows at 1 KiB a row)
+    return max(16, min(100_000, shard_bytes // 128))
 
 
 def _write_shards(batch: dict[str, np.ndarray], export_dir: str, fmt: str, shard_bytes: int,

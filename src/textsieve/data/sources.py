@@ -38,6 +38,8 @@ from .strict_json import dumps, finite
 SPLIT_BYTES = 64 << 20
 VIDEOS_PER_SPLIT = 10_000
 DATA_SUFFIXES = (".jsonl", ".json", ".jsonl.gz", ".json.gz", ".parquet", ".arrow")
+# WebDataset-style archives, read in place (uncompressed tar; zip, its members stored or deflated)
+ARCHIVE_SUFFIXES = (".tar", ".zip")
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".gif", ".m4v", ".ts", ".flv", ".wmv", ".mpg", ".mpeg")
 
 
@@ -104,6 +106,8 @@ def _kind(name: str) -> str | None:
         return "parquet"
     if lower.endswith(".arrow"):
         return "arrow"
+    if lower.endswith(ARCHIVE_SUFFIXES):
+        return lower.rsplit(".", 1)[1]
     return None
 
 
@@ -229,6 +233,7 @@ def _resolve_one(path: str, split_bytes: int) -> Dataset:
         return Dataset(path, path, splits)
     if not data:
         raise ConfigError(f"dataset {path}: use JSON lines (.jsonl, .json, optionally .gz), Parquet (.parquet), "
+                          "a WebDataset archive (.tar, .zip), "
                           "a HuggingFace dataset folder (.arrow), or a folder of videos")
     splits: list[Split] = []
     for file in data:
@@ -345,7 +350,10 @@ def _read_all(split: Split, first_index: int) -> Iterator[Row]:
             index += 1
         return
     for item in _records(split):
-        yield _row(index, item, split.path)
+        if isinstance(item, _ArchiveDefect):
+            yield Row(index, None, f"{split.path}: row {index}: {item.problem}")
+        else:
+            yield _row(index, item, split.path)
         index += 1
 
 
@@ -396,6 +404,59 @@ def _records(split: Split) -> Iterator[Any]:
     elif split.kind == "videos":
         for video in split.videos:
             yield {"videos": [video]}
+    elif split.kind in ARCHIVE_KINDS:
+        yield from _archive_samples(split.path, split.kind)
+
+
+ARCHIVE_KINDS = tuple(suffix[1:] for suffix in ARCHIVE_SUFFIXES)
+
+
+def member_url(kind: str, archive: str, member: str) -> str:
+    """A member's address, fsspec's chained URL (``tar://000123.mp4::/data/shard-0.tar``):
+    it names the archive and the member, and opening it reads the member's
+    bytes in place, by seeking within the archive, locally or in a store."""
+    return f"{kind}://{member}::{archive if is_url(archive) else os.path.abspath(archive)}"
+
+
+def _archive_samples(archive: str, kind: str) -> Iterator[Any]:
+    """An archive's samples, WebDataset's way: members grouped by key (the
+    member's name up to the first dot of its file name: ``a/000123.mp4`` and
+    ``a/000123.json`` are one sample), in archive order. A sample is its
+    ``.json`` member (an object; anything else is that row's error), with
+    ``text`` from a ``.txt`` member where the JSON has none, and ``videos``
+    the key's video members (by name), which replace a ``videos`` field the
+    JSON may hold; a key without a video member keeps the JSON's own."""
+    import fsspec
+
+    fs = fsspec.filesystem(kind, fo=archive)
+    groups: dict[str, list[str]] = {}
+    for member in fs.find(""):
+        folder, name = posixpath.split(member)
+        key = posixpath.join(folder, name.split(".", 1)[0])
+        groups.setdefault(key, []).append(member)
+    for key, members in groups.items():
+        named = {m[len(key):].lower(): m for m in members}
+        sample: Any = {}
+        if ".json" in named:
+            parsed, problem = _parse(fs.cat(named[".json"]))
+            if problem is not None:
+                yield _ArchiveDefect(f"{named['.json']} {problem}")
+                continue
+            sample = parsed
+        if isinstance(sample, dict):
+            if ".txt" in named and "text" not in sample:
+                sample = {**sample, "text": fs.cat(named[".txt"]).decode("utf-8", "replace")}
+            videos = sorted(m for m in members if m.lower().endswith(VIDEO_SUFFIXES))
+            if videos:
+                sample = {**sample, "videos": [member_url(kind, archive, m) for m in videos]}
+        yield sample
+
+
+@dataclass(frozen=True)
+class _ArchiveDefect:
+    """A member that cannot be a sample: its row's error, as a bad line is."""
+
+    problem: str
 
 
 # Deeper rows are refused (their own error record): pickling a row to a

@@ -52,3 +52,22 @@ def small_dataset(tmp_path_factory) -> Path:
     path = d / "data.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
+
+
+# One local Ray instance for every test that runs Ray in this process: starting one takes
+# seconds on 2 cores, and a second ray.init in the same process fails. It declares 2 GPUs so
+# that placement can be tested; none exists, so a plan from a node's real inventory still
+# runs its replicas on the CPU unless a test simulates GPUs.
+RAY_LOCAL = dict(num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False,
+                 runtime_env={"env_vars": {"RAY_USAGE_STATS_ENABLED": "0"}})
+
+
+@pytest.fixture
+def ray_local():
+    """Ray joined to the session's local instance, started on first use (again after a test
+    module that needed a cluster of its own shut it down)."""
+    ray = pytest.importorskip("ray")
+    if not ray.is_initialized():
+        ray.init(**RAY_LOCAL)
+    return ray
+

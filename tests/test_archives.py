@@ -83,7 +83,8 @@ def reference(archives, tmp_path_factory) -> dict:
     return run(str(archives["loose"]), tmp_path_factory.mktemp("ref") / "out", "serial")
 
 
-@pytest.mark.parametrize("executor,kind", [("serial", "tar"), ("serial", "zip"), ("local", "tar"), ("ray", "zip")])
+@pytest.mark.parametrize("executor", ["serial", "local", "ray"])
+@pytest.mark.parametrize("kind", ["tar", "zip"])
 def test_an_archive_is_a_dataset_read_in_place(archives, reference, tmp_path, executor, kind):
     got = run(str(archives[kind]), tmp_path / "out", executor)
     assert got == reference

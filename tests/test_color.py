@@ -165,11 +165,11 @@ def red_ratio(path: Path, conversion: str) -> float:
 
 
 @pytest.mark.parametrize("executor", ["serial", "local", "ray"])
-def test_the_setting_reaches_the_decoders_on_every_executor(executor, dataset, tmp_path):
+def test_the_setting_reaches_the_decoders_on_every_executor(executor, dataset, tmp_path, request):
     """The ``red`` detector's ratio is the frames' mean red level, so the
     stats show which conversion the decoders applied, wherever they ran."""
     if executor == "ray":
-        pytest.importorskip("ray")
+        request.getfixturevalue("ray_local")
     video = dataset.parent / "bt709.mp4"
     got = {}
     for conversion in ("dj", "tagged"):

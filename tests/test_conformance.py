@@ -33,13 +33,11 @@ def dataset(small_dataset) -> Path:
     return small_dataset
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    """A local Ray cluster of this machine's CPUs, no GPU declared."""
-    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"RAY_USAGE_STATS_ENABLED": "0"}})
-    yield
-    ray.shutdown()
+@pytest.fixture
+def cluster(ray_local):
+    """The session's local Ray instance (conftest.py): its declared GPUs do not exist, so the
+    replicas of a plan from the node's real inventory run on the CPU."""
+    return ray_local
 
 
 def run_in_process(monkeypatch, dataset, export, executor, faults: dict | None = None, *extra: str) -> int:

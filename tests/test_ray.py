@@ -92,12 +92,11 @@ def dataset(tmp_path_factory) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"RAY_USAGE_STATS_ENABLED": "0"}})
-    yield
-    ray.shutdown()
+@pytest.fixture
+def cluster(ray_local):
+    """The session's local Ray instance (conftest.py): its declared GPUs do not exist, so the
+    replicas of a plan from the node's real inventory run on the CPU."""
+    return ray_local
 
 
 def cfg(dataset: Path, export: Path, **extra):

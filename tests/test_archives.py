@@ -101,7 +101,8 @@ def test_an_archive_is_a_dataset_read_in_place(archives, reference, tmp_path, ex
     assert sorted(p.name for p in archives[kind].parent.iterdir()) == ["loose", "shard-000.tar", "shard-000.zip"]
 
 
-def test_an_archive_in_s3_is_read_in_place(archives, reference, tmp_path):
+@pytest.mark.parametrize("kind", ["tar", "zip"])
+def test_an_archive_in_s3_is_read_in_place(archives, reference, tmp_path, kind):
     moto_server = pytest.importorskip("moto.server")
     s3fs = pytest.importorskip("s3fs")
     server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0)
@@ -111,12 +112,13 @@ def test_an_archive_in_s3_is_read_in_place(archives, reference, tmp_path):
         env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
                "AWS_ENDPOINT_URL": f"http://{host}:{port}"}
         fs = s3fs.S3FileSystem(key="testing", secret="testing", client_kwargs={"endpoint_url": env["AWS_ENDPOINT_URL"]})
-        fs.mkdir("shards")
-        fs.put(str(archives["tar"]), "shards/webdataset/shard-000.tar")
-        got = run("s3://shards/webdataset/shard-000.tar", tmp_path / "out", "serial", env)
+        fs.makedirs("shards", exist_ok=True)  # moto keeps its buckets in this process across servers
+        fs.put(str(archives[kind]), f"shards/webdataset/shard-000.{kind}")
+        got = run(f"s3://shards/webdataset/shard-000.{kind}", tmp_path / "out", "serial", env)
     finally:
         server.stop()
     assert got == reference
     kept = [json.loads(line) for line in (tmp_path / "out" / "kept.jsonl").read_text().splitlines()]
-    assert all(v.startswith("tar://") and v.endswith("::s3://shards/webdataset/shard-000.tar")
-               for row in kept for v in row.get("videos", []))
+    videos = [v for row in kept for v in row.get("videos", [])]
+    assert videos and all(v.startswith(f"{kind}://") and v.endswith(f"::s3://shards/webdataset/shard-000.{kind}")
+                          for v in videos)

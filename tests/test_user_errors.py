@@ -239,6 +239,77 @@ def test_a_store_that_does_not_answer_stops_the_run_and_it_resumes(folder, tmp_p
     assert token not in back.stderr + back.stdout
 
 
+
+def test_a_store_that_goes_away_mid_run_stops_it_and_no_sample_is_blamed(folder, tmp_path):
+    """The store answers, then stops while the run is part-way (the issue's
+    moto endpoint stopped 7 s in): the run stops with exit 4 instead of
+    recording the rest as bad samples, no sample is recorded as its own
+    decode error, and the same command finishes once a store answers again."""
+    moto_server = pytest.importorskip("moto.server")
+    s3fs = pytest.importorskip("s3fs")
+    rows = [{"id": i, "videos": [f"s3://clips/c{i}.mp4"]} for i in range(12)]
+    dataset = tmp_path / "remote.jsonl"
+    dataset.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    export = tmp_path / "out"
+    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+    command = ["run", "--dataset", str(dataset), "--export", str(export), "--executor", "serial",
+               "--device", "cpu", "--failure-streak", "2"]
+
+    def serve() -> tuple:
+        server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+        server.start()
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        fs = s3fs.S3FileSystem(key="testing", secret="testing", client_kwargs={"endpoint_url": endpoint},
+                               skip_instance_cache=True)
+        fs.makedirs("clips", exist_ok=True)  # moto keeps its buckets in this process across servers
+        for i in range(12):
+            fs.put(str(folder / "v.mp4"), f"clips/c{i}.mp4")
+        return server, endpoint
+
+    server, endpoint = serve()
+    slow = {**os.environ, **env, "AWS_ENDPOINT_URL": endpoint, "TEXTSIEVE_FAULTS": json.dumps({"slow_detect_s": 0.5})}
+    proc = subprocess.Popen([sys.executable, "-m", "textsieve.cli", *command], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=slow)
+    journal, deadline = export / "journal.jsonl", time.monotonic() + 240
+    try:
+        while proc.poll() is None and time.monotonic() < deadline and not _journal_done(journal):
+            time.sleep(0.05)
+        assert proc.poll() is None, "the run ended before the store went away"
+    finally:
+        server.stop()
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 4, err[-3000:]
+    assert "could not be read from their store" in err and "Traceback" not in err
+    judged_before = _journal_done(journal)
+    assert 0 < judged_before < 12
+    recorded = [json.loads(line) for line in (export / "errors.jsonl.part").read_text().splitlines() if line.strip()]
+    assert recorded == [], recorded  # nothing blamed on a sample: the store's failure is the run's
+
+    server, endpoint = serve()
+    try:
+        back = cli(*command, env={**env, "AWS_ENDPOINT_URL": endpoint})
+    finally:
+        server.stop()
+    assert back.returncode == 0, back.stderr[-3000:]
+    summary = json.loads((export / "summary.json").read_text())
+    counts = summary["counts"]
+    assert counts["kept"] + counts["dropped"] == 12 and counts["error"] == 0 and counts["adds_up"]
+    assert summary["resumed_with_done"] == judged_before
+
+
+def _journal_done(journal: Path) -> int:
+    """Samples the journal lists as done (0 while it has none, or is being written)."""
+    if not journal.exists():
+        return 0
+    done: set[int] = set()
+    for line in journal.read_text().splitlines()[1:]:
+        try:
+            done.update(json.loads(line).get("done", []))
+        except ValueError:
+            break
+    return len(done)
+
 # ---- Ctrl-C ---------------------------------------------------------------------------
 
 def test_ctrl_c_is_one_line_saying_how_to_resume(folder, tmp_path):

@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import subprocess
-import sys
 from collections import defaultdict
 from pathlib import Path
 

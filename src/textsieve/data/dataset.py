@@ -10,12 +10,13 @@ splitting live in :mod:`textsieve.data.sources`.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 from ..errors import ConfigError, ErrorKind, RunStopped, VideoError
 from ..redact import mask_url
+from .row import Row
+from .sources import count, count_selected, is_url, join, resolve, rows
 
 # What a file that is not what its name says raises while it is read: a cut or
 # corrupt Parquet file (pyarrow's ArrowInvalid is a ValueError), a .gz that is
@@ -29,17 +30,12 @@ def _unreadable(path: str, exc: BaseException) -> str:
             "(a truncated or corrupt file, or a store that does not answer?)")
 
 
-@dataclass
-class Row:
-    index: int
-    sample: Any  # the parsed row; a dict unless ``error`` is set
-    error: str | None = None
+__all__ = ["Row", "check_dataset", "count_rows", "dataset_base", "read_rows", "video_paths", "with_absolute_videos"]
 
 
 def check_dataset(path: str) -> None:
     """Refuse, before any work, a dataset that is missing, unreadable or of
     an unknown format."""
-    from .sources import resolve
 
     try:
         resolve(str(path))
@@ -49,7 +45,6 @@ def check_dataset(path: str) -> None:
 
 def read_rows(path: str) -> Iterator[Row]:
     """Every row of the dataset, in order, numbered (see data/sources.py)."""
-    from .sources import resolve, rows
 
     try:
         yield from rows(resolve(str(path)))
@@ -62,14 +57,13 @@ def read_rows(path: str) -> Iterator[Row]:
 def count_rows(path: str) -> int:
     """How many samples the dataset holds (one pass over JSON lines; Parquet
     from its metadata); of a weighted mixture, the rows drawn."""
-    from .sources import count, count_selected, resolve
 
     total = first = 0
     try:
         for split in resolve(str(path)).splits:
-            rows = count(split)
-            total += count_selected(split, first, rows)
-            first += rows
+            n = count(split)
+            total += count_selected(split, first, n)
+            first += n
     except UNREADABLE as exc:
         raise ConfigError(_unreadable(path, exc)) from None
     return total
@@ -77,7 +71,6 @@ def count_rows(path: str) -> int:
 
 def dataset_base(path: str) -> str:
     """The folder (or URL prefix) relative video paths are resolved against."""
-    from .sources import resolve
 
     return resolve(str(path)).base
 
@@ -92,7 +85,6 @@ def with_absolute_videos(sample: dict, video_key: str, base_dir: str | Path) -> 
 
     A base whose URL holds a secret (userinfo, a signed query) is not written
     out: those paths stay as the row had them (README, "Relative video paths")."""
-    from .sources import is_url, join
 
     base = str(base_dir)
     videos = sample.get(video_key)
@@ -109,7 +101,6 @@ def video_paths(sample: dict, video_key: str, base_dir: str | Path) -> list[str]
     """The sample's videos as absolute paths or URLs, in order; relative
     paths are resolved against the dataset file's folder (or URL prefix). A
     malformed field fails the sample with ``bad_sample``."""
-    from .sources import join
 
     if video_key not in sample or sample[video_key] is None:
         return []

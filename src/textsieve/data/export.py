@@ -21,6 +21,8 @@ from typing import IO, Any, Iterator
 
 from ..filter import with_stats
 from ..outcome import SampleOutcome
+from .atomic import replacing, write_atomic
+from .shards import MANIFEST, read_manifest, read_shard
 from .strict_json import dumps  # every output's encoder (strict JSON); imported from here too
 
 PART = ".part"
@@ -29,9 +31,7 @@ SORT_CHUNK_LINES = 200_000
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
-    tmp = path.with_name(path.name + PART)
-    tmp.write_text(dumps(obj, indent=2, ascii=True) + "\n")
-    os.replace(tmp, path)
+    write_atomic(path, dumps(obj, indent=2, ascii=True) + "\n", path.with_name(path.name + PART))
 
 
 def output_paths(export_dir: Path, kept_file: Path) -> dict[str, Path]:
@@ -119,11 +119,9 @@ def sort_part(part: Path, final: Path) -> None:
             chunks.append(chunk)
         files = [open(c, "rb") for c in chunks]
         try:
-            tmp_final = final.with_name(final.name + ".sorting")
-            with open(tmp_final, "wb") as out:
+            with replacing(final, final.with_name(final.name + ".sorting")) as tmp_final, open(tmp_final, "wb") as out:
                 for _, body in heapq.merge(*(_indexed(f) for f in files), key=lambda t: t[0]):
                     out.write(body)
-            os.replace(tmp_final, final)
         finally:
             for f in files:
                 f.close()
@@ -186,15 +184,12 @@ def check_parts(export_dir: Path, kept_file: Path, done: set[int], offsets: dict
              or (errors[i] == 1 and not judged[i] and not stats[i])}
     for name, path in paths.items():
         part = part_of(path)
-        tmp = part.with_name(part.name + ".check")
-        with open(part, "a+b") as src, open(tmp, "wb") as out:
+        with replacing(part, part.with_name(part.name + ".check")) as tmp, open(part, "a+b") as src, \
+                open(tmp, "wb") as out:
             src.seek(0)
             for _, line in zip(prefixes[name][1], iter(src.readline, b"")):
                 if int(line.partition(b"\t")[0]) in whole:
                     out.write(line)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, part)
     return whole, {name: part_of(path).stat().st_size for name, path in paths.items()}, damaged
 
 
@@ -219,14 +214,13 @@ def reopen_for_retry(export_dir: Path, kept_file: Path, done: set[int], offsets:
             f.truncate(offsets.get(name, 0))
     retried: set[int] = set()
     errors = part_of(paths["errors"])
-    tmp = errors.with_name(errors.name + ".retry")
-    with open(errors, "rb") as src, open(tmp, "wb") as out:
+    with replacing(errors, errors.with_name(errors.name + ".retry")) as tmp, open(errors, "rb") as src, \
+            open(tmp, "wb") as out:
         for index, body in _indexed(src):
             if json.loads(body)["kind"] in retry_kinds and index not in retried_before:
                 retried.add(index)
             else:
                 out.write(b"%d\t%s" % (index, body))
-    os.replace(tmp, errors)
     offsets = {name: part_of(path).stat().st_size for name, path in paths.items()}
     for path in paths.values():
         path.unlink(missing_ok=True)  # final files exist only for a finished run
@@ -266,8 +260,6 @@ def iter_records(export_dir: Path, kept_file: Path, name: str) -> Iterator[dict]
     of a finished run, or of a running or stopped one (its part file, in
     completion order, a torn last line skipped), single files or shards:
     what readers such as ``textsieve report`` see while a run goes on."""
-    from .shards import MANIFEST, read_manifest, read_shard
-
     if (Path(export_dir) / MANIFEST).exists():
         for entry in read_manifest(Path(export_dir))[1]:
             if name in entry.files:

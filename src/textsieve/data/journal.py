@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from .atomic import replacing, write_atomic
 from .strict_json import dumps  # strict JSON: a NaN in the settings is written as null
 
 JOURNAL = "journal.jsonl"
@@ -119,14 +120,11 @@ class Journal:
         still counts them after a stop and a resume), and for a resume whose
         part files lost records."""
         self._file.close()
-        tmp = self.path.with_name(self.path.name + ".rewrite")
-        with open(tmp, "w", encoding="utf-8") as f:
+        with replacing(self.path, self.path.with_name(self.path.name + ".rewrite")) as tmp, \
+                open(tmp, "w", encoding="utf-8") as f:
             f.write(dumps({"fingerprint": self.key, "settings": self.settings}, ascii=True) + "\n")
             entry = {"done": sorted(done), "offsets": offsets, **({"retried": sorted(retried)} if retried else {})}
             f.write(json.dumps(entry) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
         self.resumed = Resumed(set(done), dict(offsets), complete=False, retried=set(retried))
         self._file = open(self.path, "a", encoding="utf-8")
 
@@ -157,9 +155,7 @@ def replace_settings(export_dir: Path, settings: dict[str, Any]) -> None:
     path = Path(export_dir) / JOURNAL
     lines = path.read_text(encoding="utf-8").split("\n")
     lines[0] = dumps({"fingerprint": fingerprint(settings), "settings": settings}, ascii=True)
-    tmp = path.with_name(path.name + ".rewrite")
-    tmp.write_text("\n".join(lines), encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, "\n".join(lines), path.with_name(path.name + ".rewrite"))
 
 
 def index_ranges(indices: set[int]) -> list[tuple[int, int]]:

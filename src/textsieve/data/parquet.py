@@ -21,11 +21,11 @@ column has one type. The rule, as faithful to the input as Parquet allows:
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from .strict_json import dumps
+from .atomic import replacing
 
 log = logging.getLogger(__name__)
 
@@ -163,11 +163,8 @@ def replace_file(path: Path, table: Any) -> None:
     """Write ``table`` to ``path`` atomically (a temporary file, synced, renamed)."""
     import pyarrow.parquet as pq
 
-    tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(table, tmp)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        pq.write_table(table, tmp)
 
 
 def write_records(path: Path, chunks: Callable[[], Iterator[list[dict]]]) -> None:
@@ -185,10 +182,6 @@ def write_records(path: Path, chunks: Callable[[], Iterator[list[dict]]]) -> Non
         return
     schema, _ = common_schema(schemas)
     warn_mixed(schema, str(path))
-    tmp = path.with_name(f".{path.name}.tmp")
-    with pq.ParquetWriter(tmp, schema) as writer:
+    with replacing(path) as tmp, pq.ParquetWriter(tmp, schema) as writer:
         for chunk in chunks():
             writer.write_table(conform(arrow_table(chunk), schema))
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)

@@ -38,6 +38,7 @@ from typing import Any, Iterator
 from ..errors import ConfigError
 from ..filter import with_stats
 from ..outcome import SampleOutcome
+from .atomic import replacing
 from .parquet import arrow_table, common_schema, conform, replace_file, shape, warn_mixed
 from .strict_json import dumps
 from .journal import check_same_run, fingerprint
@@ -243,12 +244,8 @@ def shard_nbytes(path: Path) -> int:
 
 
 def _write_lines(path: Path, lines: list[bytes]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
+    with replacing(path) as tmp, open(tmp, "wb") as f:
         f.writelines(lines)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def read_manifest(export_dir: Path) -> tuple[dict, list[ShardEntry], bool]:
@@ -308,16 +305,13 @@ class Manifest:
         self._write_all()
 
     def _write_all(self) -> None:
-        tmp = self.path.with_name(self.path.name + ".rewrite")
-        with open(tmp, "w", encoding="utf-8") as f:
+        with replacing(self.path, self.path.with_name(self.path.name + ".rewrite")) as tmp, \
+                open(tmp, "w", encoding="utf-8") as f:
             f.write(dumps({"fingerprint": self.key, "settings": self.settings}, ascii=True) + "\n")
             for entry in self.entries:
                 f.write(self._line(entry))
             if self.complete:
                 f.write(json.dumps({"complete": True}) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
 
     @staticmethod
     def _line(entry: ShardEntry) -> str:

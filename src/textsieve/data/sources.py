@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import IO, Any, Iterator
 
 from ..errors import ConfigError
-from .dataset import Row
+from .row import Row
 from .strict_json import dumps, finite
 
 SPLIT_BYTES = 64 << 20

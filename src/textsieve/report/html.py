@@ -21,6 +21,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from .. import __version__
+from ..data.atomic import write_atomic
 from .gallery import Card, render_card
 from .scan import Scan, Thresholds, scan_export
 
@@ -41,9 +42,7 @@ def write_report(export_dir: Path, output: Path | None = None, per_group: int = 
     scan = scan_export(Path(export_dir), per_group=per_group, seed=seed)
     output = Path(output) if output is not None else scan.export_dir / "report.html"
     page = render(scan)
-    tmp = output.with_name(output.name + ".part")
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, output)  # a browser reloading it never sees half a page
+    write_atomic(output, page, output.with_name(output.name + ".part"))  # a browser reloading it never sees half a page
     return output
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..data.atomic import write_atomic
 from .planner import ModelCost
 
 
@@ -127,9 +128,7 @@ def measure(name: str, params: dict, device: str, batch: int, width: int, height
     path.parent.mkdir(parents=True, exist_ok=True)
     cache = _read(path)
     cache[profile_id(name, result["device_name"], batch, width, height)] = result
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(cache, indent=2))
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(cache, indent=2), path.with_name(path.name + ".tmp"))
     return result
 
 

@@ -24,6 +24,7 @@ from ..calibration import load_calibration
 from ..config import RunConfig
 from ..data.dataset import count_rows
 from ..data.export import dumps, write_json_atomic
+from ..data.atomic import replacing
 from ..filter import STATS_FIELD
 from ..video.pieces import merge_kept
 from ..data.lock import FolderLock
@@ -321,15 +322,13 @@ def write_segments(stats: Iterator[dict], path: Path) -> None:
     """``segments.jsonl``: per video judged in pieces, the time ranges that
     can be kept (adjacent kept pieces merged), ready to cut with FFmpeg or a
     Data-Juicer split mapper."""
-    tmp = path.with_name(path.name + ".part")
-    with open(tmp, "w", encoding="utf-8") as out:
+    with replacing(path, path.with_name(path.name + ".part")) as tmp, open(tmp, "w", encoding="utf-8") as out:
         for record in stats:
             for video in record["videos"]:
                 if "pieces" in video:
                     spans = [(p["start"], p["end"], p["keep"]) for p in video["pieces"]]
                     out.write(dumps({"index": record["index"], "video": video["video"],
                                      "segments": merge_kept(spans)}) + "\n")
-    os.replace(tmp, path)
 
 
 def dj_style_outputs(config: RunConfig) -> dict:
@@ -341,16 +340,14 @@ def dj_style_outputs(config: RunConfig) -> dict:
     assert file is not None
     kept = config.kept_file
     stats_path = file.with_name(f"{file.stem}_stats.jsonl")
-    stripped = kept.with_name(kept.name + ".dj")
-    with open(kept, encoding="utf-8") as src, open(stats_path, "w", encoding="utf-8") as stats, \
-            open(stripped, "w", encoding="utf-8") as out:
+    with replacing(kept, kept.with_name(kept.name + ".dj")) as stripped, open(kept, encoding="utf-8") as src, \
+            open(stats_path, "w", encoding="utf-8") as stats, open(stripped, "w", encoding="utf-8") as out:
         for line in src:
             sample = json.loads(line)
             stats.write(dumps({STATS_FIELD: sample.get(STATS_FIELD, {})}) + "\n")
             if not config.keep_stats_in_res_ds:
                 sample.pop(STATS_FIELD, None)
             out.write(dumps(sample) + "\n")
-    os.replace(stripped, kept)
     if file.suffix == ".parquet":
         # typed by the shards' rule (data/parquet.py): a field that is 1 in one
         # row and "x" in another must not fail the run after all detection

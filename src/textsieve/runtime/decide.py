@@ -12,10 +12,11 @@ would silently drop the samples they lost.
 from __future__ import annotations
 
 import json
-import os
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Iterator
 
+from ..data.atomic import replacing
 from ..data.export import dumps, output_paths, read_jsonl, write_json_atomic
 from ..data.journal import JOURNAL, read_settings, replace_settings
 from ..data.lock import FolderLock
@@ -75,15 +76,11 @@ def _redecide(export_dir: Path, summary: dict, min_ratio: float | None, max_rati
         if not path.is_file():
             raise ConfigError(f"{path} is missing: only a finished run can be re-decided (run the same command to "
                               "finish it, or pass --kept-file for a .jsonl export_path)")
-    tmp = {name: paths[name].with_name(paths[name].name + ".deciding") for name in ("kept", "dropped", "stats")}
-    try:
+    # a refused decide writes nothing: each temporary file goes, and the run's files stay
+    with ExitStack() as files:
+        tmp = {name: files.enter_context(replacing(paths[name], paths[name].with_name(paths[name].name + ".deciding")))
+               for name in ("kept", "dropped", "stats")}
         counts = _write_decided(paths, tmp, summary, op)
-    except BaseException:
-        for path in tmp.values():  # a refused decide writes nothing
-            path.unlink(missing_ok=True)
-        raise
-    for name, path in tmp.items():
-        os.replace(path, paths[name])
     summary["counts"].update(counts)
     summary["counts"]["adds_up"] = summary["counts"]["input"] == counts["kept"] + counts["dropped"] + summary["counts"]["error"]
     summary.setdefault("redecided", []).append({k: op[k] for k in ("min_area_ratio", "max_area_ratio", "any_or_all")})

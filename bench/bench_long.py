@@ -36,6 +36,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from textsieve import testing
 from textsieve.recipe import build_config
+from textsieve.runtime.lifecycle import RunSetup
 from textsieve.runtime.local import LocalExecutor
 from textsieve.runtime.monitor import ResourceMonitor
 from textsieve.runtime.planning import plan_for
@@ -98,7 +99,7 @@ def run(video: Path, export: Path, decoders: int) -> tuple[float, int, dict]:
     _, plan = plan_for(config)
     plan.decoders, plan.decoder_threads = decoders, 1
     rss = ResourceMonitor(None, {}, interval_s=0.2).start()  # this process and its workers
-    summary = LocalExecutor(config, plan, restart=True).run()
+    summary = LocalExecutor(RunSetup.resolve(config, plan, restart=True)).run()
     rss.stop()
     return summary["wall_s"], rss.peak_host_rss, summary
 

@@ -39,6 +39,7 @@ from pathlib import Path
 
 from textsieve import testing
 from textsieve.recipe import build_config
+from textsieve.runtime.lifecycle import RunSetup
 from textsieve.runtime.local import LocalExecutor
 from textsieve.runtime.planning import plan_for
 from textsieve.runtime.steps import decode, limits_of
@@ -86,7 +87,7 @@ def executor(config, decoders: int, transport: str) -> float:
     # a GPU replica's batches (8 frames): a CPU plan's batch of 1 would measure
     # round trips to a CPU replica, which no GPU machine makes
     plan.decoders, plan.decoder_threads, plan.batch_size = decoders, 1, 8
-    summary = LocalExecutor(config, plan, transport=transport, restart=True).run()
+    summary = LocalExecutor(RunSetup.resolve(config, plan, restart=True), transport=transport).run()
     used = summary["workers"]["frame_transport"]
     if ("shared memory" in used) != (transport == "shm"):  # a small /dev/shm falls back to the pipes
         raise SystemExit(f"asked for transport {transport}, the run used: {used}")

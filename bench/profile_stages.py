@@ -18,7 +18,8 @@ from fractions import Fraction
 from pathlib import Path
 
 from textsieve.recipe import build_config
-from textsieve.runtime.serial import run_serial
+from textsieve.runtime.lifecycle import RunSetup
+from textsieve.runtime.serial import SerialExecutor
 from textsieve.synthetic import TextBlock, VideoSpec, write_video
 
 STAGES = {
@@ -53,7 +54,7 @@ def main() -> None:
     config = build_config(overrides={"dataset_path": str(dataset), "export_path": str(work / "out"), "device": "cpu"})
     profiler = cProfile.Profile()
     profiler.enable()
-    run_serial(config, restart=True)
+    SerialExecutor(RunSetup.resolve(config, restart=True)).run()
     profiler.disable()
     stats = pstats.Stats(profiler).stats
     total = sum(tt for (_, _, _), (_, _, tt, _, _) in stats.items())

@@ -122,6 +122,7 @@ def test_any_keeps_the_video_and_decide_re_decides_its_pieces(lecture, tmp_path)
 
 
 def test_one_video_keeps_many_decoders_busy_with_the_same_answers(lecture, tmp_path):
+    from textsieve.runtime.lifecycle import RunSetup
     from textsieve.runtime.local import LocalExecutor
     from textsieve.runtime.planning import plan_for
 
@@ -129,7 +130,7 @@ def test_one_video_keeps_many_decoders_busy_with_the_same_answers(lecture, tmp_p
     config = build_config(recipe_for(lecture, tmp_path / "local"))
     _, plan = plan_for(config)
     plan.decoders = 3
-    summary = LocalExecutor(config, plan).run()
+    summary = LocalExecutor(RunSetup.resolve(config, plan)).run()
     per_decoder = summary["workers"]["decode_tasks"]
     # the pieces of one video, spread over the decoders (how evenly depends on
     # when each process finished starting: seen 10/10/2 on a loaded machine)

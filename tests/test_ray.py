@@ -16,10 +16,16 @@ from textsieve.runtime.preflight import resolve_calibration
 from textsieve.data.journal import index_ranges
 from textsieve.runtime.ray_exec import (NodePlan, RayExecutor, _in_ranges, cpu_actor_cpus, pool_bounds,
                                         pools_from_plans)
-from textsieve.runtime.serial import run_serial
+from textsieve.runtime.lifecycle import RunSetup
+from textsieve.runtime.serial import SerialExecutor
 from textsieve.synthetic import TextBlock, VideoSpec, write_video
 
 ray = pytest.importorskip("ray")
+
+
+def run_serial(config) -> dict:
+    """The reference outputs, from the serial executor."""
+    return SerialExecutor(RunSetup.resolve(config)).run()
 
 OUTPUTS = ("kept.jsonl", "dropped.jsonl", "errors.jsonl", "stats.jsonl")
 COST = ModelCost("craft", int(2.5 * GiB), int(1.5 * GiB), "test")
@@ -112,7 +118,7 @@ def read(folder: Path) -> dict[str, str]:
 def test_ray_outputs_equal_the_local_executors_and_follow_the_plan(cluster, dataset, tmp_path):
     run_serial(build_config(overrides={"dataset_path": str(dataset), "export_path": str(tmp_path / "serial"),
                                        "filter.max_area_ratio": 0.05}))
-    summary = RayExecutor(cfg(dataset, tmp_path / "ray")).run()
+    summary = RayExecutor(RunSetup.resolve(cfg(dataset, tmp_path / "ray"))).run()
     assert read(tmp_path / "ray") == read(tmp_path / "serial")
     assert summary["counts"]["adds_up"] and summary["counts"]["input"] == 9
     detail = summary["executor_detail"]
@@ -128,7 +134,7 @@ def test_ray_killed_actor_loses_no_sample(cluster, dataset, tmp_path, monkeypatc
     run_serial(build_config(overrides={"dataset_path": str(dataset), "export_path": str(tmp_path / "serial"),
                                        "filter.max_area_ratio": 0.05}))
     monkeypatch.setenv("TEXTSIEVE_FAULTS", json.dumps({"crash_replica_calls": [2], "once_dir": str(tmp_path)}))
-    summary = RayExecutor(cfg(dataset, tmp_path / "ray")).run()
+    summary = RayExecutor(RunSetup.resolve(cfg(dataset, tmp_path / "ray"))).run()
     assert (tmp_path / "replica-crash-2").exists()  # the fault fired: a replica died mid-run
     assert summary["workers"]["restarts"]["replica"] == 1
     assert read(tmp_path / "ray") == read(tmp_path / "serial")
@@ -144,11 +150,11 @@ def test_ray_ships_the_calibration_to_its_actors(cluster, dataset, tmp_path):
     extra = {"filter.detector": "ppocr", "filter.calibration": str(path)}
     serial = build_config(overrides={"dataset_path": str(dataset), "export_path": str(tmp_path / "serial"),
                                      "filter.max_area_ratio": 0.05, **extra})
-    run_serial(serial, calibration=resolve_calibration(serial.filter))
+    SerialExecutor(RunSetup.resolve(serial, calibration=resolve_calibration(serial.filter))).run()
     config = cfg(dataset, tmp_path / "ray", **extra)
     calibration = resolve_calibration(config.filter)  # the driver reads it once
     path.unlink()
-    summary = RayExecutor(config, calibration).run()
+    summary = RayExecutor(RunSetup.resolve(config, calibration=calibration)).run()
     assert read(tmp_path / "ray") == read(tmp_path / "serial")
     assert summary["ratios"]["scale"].startswith("craft, mapped from ppocr")
     mapped = [v for line in read(tmp_path / "ray")["stats.jsonl"].splitlines() for v in json.loads(line)["videos"]]
@@ -188,7 +194,7 @@ def test_ray_shards_are_the_size_asked_for(cluster, tmp_path):
             for i in range(4000)]
     data = tmp_path / "data.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    summary = RayExecutor(cfg(data, tmp_path / "out", export_shard_size=SHARD, export_type="parquet")).run()
+    summary = RayExecutor(RunSetup.resolve(cfg(data, tmp_path / "out", export_shard_size=SHARD, export_type="parquet"))).run()
     assert summary["counts"] == {"input": 4000, "kept": 3960, "dropped": 0, "error": 40, "adds_up": True}
     sizes = check_band(tmp_path / "out", "parquet")
     assert len(sizes["kept"]) > 3

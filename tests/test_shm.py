@@ -95,13 +95,13 @@ def test_stale_segments_of_dead_runs_are_swept(tmp_path):
 
 def test_pipe_and_shared_memory_transports_give_identical_outputs(small_dataset, tmp_path):
     from textsieve.recipe import build_config
+    from textsieve.runtime.lifecycle import RunSetup
     from textsieve.runtime.local import LocalExecutor
-    from textsieve.runtime.planning import plan_for
 
     for transport in ("pipe", "shm"):
         config = build_config(overrides={"dataset_path": str(small_dataset), "export_path": str(tmp_path / transport),
                                          "filter.max_area_ratio": 0.05, "batch_size": 4})
-        summary = LocalExecutor(config, plan_for(config)[1], transport=transport).run()
+        summary = LocalExecutor(RunSetup.resolve(config), transport=transport).run()
         assert ("shared memory" in summary["workers"]["frame_transport"]) == (transport == "shm")
     assert outputs(tmp_path / "pipe") == outputs(tmp_path / "shm")
     assert not segments_of(os.getpid())
@@ -153,6 +153,7 @@ RUN_WITH_A_POOL_OF_ONE_VIDEO = """
 import sys
 from textsieve import testing
 from textsieve.recipe import build_config
+from textsieve.runtime.lifecycle import RunSetup
 from textsieve.runtime.local import LocalExecutor
 from textsieve.runtime.planning import plan_for
 config = testing.null_config(build_config(overrides={"dataset_path": sys.argv[1], "export_path": sys.argv[2]}))
@@ -161,7 +162,7 @@ plan.decoders = 3
 # slots sized for 1080p, a budget of three of them: the pool holds the
 # executor's minimum, two videos' frames (6 slots), so a third decoder waits
 # for slots while the (small) decoded frames stay far below the byte budget
-summary = LocalExecutor(config, plan, buffer_bytes=3 * 1920 * 1080 * 3).run()
+summary = LocalExecutor(RunSetup.resolve(config, plan), buffer_bytes=3 * 1920 * 1080 * 3).run()
 assert summary["workers"]["frame_transport"].startswith("6 slot(s)"), summary["workers"]["frame_transport"]
 print(summary["counts"]["adds_up"])
 """

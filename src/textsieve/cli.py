@@ -171,9 +171,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     if config.executor == "ray":
-        from .runtime.ray_exec import RayExecutor
+        from rich.console import Console
 
-        RayExecutor(config, address=config.ray_address).plan()
+        from .runtime.ray_exec import join_and_plan
+
+        join_and_plan(config, Console(stderr=True))
         return 0
     inventory, plan = plan_for(config)
     if args.json:

@@ -9,7 +9,8 @@ from rich.console import Console
 from rich.table import Table
 
 from .recipe import build_config
-from .runtime.serial import run_serial
+from .runtime.lifecycle import RunSetup
+from .runtime.serial import SerialExecutor
 from .synthetic import demo_specs, drawn_text_ratio, write_audio_only, write_dataset
 
 
@@ -41,7 +42,7 @@ def run_demo(out: Path, max_area_ratio: float = 0.1) -> dict:
         }
     )
     console.print(f"Filtering with CRAFT: keep samples whose videos have text area ratio <= {max_area_ratio} ...")
-    summary = run_serial(config, restart=True)
+    summary = SerialExecutor(RunSetup.resolve(config, restart=True)).run()
 
     drawn = {f"{name}.mp4": drawn_text_ratio(spec) for name, spec in specs.items()}
     table = Table(title="textsieve demo")

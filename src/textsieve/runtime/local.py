@@ -24,40 +24,37 @@ from dataclasses import asdict
 from multiprocessing.connection import wait
 from typing import Any, Iterator
 
-from ..calibration import Calibration
-from ..config import RunConfig
-from ..data.dataset import Row, dataset_base, read_rows
-from ..errors import ErrorKind, SystemicFailure
-from ..resources.planner import Plan
+from ..data.dataset import Row
+from ..errors import ConfigError, ErrorKind, SystemicFailure
+from ..outcome import SampleOutcome
 from .collector import Collector
-from .faults import Faults
 from .flow import DETECT_TIMEOUT, REPLICA_CRASHED, DecodeTask, ReplicaCounters, SampleAssembly, decode_timeout
-from .planning import detect_frame_size, replica_specs
+from .lifecycle import Executor, RunSetup
 from .shm import ALIGN, FramePool, SharedFrame, pool_size
-from .steps import limits_of
 from .workers import (DecodeFailed, DecodeRequest, Decoded, DetectRequest, Detected, ReplicaDown, ReplicaReady,
                       LOAD_TIMEOUT_S, MAX_LOAD_CRASHES, WorkerProcess, decode_worker, replica_worker)
 
 log = logging.getLogger(__name__)
 
 
-class LocalExecutor:
-    def __init__(self, config: RunConfig, plan: Plan, calibration: Calibration | None = None, restart: bool = False,
-                 retry_errors: bool = False, faults: Faults | None = None, max_wait_s: float = 0.2,
-                 buffer_bytes: int | None = None, transport: str = "shm"):
-        self.config, self.plan, self.calibration = config, plan, calibration
-        self.restart, self.retry_errors = restart, retry_errors
-        self.faults = faults or Faults.from_env()
+class LocalExecutor(Executor):
+    name = "local"
+
+    def __init__(self, setup: RunSetup, max_wait_s: float = 0.2, buffer_bytes: int | None = None,
+                 transport: str = "shm"):
+        super().__init__(setup)
+        plan = setup.plan
+        if plan is None or not plan.ok:
+            raise ConfigError((plan.error if plan else None) or "the plan found no device to run on")
+        self.config, self.plan, self.op, self.faults = setup.config, plan, setup.op, setup.faults
         self.max_wait_s = max_wait_s
         self.buffer_limit = buffer_bytes or plan.frame_buffer_bytes  # decoded frames waiting, at most
         self.transport = transport  # "shm": frames in shared memory; "pipe": pickled through this process
-        self.op = config.filter
-        self.limits = limits_of(config)
-        self.specs = replica_specs(config, plan)
+        self.specs = setup.specs
         self.pool: FramePool | None = None
         self.decode_slots: dict[int, list[int]] = {}  # shared-memory slots each decoder holds
         self.largest_frame = 0  # bytes of the largest decoded frame so far
-        self.assembly = SampleAssembly(self.op, dataset_base(config.dataset), calibration, self._release)
+        self.assembly = SampleAssembly(self.op, setup.base_dir, setup.calibration, self._release)
         self.queue: deque[DecodeTask] = deque()  # videos waiting for a decoder
         self.max_open = max(8, 4 * (plan.decoders + len(plan.replicas) * plan.batch_size))
         self.decoders: list[WorkerProcess] = []
@@ -69,12 +66,14 @@ class LocalExecutor:
         self.counters = ReplicaCounters()
         self.busy_s = 0.0  # seconds the replicas spent detecting
         self.decode_tasks = [0] * plan.decoders  # tasks each decoder finished
+        self.started = time.monotonic()
         self.ready_at: float | None = None  # when every replica had loaded its model
         self.batches: list[int] = []
+        self.frames_note = ""
 
     # ---- frames in shared memory ---------------------------------------------
     def _open_pool(self) -> None:
-        width, height = detect_frame_size(self.config)
+        width, height = self.setup.frame_size
         slot_bytes = width * height * 3
         # at least two videos' frames: one decodes while the other is detected
         # (a budget of one let interval sampling at 1080p, 100 frames of 6 MB,
@@ -104,14 +103,13 @@ class LocalExecutor:
             self.pool.hold(self.decode_slots.pop(w.index, []), images)
 
     # ---- samples -----------------------------------------------------------
-    def _open_samples(self, rows: Iterator[Row], collector: Collector) -> bool:
+    def _open_samples(self, rows: Iterator[Row]) -> bool:
         """Read rows until enough samples are in flight; False when the dataset is exhausted."""
         while self.assembly.open_samples < self.max_open:
             row = next(rows, None)
             if row is None:
                 return False
-            if row.index not in collector.done:
-                self.queue.extend(self.assembly.open(row))
+            self.queue.extend(self.assembly.open(row))
         return True
 
     # ---- scheduling --------------------------------------------------------
@@ -211,55 +209,51 @@ class LocalExecutor:
             self.assembly.detected(task, msg.results)
 
     # ---- main loop ---------------------------------------------------------
-    def run(self) -> dict:
-        started = time.monotonic()
-        with Collector(self.config, self.plan, "local", restart=self.restart,
-                       retry_errors=self.retry_errors) as collector:
-            rows = iter(read_rows(self.config.dataset))
-            more = True
-            try:
-                self._open_pool()
-                pool = self.pool.ref() if self.pool is not None else None
-                decode_args = (self.op, self.limits, self.faults, self.plan.decoder_threads, pool)
-                self.decoders = [WorkerProcess("decode", i, decode_worker, decode_args)
-                                 for i in range(self.plan.decoders)]
-                self.replicas = [WorkerProcess("replica", i, replica_worker, (spec, self.faults, pool), ready=False)
-                                 for i, spec in enumerate(self.specs)]
-                while True:
-                    if more:
-                        more = self._open_samples(rows, collector)
-                    for outcome in self.assembly.outcomes():
-                        collector.add(outcome)
-                    if not more and self.assembly.open_samples == 0:
-                        break
-                    decoding_done = not more and not self.queue and all(w.task is None for w in self.decoders)
-                    self._dispatch(decoding_done)
-                    workers = self.decoders + self.replicas
-                    ready = wait([w.conn for w in workers] + [w.proc.sentinel for w in workers], timeout=self.max_wait_s)
-                    for w in workers:
-                        if w.conn in ready:
-                            try:
-                                msg = w.conn.recv()
-                            except (EOFError, OSError):
-                                self._lost(w)
-                                continue
-                            self._receive(w, msg)
-                        elif w.proc.sentinel in ready and not w.proc.is_alive():
-                            self._lost(w)
-                    self._check_time_limits()
-                    self.queue.extend(self.assembly.tasks())  # a long video's pieces, once it is probed
-            finally:
-                self._shutdown()
-            return collector.finish(
-                detector={"name": self.op.detector, "replicas": [asdict(s.replica) for s in self.specs],
-                          "batch_size": self.plan.batch_size, **self.counters.to_json()},
-                workers={"decoders": self.plan.decoders, "replicas": len(self.specs), "restarts": self.restarts,
-                         "replica_busy_s": round(self.busy_s, 3), "batches": len(self.batches),
-                         "mean_batch": round(sum(self.batches) / max(1, len(self.batches)), 2),
-                         "frame_transport": self.frames_note, "decode_tasks": self.decode_tasks,
-                         "ready_s": round((self.ready_at or started) - started, 3)},
-                wall_s=round(time.monotonic() - started, 3),
-            )
+    def place(self, rows: Iterator[Row], collector: Collector) -> Iterator[SampleOutcome]:
+        self.started = time.monotonic()
+        self._open_pool()
+        pool = self.pool.ref() if self.pool is not None else None
+        decode_args = (self.op, self.setup.limits, self.faults, self.plan.decoder_threads, pool)
+        self.decoders = [WorkerProcess("decode", i, decode_worker, decode_args) for i in range(self.plan.decoders)]
+        self.replicas = [WorkerProcess("replica", i, replica_worker, (spec, self.faults, pool), ready=False)
+                         for i, spec in enumerate(self.specs)]
+        more = True
+        while True:
+            if more:
+                more = self._open_samples(rows)
+            yield from self.assembly.outcomes()
+            if not more and self.assembly.open_samples == 0:
+                return
+            decoding_done = not more and not self.queue and all(w.task is None for w in self.decoders)
+            self._dispatch(decoding_done)
+            workers = self.decoders + self.replicas
+            ready = wait([w.conn for w in workers] + [w.proc.sentinel for w in workers], timeout=self.max_wait_s)
+            for w in workers:
+                if w.conn in ready:
+                    try:
+                        msg = w.conn.recv()
+                    except (EOFError, OSError):
+                        self._lost(w)
+                        continue
+                    self._receive(w, msg)
+                elif w.proc.sentinel in ready and not w.proc.is_alive():
+                    self._lost(w)
+            self._check_time_limits()
+            self.queue.extend(self.assembly.tasks())  # a long video's pieces, once it is probed
+
+    def report(self) -> dict:
+        return {
+            "detector": {"name": self.op.detector, "replicas": [asdict(s.replica) for s in self.specs],
+                         "batch_size": self.plan.batch_size, **self.counters.to_json()},
+            "workers": {"decoders": self.plan.decoders, "replicas": len(self.specs), "restarts": self.restarts,
+                        "replica_busy_s": round(self.busy_s, 3), "batches": len(self.batches),
+                        "mean_batch": round(sum(self.batches) / max(1, len(self.batches)), 2),
+                        "frame_transport": self.frames_note, "decode_tasks": self.decode_tasks,
+                        "ready_s": round((self.ready_at or self.started) - self.started, 3)},
+        }
+
+    def close(self) -> None:
+        self._shutdown()
 
     def _shutdown(self) -> None:
         for w in self.decoders + self.replicas:

@@ -32,7 +32,6 @@ import math
 import os
 import pickle
 import sys
-import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -41,10 +40,10 @@ from typing import Any, Iterator
 import numpy as np
 from rich.console import Console
 
-from ..calibration import Calibration, calibration_from_json
+from ..calibration import calibration_from_json
 from ..config import OcrFilter, RunConfig
-from ..data.dataset import Row, dataset_base
-from ..data.shards import ShardEntry, ShardWriter
+from ..data.dataset import Row
+from ..data.shards import ShardWriter
 from ..data.sources import Split, count, count_selected, read, resolve
 from ..errors import ConfigError, ErrorKind, Failure, SystemicFailure
 from ..outcome import SampleOutcome
@@ -55,9 +54,10 @@ from .collector import Collector
 from .faults import Faults
 from .flow import (DECODER_CRASHED, DETECT_TIMEOUT, REPLICA_CRASHED, DecodeTask, ReplicaCounters, ReplicaSpec, SampleAssembly,
                    decode_here)
-from .planning import detect_frame_size, model_specs, narrow_to_device, plan_for
+from .lifecycle import Executor, RunSetup, Written
+from .planning import model_specs, narrow_to_device, plan_for
 from .shm import FramePool, pool_size
-from .steps import SampleJob, limits_of, prepare
+from .steps import SampleJob, prepare
 from .workers import (LOAD_TIMEOUT_S, MAX_LOAD_CRASHES, TIMED_OUT, Detected, DetectRequest, ReplicaDown, ReplicaReady, WorkerProcess,
                       replica_worker)
 
@@ -432,146 +432,147 @@ class DetectStage:
                 "resources": self.monitor.report()}
 
 
-class RayExecutor:
-    def __init__(self, config: RunConfig, calibration: Calibration | None = None, restart: bool = False,
-                 retry_errors: bool = False, address: str | None = None, console: Console | None = None):
-        self.config, self.calibration = config, calibration
-        self.restart, self.retry_errors, self.address = restart, retry_errors, address
+def join_and_plan(config: RunConfig, console: Console) -> tuple[list[NodePlan], list[Pool]]:
+    """Join (or start) the cluster, plan every node on the node, print
+    each node's plan and the pools (`textsieve plan --executor ray` too)."""
+    import ray
+
+    from ..report.plan_table import render_plan
+
+    if not ray.is_initialized():
+        extra = {}
+        if config.ray_address is None and config.simulate_gpus:
+            # a local cluster of this machine shaped like the simulated one:
+            # Ray offers the simulated GPUs, and the replicas run on the CPU
+            extra["num_gpus"] = len(machine_inventory(simulate=config.simulate_gpus).gpus)
+            console.print(f"--simulate-gpus: the local Ray instance declares {extra['num_gpus']} GPU(s) to "
+                          "place actors as the plan says; the replicas run on the CPU (no GPU is used)")
+        ray.init(address=config.ray_address, log_to_driver=False, include_dashboard=False, **extra)
+    _quiet_ray_data()
+    node_plans = plan_cluster(config)
+    for node in node_plans:
+        console.print(f"[bold]Ray node {node.address}[/bold] ({node.node_id[:12]})")
+        render_plan(node.inventory, node.plan, console)
+    check_placeable(node_plans)
+    pools = pools_from_plans(node_plans)
+    if not pools:
+        raise ConfigError("no node of the cluster can run a detector replica: "
+                          + "; ".join(f"{n.address}: {n.plan.error or n.plan.reasons[-1]}" for n in node_plans))
+    for pool in pools:
+        console.print(f"Ray pool: {pool.size} detector actor(s), {pool.num_gpus:g} GPU and "
+                      f"{pool.actor_cpus:g} CPU each, {pool.threads} thread(s), on {len(pool.nodes)} node(s); "
+                      "decode tasks 1 CPU each")
+    return node_plans, pools
+
+
+class RayExecutor(Executor):
+    name = "ray"
+
+    def __init__(self, setup: RunSetup, console: Console | None = None):
+        super().__init__(setup)
+        self.config, self.calibration = setup.config, setup.calibration
         self.console = console or Console(stderr=True)
+        self.node_plans: list[NodePlan] = []
+        self.pools: list[Pool] = []
+        self.reports: dict[int, dict] = {}
+        self.placement_log: Any = None
 
-    def plan(self) -> tuple[list[NodePlan], list[Pool]]:
-        """Join (or start) the cluster, plan every node on the node, print
-        each node's plan and the pools (`textsieve plan --executor ray` too)."""
+    def prepare(self) -> int:
+        """Plan the cluster and count the dataset where it lies: splits are
+        counted in parallel by tasks; the driver holds one number per split,
+        never the rows."""
         import ray
 
-        from ..report.plan_table import render_plan
+        self.node_plans, self.pools = join_and_plan(self.config, self.console)
+        self.splits = resolve(self.config.dataset).splits
+        counts = ray.get([ray.remote(num_cpus=0.5)(_count).remote(split) for split in self.splits])
+        self.firsts = [sum(counts[:i]) for i in range(len(self.splits))]
+        return sum(count_selected(split, first, n) for split, first, n in zip(self.splits, self.firsts, counts))
 
-        if not ray.is_initialized():
-            extra = {}
-            if self.address is None and self.config.simulate_gpus:
-                # a local cluster of this machine shaped like the simulated one:
-                # Ray offers the simulated GPUs, and the replicas run on the CPU
-                extra["num_gpus"] = len(machine_inventory(simulate=self.config.simulate_gpus).gpus)
-                self.console.print(f"--simulate-gpus: the local Ray instance declares {extra['num_gpus']} GPU(s) to "
-                                   "place actors as the plan says; the replicas run on the CPU (no GPU is used)")
-            ray.init(address=self.address, log_to_driver=False, include_dashboard=False, **extra)
-        _quiet_ray_data()
-        node_plans = plan_cluster(self.config)
-        for node in node_plans:
-            self.console.print(f"[bold]Ray node {node.address}[/bold] ({node.node_id[:12]})")
-            render_plan(node.inventory, node.plan, self.console)
-        check_placeable(node_plans)
-        pools = pools_from_plans(node_plans)
-        if not pools:
-            raise ConfigError("no node of the cluster can run a detector replica: "
-                              + "; ".join(f"{n.address}: {n.plan.error or n.plan.reasons[-1]}" for n in node_plans))
-        for pool in pools:
-            self.console.print(f"Ray pool: {pool.size} detector actor(s), {pool.num_gpus:g} GPU and "
-                               f"{pool.actor_cpus:g} CPU each, {pool.threads} thread(s), on {len(pool.nodes)} node(s); "
-                               "decode tasks 1 CPU each")
-        return node_plans, pools
-
-    def run(self) -> dict:
+    def place(self, rows: Iterator[Row], collector: Collector) -> Iterator[Any]:
+        """Read tasks read the rows where the data is (``rows`` is not
+        consumed here); outcomes stream back to the driver."""
         import ray
 
-        started = time.monotonic()
-        node_plans, pools = self.plan()
-        simulated = any(n.plan.simulated for n in node_plans)
-        config, op = self.config, self.config.filter
-        base_dir = dataset_base(config.dataset)
-        faults = Faults.from_env().to_json()
+        setup, config, op = self.setup, self.config, self.setup.op
+        simulated = any(n.plan.simulated for n in self.node_plans)
+        faults = setup.faults.to_json()
         models = model_specs(config)
-        width, height = detect_frame_size(config)
+        width, height = setup.frame_size
         slot_bytes = width * height * 3
-        # splits are counted in parallel where the data is; the driver holds
-        # one number per split, never the rows
-        splits = resolve(config.dataset).splits
-        counts = ray.get([ray.remote(num_cpus=0.5)(_count).remote(split) for split in splits])
-        firsts = [sum(counts[:i]) for i in range(len(splits))]
-        total = sum(count_selected(split, first, n) for split, first, n in zip(splits, firsts, counts))
-        with Collector(config, None, "ray", restart=self.restart, retry_errors=self.retry_errors,
-                       total=total) as collector:
-            done = collector.output.done_ranges()
-            placement_log = ray.remote(num_cpus=0)(PlacementLog).remote()
-            attempts = ray.remote(num_cpus=0)(DecodeAttempts).remote()
-            weights = [p.size for p in pools]
-            datasets = []
-            for pool, (lo, hi) in zip(pools, pool_bounds(weights)):
-                batch = config.batch_size or (8 if pool.k else 1)
-                device = "cuda" if pool.k else "cpu"
-                spec = ReplicaSpec(models, Replica(device, None, max(1, pool.threads), pool.memory_bytes), batch,
-                                   config.cpu_fallback)
-                ds = ray.data.from_items([{"split": pickle.dumps(split), "first": first}
-                                          for split, first in zip(splits, firsts)], override_num_blocks=len(splits))
-                # rows are dealt to pools by index, in proportion to their actors
-                # reading and writing ask Ray for no CPU (I/O; see cpu_actor_cpus)
-                ds = ds.flat_map(_read_split, fn_kwargs={"done": done, "lo": lo, "hi": hi, "modulus": sum(weights),
-                                                         "op": op, "base_dir": base_dir}, num_cpus=0)
-                # a few units per decode task, whatever the size of the splits
-                ds = ds.repartition(target_num_rows_per_block=max(1, pool.size))
-                ds = ds.map(_decode_unit, fn_kwargs={"op": op, "limits": limits_of(config), "base_dir": base_dir,
-                                                    "faults_json": faults, "timeout_s": config.decode_timeout_s,
-                                                    "attempts": attempts},
-                            num_cpus=1)
-                ds = ds.map_batches(
-                    DetectStage,
-                    fn_constructor_kwargs={"op": op, "base_dir": base_dir, "spec": spec, "simulated": simulated,
-                                           "detect_timeout_s": config.detect_timeout_s,
-                                           "reserve_bytes": pool.reserve_bytes,
-                                           "slot_bytes": slot_bytes,
-                                           "calibration": self.calibration.to_json() if self.calibration else None,
-                                           "placement_log": placement_log, "faults_json": faults},
-                    compute=ray.data.ActorPoolStrategy(size=pool.size),
-                    batch_size=max(1, math.ceil(batch / max(1, op.frame_sample_num))),
-                    num_gpus=pool.num_gpus,
-                    num_cpus=pool.actor_cpus,
-                    # pinned to the pool's nodes; Ray Data restarts an actor lost with
-                    # its node and retries its batch by default
-                    label_selector={"ray.io/node-id": f"in({','.join(pool.nodes)})"},
-                )
-                datasets.append(ds)
-            reports: dict[int, dict] = {}
-            if datasets:
-                merged = datasets[0].union(*datasets[1:]) if len(datasets) > 1 else datasets[0]
-                if config.sharded:
-                    # the workers write kept, dropped and stats shards; errors and
-                    # the shards' manifest entries come here
-                    merged = merged.map_batches(_write_shards, batch_size=_rows_per_shard(config.export_shard_size),
-                                                fn_kwargs={"export_dir": str(config.export_dir), "fmt": config.export_type,
-                                                           "shard_bytes": config.export_shard_size,
-                                                           "kept": config.kept_shards}, num_cpus=0)
-                for row in merged.iter_rows():
-                    item = pickle.loads(row["outcome"])
-                    report = pickle.loads(row["actor"])
-                    reports[report["pid"]] = report
-                    if isinstance(item, Stopped):
-                        raise SystemicFailure(item.message)
-                    if isinstance(item, ShardEntry):
-                        collector.add_shards(item)
-                    elif isinstance(item, Written):
-                        collector.add(item.outcome, written=True)
-                    else:
-                        collector.add(item)
-            placements = ray.get(placement_log.get.remote())
-            return collector.finish(
-                executor_detail={"pools": [asdict(p) | {"num_gpus": p.num_gpus} for p in pools],
-                                 "nodes": [{"node": n.node_id, "address": n.address, "plan": n.plan.to_json()}
-                                           for n in node_plans],
-                                 "actors": placements,
-                                 "actors_per_gpu": dict(Counter(",".join(a["gpu_ids"]) or "cpu" for a in placements))},
-                detector={"name": op.detector, **_sum_counters(reports.values())},
-                workers={"restarts": {"replica": sum(r["replica_restarts"] for r in reports.values())}},
-                node_resources=_node_resources(reports.values()),
-                wall_s=round(time.monotonic() - started, 3),
+        splits, firsts = self.splits, self.firsts
+        done = collector.output.done_ranges()
+        self.placement_log = ray.remote(num_cpus=0)(PlacementLog).remote()
+        attempts = ray.remote(num_cpus=0)(DecodeAttempts).remote()
+        weights = [p.size for p in self.pools]
+        datasets = []
+        for pool, (lo, hi) in zip(self.pools, pool_bounds(weights)):
+            batch = config.batch_size or (8 if pool.k else 1)
+            device = "cuda" if pool.k else "cpu"
+            spec = ReplicaSpec(models, Replica(device, None, max(1, pool.threads), pool.memory_bytes), batch,
+                               config.cpu_fallback)
+            ds = ray.data.from_items([{"split": pickle.dumps(split), "first": first}
+                                      for split, first in zip(splits, firsts)], override_num_blocks=len(splits))
+            # rows are dealt to pools by index, in proportion to their actors
+            # reading and writing ask Ray for no CPU (I/O; see cpu_actor_cpus)
+            ds = ds.flat_map(_read_split, fn_kwargs={"done": done, "lo": lo, "hi": hi, "modulus": sum(weights),
+                                                     "op": op, "base_dir": setup.base_dir}, num_cpus=0)
+            # a few units per decode task, whatever the size of the splits
+            ds = ds.repartition(target_num_rows_per_block=max(1, pool.size))
+            ds = ds.map(_decode_unit, fn_kwargs={"op": op, "limits": setup.limits, "base_dir": setup.base_dir,
+                                                "faults_json": faults, "timeout_s": config.decode_timeout_s,
+                                                "attempts": attempts},
+                        num_cpus=1)
+            ds = ds.map_batches(
+                DetectStage,
+                fn_constructor_kwargs={"op": op, "base_dir": setup.base_dir, "spec": spec, "simulated": simulated,
+                                       "detect_timeout_s": config.detect_timeout_s,
+                                       "reserve_bytes": pool.reserve_bytes,
+                                       "slot_bytes": slot_bytes,
+                                       "calibration": self.calibration.to_json() if self.calibration else None,
+                                       "placement_log": self.placement_log, "faults_json": faults},
+                compute=ray.data.ActorPoolStrategy(size=pool.size),
+                batch_size=max(1, math.ceil(batch / max(1, op.frame_sample_num))),
+                num_gpus=pool.num_gpus,
+                num_cpus=pool.actor_cpus,
+                # pinned to the pool's nodes; Ray Data restarts an actor lost with
+                # its node and retries its batch by default
+                label_selector={"ray.io/node-id": f"in({','.join(pool.nodes)})"},
             )
+            datasets.append(ds)
+        if not datasets:
+            return
+        merged = datasets[0].union(*datasets[1:]) if len(datasets) > 1 else datasets[0]
+        if config.sharded:
+            # the workers write kept, dropped and stats shards; errors and
+            # the shards' manifest entries come here
+            merged = merged.map_batches(_write_shards, batch_size=_rows_per_shard(config.export_shard_size),
+                                        fn_kwargs={"export_dir": str(config.export_dir), "fmt": config.export_type,
+                                                   "shard_bytes": config.export_shard_size,
+                                                   "kept": config.kept_shards}, num_cpus=0)
+        for row in merged.iter_rows():
+            item = pickle.loads(row["outcome"])
+            report = pickle.loads(row["actor"])
+            self.reports[report["pid"]] = report
+            if isinstance(item, Stopped):
+                raise SystemicFailure(item.message)
+            yield item
 
+    def report(self) -> dict:
+        import ray
 
-@dataclass
-class Written:
-    """An outcome a worker wrote into a shard: the driver counts it and
-    shows it to the failure-streak guard (no sample, no boxes: small)."""
-
-    outcome: SampleOutcome
+        placements = ray.get(self.placement_log.get.remote()) if self.placement_log is not None else []
+        reports = self.reports.values()
+        return {
+            "executor_detail": {"pools": [asdict(p) | {"num_gpus": p.num_gpus} for p in self.pools],
+                                "nodes": [{"node": n.node_id, "address": n.address, "plan": n.plan.to_json()}
+                                          for n in self.node_plans],
+                                "actors": placements,
+                                "actors_per_gpu": dict(Counter(",".join(a["gpu_ids"]) or "cpu" for a in placements))},
+            "detector": {"name": self.setup.op.detector, **_sum_counters(reports)},
+            "workers": {"restarts": {"replica": sum(r["replica_restarts"] for r in reports)}},
+            "node_resources": _node_resources(reports),
+        }
 
 
 def _rows_per_shard(shard_bytes: int) -> int:

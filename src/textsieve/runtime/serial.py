@@ -10,21 +10,15 @@ resumes it.
 
 from __future__ import annotations
 
-import logging
 import time
+from typing import Iterator
 
-from ..calibration import Calibration
-from ..config import RunConfig
-from ..data.dataset import dataset_base, read_rows
+from ..data.dataset import Row
 from ..errors import ConfigError
-from ..resources.planner import Plan
+from ..outcome import SampleOutcome
 from .collector import Collector
-from .faults import Faults
 from .flow import ReplicaCounters, SampleAssembly, decode_here, detect_here
-from .planning import plan_for, replica_specs
-from .steps import limits_of
-
-log = logging.getLogger(__name__)
+from .lifecycle import Executor, RunSetup
 
 
 def resolve_device(device: str) -> str:
@@ -35,40 +29,39 @@ def resolve_device(device: str) -> str:
     return "cuda:0" if torch.cuda.is_available() else "cpu"
 
 
-def run_serial(config: RunConfig, plan: Plan | None = None, calibration: Calibration | None = None,
-               restart: bool = False, retry_errors: bool = False, faults: Faults | None = None) -> dict:
-    """Run the whole dataset on the plan's first replica; returns the summary
-    (also written to summary.json)."""
-    config.require_io()
-    if plan is None:
-        _, plan = plan_for(config)
-    if not plan.ok:
-        raise ConfigError(plan.error or "the plan found no device to run on")
-    spec = replica_specs(config, plan)[0]
-    faults = faults or Faults.from_env()
-    replicas = spec.replicas(faults)
-    op = config.filter
-    limits = limits_of(config)
-    assembly = SampleAssembly(op, dataset_base(config.dataset), calibration)
-    with Collector(config, plan, "serial", restart=restart, retry_errors=retry_errors) as collector:
-        for row in read_rows(config.dataset):
-            if row.index in collector.done:
-                continue
+class SerialExecutor(Executor):
+    """Everything in this process, on the plan's first replica."""
+
+    name = "serial"
+
+    def __init__(self, setup: RunSetup):
+        super().__init__(setup)
+        if setup.plan is None or not setup.plan.ok:
+            raise ConfigError((setup.plan.error if setup.plan else None) or "the plan found no device to run on")
+        self.spec = setup.specs[0]
+        self.replicas = self.spec.replicas(setup.faults)
+
+    def place(self, rows: Iterator[Row], collector: Collector) -> Iterator[SampleOutcome]:
+        setup = self.setup
+        config, op = setup.config, setup.op
+        assembly = SampleAssembly(op, setup.base_dir, setup.calibration)
+        for row in rows:
             t0 = time.perf_counter()
             pending = assembly.open(row)
             while pending:
                 task = pending.pop(0)
                 if assembly.wants(task):  # else an earlier video of the sample failed
-                    assembly.deliver(task, decode_here(task, op, limits, faults, config.decode_timeout_s))
+                    assembly.deliver(task, decode_here(task, op, setup.limits, setup.faults, config.decode_timeout_s))
                 pending += assembly.tasks()  # a long video's pieces, once it is probed
             t1 = time.perf_counter()
-            detect_here(assembly, replicas, config.detect_timeout_s)
+            detect_here(assembly, self.replicas, config.detect_timeout_s)
             collector.summary.time("decode", t1 - t0)
             collector.summary.time("detect", time.perf_counter() - t1)
-            for outcome in assembly.outcomes():
-                collector.add(outcome)
+            yield from assembly.outcomes()
+
+    def report(self) -> dict:
         counters = ReplicaCounters()
-        for replica in replicas.values():
+        for replica in self.replicas.values():
             counters.add(replica.counters)
-        return collector.finish(detector={"name": op.detector, "device": spec.replica.device,
-                                          "batch_size": plan.batch_size, **counters.to_json()})
+        return {"detector": {"name": self.setup.op.detector, "device": self.spec.replica.device,
+                             "batch_size": self.setup.plan.batch_size, **counters.to_json()}}

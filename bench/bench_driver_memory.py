@@ -1,6 +1,7 @@
 """The Ray driver's memory does not grow with the dataset.
 
     python bench/bench_driver_memory.py [--rows 100000 1000000] [--work DIR]
+    python bench/bench_driver_memory.py --rows 20000 200000 --missing 0.1   # every 10th row's video missing
 
 For each row count it writes a JSON-lines dataset of samples without videos
 (each row a short caption, as metadata-only rows of a real dataset), then
@@ -27,12 +28,18 @@ from pathlib import Path
 import psutil
 
 
-def dataset(folder: Path, rows: int) -> Path:
-    path = folder / f"rows-{rows}.jsonl"
+def dataset(folder: Path, rows: int, missing: float = 0.0) -> Path:
+    """Caption rows; with ``missing``, that share of them names a video that is not there (an
+    error that is settled before any decoding, as the cheap rows are)."""
+    every = round(1 / missing) if missing else 0
+    path = folder / (f"rows-{rows}.jsonl" if not every else f"rows-{rows}-missing-{every}.jsonl")
     if not path.exists():
         with open(path, "w") as f:
             for i in range(rows):
-                f.write(json.dumps({"id": i, "text": f"caption number {i} of a clip without videos"}) + "\n")
+                row = {"id": i, "text": f"caption number {i} of a clip without videos"}
+                if every and i % every == 0:
+                    row["videos"] = [f"gone/{i}.mp4"]
+                f.write(json.dumps(row) + "\n")
     return path
 
 
@@ -58,13 +65,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--work", type=Path, default=Path("bench-driver"))
+    parser.add_argument("--missing", type=float, default=0.0, help="share of rows whose video is missing")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     print(f"# Ray driver memory, {date.today()}, {platform.machine()}, {os.cpu_count()} cores\n")
     print("| rows | driver peak RSS | wall | samples/s |")
     print("|---|---|---|---|")
     for rows in args.rows:
-        data = dataset(args.work, rows)
+        data = dataset(args.work, rows, args.missing)
         command = [sys.executable, "-m", "textsieve.cli", "run", "--dataset", str(data), "--export",
                    str(args.work / f"out-{rows}"), "--executor", "ray", "--detector", "ppocr",
                    "--export-shard-size", "8000000", "--restart"]

@@ -71,3 +71,19 @@ def ray_local():
         ray.init(**RAY_LOCAL)
     return ray
 
+
+
+def pytest_collection_modifyitems(items):
+    """Markers a test earns by what it runs, so that none is forgotten: Ray
+    (its fixture, a Ray module, or a Ray executor parameter) and the browser
+    are slow on 2 cores, and so is anything marked slow by hand."""
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        uses_ray = ("ray_local" in item.fixturenames or item.module.__name__ in ("test_ray", "test_cluster")
+                    or params.get("executor") == "ray")
+        if uses_ray:
+            item.add_marker(pytest.mark.ray)
+        if "chromium" in item.fixturenames:
+            item.add_marker(pytest.mark.browser)
+        if uses_ray or "chromium" in item.fixturenames or item.get_closest_marker("gpu"):
+            item.add_marker(pytest.mark.slow)

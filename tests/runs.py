@@ -39,3 +39,19 @@ def outputs(folder: Path) -> dict[str, str]:
 
 def summary(folder: Path) -> dict:
     return json.loads((folder / "summary.json").read_text())
+
+
+def journal_done(journal: Path, judged: frozenset[int] | None = None) -> int:
+    """How many samples the run's journal lists as done (0 while it has none,
+    or ``judged`` is given and none of those is done yet: the bad rows,
+    settled first, do not show a run part-way). A line being written ends
+    the count."""
+    if not journal.exists():
+        return 0
+    done: set[int] = set()
+    for line in journal.read_text().splitlines()[1:]:
+        try:
+            done.update(json.loads(line).get("done", []))
+        except ValueError:
+            break
+    return len(done) if judged is None or done & judged else 0

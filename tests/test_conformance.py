@@ -21,7 +21,9 @@ import pytest
 
 from textsieve.cli import main
 
-from runs import args, outputs, summary
+from runs import args, journal_done, outputs, summary
+
+JUDGED = frozenset(range(5))  # the dataset's samples with videos that decode; the rest settle first
 
 ray = pytest.importorskip("ray")
 
@@ -34,10 +36,12 @@ def dataset(small_dataset) -> Path:
 
 
 @pytest.fixture
-def cluster(ray_local):
-    """The session's local Ray instance (conftest.py): its declared GPUs do not exist, so the
-    replicas of a plan from the node's real inventory run on the CPU."""
-    return ray_local
+def cluster(request, executor):
+    """For the Ray executor, the session's local Ray instance (conftest.py), which runs in
+    this process: its declared GPUs do not exist, so the replicas of a plan from the node's
+    real inventory run on the CPU."""
+    if executor == "ray":
+        request.getfixturevalue("ray_local")
 
 
 def run_in_process(monkeypatch, dataset, export, executor, faults: dict | None = None, *extra: str) -> int:
@@ -159,32 +163,18 @@ class TestConformance:
                                 env=slow)
         journal, deadline = export / "journal.jsonl", time.monotonic() + 240
         # killed once the journal holds a commit with a judged sample, before the end
-        while proc.poll() is None and time.monotonic() < deadline and not _judged_in(journal):
+        while proc.poll() is None and time.monotonic() < deadline and not journal_done(journal, JUDGED):
             time.sleep(0.05)
         assert proc.poll() is None, "the run ended before it could be killed"
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-        done_before = _judged_in(journal)
+        done_before = journal_done(journal, JUDGED)
         assert 0 < done_before < 9 and not (export / "summary.json").exists()
         final = subprocess.run(cmd, capture_output=True, text=True, timeout=400)
         assert final.returncode == 0, final.stderr[-3000:]
         assert outputs(export) == undisturbed
         assert summary(export)["resumed_with_done"] == done_before  # those were not judged again
         assert not list(export.glob("*.part"))
-
-
-def _judged_in(journal: Path) -> int:
-    """Samples the journal lists as done, at least one of them judged (not
-    only the bad rows, which a run settles first)."""
-    if not journal.exists():
-        return 0
-    done: set[int] = set()
-    for line in journal.read_text().splitlines()[1:]:
-        try:
-            done.update(json.loads(line).get("done", []))
-        except ValueError:  # a line being written
-            break
-    return len(done) if done & {0, 1, 2, 3, 4} else 0
 
 
 @pytest.mark.parametrize("executor", ["local", "ray"])

@@ -21,6 +21,8 @@ import pytest
 
 from textsieve.synthetic import TextBlock, VideoSpec, write_video
 
+from runs import journal_done
+
 TINY = dict(width=160, height=120, frames=10, gop=5)
 
 
@@ -273,7 +275,7 @@ def test_a_store_that_goes_away_mid_run_stops_it_and_no_sample_is_blamed(folder,
                             stderr=subprocess.PIPE, text=True, env=slow)
     journal, deadline = export / "journal.jsonl", time.monotonic() + 240
     try:
-        while proc.poll() is None and time.monotonic() < deadline and not _journal_done(journal):
+        while proc.poll() is None and time.monotonic() < deadline and not journal_done(journal):
             time.sleep(0.05)
         assert proc.poll() is None, "the run ended before the store went away"
     finally:
@@ -281,7 +283,7 @@ def test_a_store_that_goes_away_mid_run_stops_it_and_no_sample_is_blamed(folder,
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 4, err[-3000:]
     assert "could not be read from their store" in err and "Traceback" not in err
-    judged_before = _journal_done(journal)
+    judged_before = journal_done(journal)
     assert 0 < judged_before < 12
     recorded = [json.loads(line) for line in (export / "errors.jsonl.part").read_text().splitlines() if line.strip()]
     assert recorded == [], recorded  # nothing blamed on a sample: the store's failure is the run's
@@ -297,18 +299,6 @@ def test_a_store_that_goes_away_mid_run_stops_it_and_no_sample_is_blamed(folder,
     assert counts["kept"] + counts["dropped"] == 12 and counts["error"] == 0 and counts["adds_up"]
     assert summary["resumed_with_done"] == judged_before
 
-
-def _journal_done(journal: Path) -> int:
-    """Samples the journal lists as done (0 while it has none, or is being written)."""
-    if not journal.exists():
-        return 0
-    done: set[int] = set()
-    for line in journal.read_text().splitlines()[1:]:
-        try:
-            done.update(json.loads(line).get("done", []))
-        except ValueError:
-            break
-    return len(done)
 
 # ---- Ctrl-C ---------------------------------------------------------------------------
 

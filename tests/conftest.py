@@ -73,10 +73,18 @@ def ray_local():
 
 
 
+# Modules whose tests are whole runs (subprocesses, worker processes, kills, servers): 10-60 s
+# each on 2 cores (`pytest --durations=80`, December 2026). The rest test pure code and single
+# steps, and make the developer's loop: pytest -m "not slow".
+SLOW_MODULES = {"test_archives", "test_cluster", "test_conformance", "test_failures", "test_http", "test_local",
+                "test_ownership", "test_ray", "test_remote", "test_shard_size", "test_shm", "test_user_errors",
+                "test_bad_rows", "test_run", "test_pieces", "test_cascade", "test_fast", "test_report"}
+
+
 def pytest_collection_modifyitems(items):
     """Markers a test earns by what it runs, so that none is forgotten: Ray
-    (its fixture, a Ray module, or a Ray executor parameter) and the browser
-    are slow on 2 cores, and so is anything marked slow by hand."""
+    (its fixture, a Ray module, or a Ray executor parameter), the browser and
+    whole runs are slow on 2 cores."""
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
         uses_ray = ("ray_local" in item.fixturenames or item.module.__name__ in ("test_ray", "test_cluster")
@@ -85,5 +93,6 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.ray)
         if "chromium" in item.fixturenames:
             item.add_marker(pytest.mark.browser)
-        if uses_ray or "chromium" in item.fixturenames or item.get_closest_marker("gpu"):
+        if (uses_ray or "chromium" in item.fixturenames or item.get_closest_marker("gpu")
+                or item.module.__name__ in SLOW_MODULES):
             item.add_marker(pytest.mark.slow)

@@ -216,7 +216,9 @@ def test_a_store_that_does_not_answer_stops_the_run_and_it_resumes(folder, tmp_p
            "AWS_DEFAULT_REGION": "us-east-1"}
     command = ["-v", "run", "--dataset", str(dataset), "--export", str(export), "--device", "cpu",
                "--failure-streak", "2"]
-    gone = cli(*command, env={**env, "AWS_ENDPOINT_URL": "http://127.0.0.1:9"})  # nothing listens on port 9
+    # nothing listens on port 9; one attempt per request (botocore's default retries with backoff, which
+    # only makes the test slower: what is tested is what happens once the client gives up)
+    gone = cli(*command, env={**env, "AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_MAX_ATTEMPTS": "1"})
     assert gone.returncode == 4, gone.stderr
     assert "could not be read from their store" in gone.stderr and "Traceback" not in gone.stderr
     assert token not in gone.stderr + gone.stdout
@@ -253,7 +255,9 @@ def test_a_store_that_goes_away_mid_run_stops_it_and_no_sample_is_blamed(folder,
     dataset = tmp_path / "remote.jsonl"
     dataset.write_text("".join(json.dumps(r) + "\n" for r in rows))
     export = tmp_path / "out"
-    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+    # one attempt per request: once the store is gone, botocore's retries with backoff only slow the test
+    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+           "AWS_MAX_ATTEMPTS": "1"}
     command = ["run", "--dataset", str(dataset), "--export", str(export), "--executor", "serial",
                "--device", "cpu", "--failure-streak", "2"]
 

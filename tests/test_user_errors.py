@@ -201,15 +201,35 @@ def test_a_failing_url_prints_no_secret(folder, web):
 
 # ---- object storage that goes away -----------------------------------------------------
 
+def s3_dataset(tmp_path: Path, samples: int) -> Path:
+    """A dataset of ``samples`` rows, one video each, at s3://clips/c<i>.mp4."""
+    dataset = tmp_path / "remote.jsonl"
+    dataset.write_text("".join(json.dumps({"id": i, "videos": [f"s3://clips/c{i}.mp4"]}) + "\n" for i in range(samples)))
+    return dataset
+
+
+def serve_clips(video: Path, samples: int) -> tuple:
+    """The S3 test server on a free port, holding ``video`` as each clip of :func:`s3_dataset`;
+    returns the server (stop it) and its endpoint."""
+    moto_server = pytest.importorskip("moto.server")
+    s3fs = pytest.importorskip("s3fs")
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    fs = s3fs.S3FileSystem(key="testing", secret="testing", client_kwargs={"endpoint_url": endpoint},
+                           skip_instance_cache=True)
+    fs.makedirs("clips", exist_ok=True)  # moto keeps its buckets in this process across servers
+    for i in range(samples):
+        fs.put(str(video), f"clips/c{i}.mp4")
+    return server, endpoint
+
+
 def test_a_store_that_does_not_answer_stops_the_run_and_it_resumes(folder, tmp_path):
     """Every video's store refuses connections: not one bad sample each, but a
     stopped run (exit 4) with no error recorded, which resumes once the store
     answers; botocore's DEBUG log (which prints credentials) stays quiet under -v."""
-    moto_server = pytest.importorskip("moto.server")
-    s3fs = pytest.importorskip("s3fs")
-    rows = [{"id": i, "videos": [f"s3://clips/c{i}.mp4"]} for i in range(4)]
-    dataset = tmp_path / "remote.jsonl"
-    dataset.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    dataset = s3_dataset(tmp_path, 4)
     export = tmp_path / "out"
     token = "TOKEN-" + SIGNATURE
     env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": token,
@@ -225,15 +245,8 @@ def test_a_store_that_does_not_answer_stops_the_run_and_it_resumes(folder, tmp_p
     assert not (export / "errors.jsonl").exists()
     assert all(not line.strip() for line in (export / "errors.jsonl.part").read_text().splitlines())
 
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
+    server, endpoint = serve_clips(folder / "v.mp4", 4)
     try:
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        fs = s3fs.S3FileSystem(key="testing", secret="testing", client_kwargs={"endpoint_url": endpoint})
-        fs.mkdir("clips")
-        for i in range(4):
-            fs.put(str(folder / "v.mp4"), f"clips/c{i}.mp4")
         back = cli(*command, env={**env, "AWS_ENDPOINT_URL": endpoint})
     finally:
         server.stop()
@@ -243,17 +256,12 @@ def test_a_store_that_does_not_answer_stops_the_run_and_it_resumes(folder, tmp_p
     assert token not in back.stderr + back.stdout
 
 
-
 def test_a_store_that_goes_away_mid_run_stops_it_and_no_sample_is_blamed(folder, tmp_path):
     """The store answers, then stops while the run is part-way (the issue's
     moto endpoint stopped 7 s in): the run stops with exit 4 instead of
     recording the rest as bad samples, no sample is recorded as its own
     decode error, and the same command finishes once a store answers again."""
-    moto_server = pytest.importorskip("moto.server")
-    s3fs = pytest.importorskip("s3fs")
-    rows = [{"id": i, "videos": [f"s3://clips/c{i}.mp4"]} for i in range(12)]
-    dataset = tmp_path / "remote.jsonl"
-    dataset.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    dataset = s3_dataset(tmp_path, 12)
     export = tmp_path / "out"
     # one attempt per request: once the store is gone, botocore's retries with backoff only slow the test
     env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
@@ -261,19 +269,7 @@ def test_a_store_that_goes_away_mid_run_stops_it_and_no_sample_is_blamed(folder,
     command = ["run", "--dataset", str(dataset), "--export", str(export), "--executor", "serial",
                "--device", "cpu", "--failure-streak", "2"]
 
-    def serve() -> tuple:
-        server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-        server.start()
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        fs = s3fs.S3FileSystem(key="testing", secret="testing", client_kwargs={"endpoint_url": endpoint},
-                               skip_instance_cache=True)
-        fs.makedirs("clips", exist_ok=True)  # moto keeps its buckets in this process across servers
-        for i in range(12):
-            fs.put(str(folder / "v.mp4"), f"clips/c{i}.mp4")
-        return server, endpoint
-
-    server, endpoint = serve()
+    server, endpoint = serve_clips(folder / "v.mp4", 12)
     slow = {**os.environ, **env, "AWS_ENDPOINT_URL": endpoint, "TEXTSIEVE_FAULTS": json.dumps({"slow_detect_s": 0.5})}
     proc = subprocess.Popen([sys.executable, "-m", "textsieve.cli", *command], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=slow)
@@ -292,7 +288,7 @@ def test_a_store_that_goes_away_mid_run_stops_it_and_no_sample_is_blamed(folder,
     recorded = [json.loads(line) for line in (export / "errors.jsonl.part").read_text().splitlines() if line.strip()]
     assert recorded == [], recorded  # nothing blamed on a sample: the store's failure is the run's
 
-    server, endpoint = serve()
+    server, endpoint = serve_clips(folder / "v.mp4", 12)
     try:
         back = cli(*command, env={**env, "AWS_ENDPOINT_URL": endpoint})
     finally:

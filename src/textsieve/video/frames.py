@@ -308,51 +308,74 @@ def _check_not_truncated(duration: Fraction, last_time: Fraction, path: str) -> 
         )
 
 
-def _exact_frames(
-    container, stream, targets: list[Fraction], duration: Fraction, path: str
-) -> list[tuple[Fraction, av.VideoFrame]]:
+class _ForwardWalk:
     """Decode forward from the keyframe before each target, skipping long
-    gaps by seeking; the result equals a full decode fed to TargetMatcher."""
-    if not targets:
-        return []
-    time_base = Fraction(stream.time_base)
-    matcher = TargetMatcher(targets)
-    rate = stream.average_rate or stream.guessed_rate or 25
-    # H.264 reorders at most 16 frames; frame threads add one frame of lag each
-    skip_window = max(Fraction(1, 2), Fraction(16 + 2 + (stream.codec_context.thread_count or 1)) / Fraction(rate))
-    last: tuple[Fraction, av.VideoFrame] | None = None
-    seen_until: int | None = None  # frames at or before this pts were already offered
-    gop = Fraction(1)  # longest keyframe interval seen, seconds: below it, decoding on beats seeking
-    key_time: Fraction | None = None
-    may_seek = True
-    seek_at: Fraction | None = targets[0] if targets[0] > gop else None
+    gaps by seeking; the result equals a full decode fed to TargetMatcher.
 
-    while True:
-        if seek_at is not None:
-            container.seek(int(seek_at / time_base), stream=stream, backward=True, any_frame=False)
+    One ``walk`` is one continuous decode (from the start or from a seek); it
+    says where to seek next, or that the stream ended or every target is met.
+    """
+
+    def __init__(self, container, stream, targets: list[Fraction], path: str):
+        self.container, self.stream, self.path = container, stream, path
+        self.time_base = Fraction(stream.time_base)
+        self.matcher = TargetMatcher(targets)
+        rate = stream.average_rate or stream.guessed_rate or 25
+        # H.264 reorders at most 16 frames; frame threads add one frame of lag each
+        self.skip_window = max(Fraction(1, 2),
+                               Fraction(16 + 2 + (stream.codec_context.thread_count or 1)) / Fraction(rate))
+        self.last: tuple[Fraction, av.VideoFrame] | None = None
+        self.seen_until: int | None = None  # frames at or before this pts were already offered
+        self.gop = Fraction(1)  # longest keyframe interval seen, seconds: below it, decoding on beats seeking
+        self.may_seek = True
+
+    def run(self, duration: Fraction) -> list[tuple[Fraction, av.VideoFrame]]:
+        first = self.matcher.pending
+        seek_at: Fraction | None = first if first > self.gop else None
+        while True:
+            if seek_at is not None:
+                self.container.seek(int(seek_at / self.time_base), stream=self.stream, backward=True,
+                                    any_frame=False)
+            outcome = self._walk(seek_at)
+            if outcome == "done":
+                return self.matcher.picked()
+            if outcome == "restart":
+                self.container.seek(0)
+                seek_at = None
+            elif outcome is None:  # end of stream
+                break
+            else:
+                seek_at = outcome
+            self.seen_until = self.last[1].pts if self.last else None
+        if self.last is not None:
+            _check_not_truncated(duration, self.last[0], self.path)
+            self.matcher.finish(self.last)
+        return self.matcher.picked()
+
+    def _walk(self, seek_at: Fraction | None) -> Fraction | Literal["done", "restart"] | None:
+        """One continuous decode: the next seek target, "done", "restart" or None at end of stream."""
         landed = seek_at is None
-        next_seek: Fraction | None = None
-        restart = False
-        for frame in container.decode(stream):
-            time = _frame_time(frame, time_base, path)
+        key_time: Fraction | None = None  # keyframe spacing is only measured along a continuous decode
+        for frame in self.container.decode(self.stream):
+            time = _frame_time(frame, self.time_base, self.path)
             if not landed:
                 landed = True
-                if time > seek_at and (seen_until is None or frame.pts > seen_until):
+                if time > seek_at and (self.seen_until is None or frame.pts > self.seen_until):
                     # The demuxer overshot the keyframe before the target:
                     # decode again from the start, without seeking.
-                    may_seek, restart = False, True
-                    break
-            if seen_until is not None and frame.pts <= seen_until:
+                    self.may_seek = False
+                    return "restart"
+            if self.seen_until is not None and frame.pts <= self.seen_until:
                 continue
             if frame.key_frame:
                 if key_time is not None:
-                    gop = max(gop, time - key_time)
+                    self.gop = max(self.gop, time - key_time)
                 key_time = time
-            last = (time, frame)
-            matcher.offer(time, bool(frame.key_frame), last)
-            if matcher.done:
-                return matcher.picked()
-            target = matcher.pending
+            self.last = (time, frame)
+            self.matcher.offer(time, bool(frame.key_frame), self.last)
+            if self.matcher.done:
+                return "done"
+            target = self.matcher.pending
             # Far from the target, frames nothing refers to (B-frames) cannot be
             # picked: let the decoder skip them (2x cheaper walks through long
             # GOPs, bench/RESULTS.md). Near it, decode everything: the window
@@ -360,24 +383,20 @@ def _exact_frames(
             # frame shown is always a reference frame, so end-of-stream
             # fallbacks are unaffected.
             if SKIP_NON_REFERENCE:
-                stream.codec_context.skip_frame = "NONREF" if target - time > skip_window else "DEFAULT"
-            if may_seek and target - time > gop and (seek_at is None or target > seek_at):
+                self.stream.codec_context.skip_frame = "NONREF" if target - time > self.skip_window else "DEFAULT"
+            if self.may_seek and target - time > self.gop and (seek_at is None or target > seek_at):
                 # (a second seek for the same target would land on the same keyframe)
-                next_seek = target
-                break
-        if restart:
-            container.seek(0)
-            seek_at = None
-        elif next_seek is not None:
-            seek_at = next_seek
-        else:  # end of stream
-            break
-        key_time = None  # keyframe spacing is only measured along a continuous decode
-        seen_until = last[1].pts if last else None
-    if last is not None:
-        _check_not_truncated(duration, last[0], path)
-        matcher.finish(last)
-    return matcher.picked()
+                return target
+        return None
+
+
+def _exact_frames(
+    container, stream, targets: list[Fraction], duration: Fraction, path: str
+) -> list[tuple[Fraction, av.VideoFrame]]:
+    """Data-Juicer's frames at ``targets``, decoding as little as it can (``_ForwardWalk``)."""
+    if not targets:
+        return []
+    return _ForwardWalk(container, stream, targets, path).run(duration)
 
 
 def _keyframes_at(container, stream, targets: list[Fraction], path: str) -> list[tuple[Fraction, av.VideoFrame]]:

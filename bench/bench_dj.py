@@ -349,7 +349,7 @@ def compute_floor(dataset: Path) -> tuple[float, float, int]:
     from textsieve.errors import VideoError
     from textsieve.runtime.steps import decode, limits_of
 
-    cfg = build_config(overrides={"dataset_path": str(dataset), "export_path": "unused"})
+    cfg = build_config(overrides={"dataset_path": str(dataset), "export_path": "unused"}).config
     detector = CraftDetector("cpu")
     detect_s = decode_s = 0.0
     frames = 0

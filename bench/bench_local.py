@@ -60,7 +60,7 @@ def cli_run(dataset: Path, export: Path, *flags: str) -> tuple[float, dict]:
 
 def compute_floor(dataset: Path) -> tuple[float, float, int]:
     """Decode and detect exactly the run's frames in this process: (decode s, detect s, frames)."""
-    config = build_config(overrides={"dataset_path": str(dataset), "export_path": "unused"})
+    config = build_config(overrides={"dataset_path": str(dataset), "export_path": "unused"}).config
     paths = [str(dataset.parent / json.loads(l)["videos"][0]) for l in dataset.read_text().splitlines()]
     detector = CraftDetector("cpu")
     detector([v for v in decode(paths[0], config.filter, limits_of(config)).images])  # warm-up

@@ -95,7 +95,7 @@ def run(video: Path, export: Path, decoders: int) -> tuple[float, int, dict]:
     dataset = export.with_suffix(".jsonl")
     dataset.write_text(json.dumps({"videos": [str(video)]}) + "\n")
     config = testing.null_config(build_config(overrides={
-        "dataset_path": str(dataset), "export_path": str(export), "filter.segment_s": 60, "filter.max_area_ratio": 0.01}))
+        "dataset_path": str(dataset), "export_path": str(export), "filter.segment_s": 60, "filter.max_area_ratio": 0.01}).config)
     _, plan = plan_for(config)
     plan.decoders, plan.decoder_threads = decoders, 1
     rss = ResourceMonitor(None, {}, interval_s=0.2).start()  # this process and its workers

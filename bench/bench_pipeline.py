@@ -66,7 +66,7 @@ def make_clips(folder: Path, size: tuple[int, int], count: int, repeat: int) -> 
 
 def config_for(dataset: Path, export: Path, sampling: str):
     return build_config(overrides={"dataset_path": str(dataset), "export_path": str(export),
-                                   "plan_frame_size": "1920x1080", **SAMPLINGS[sampling]})
+                                   "plan_frame_size": "1920x1080", **SAMPLINGS[sampling]}).config
 
 
 def _decode_one(args) -> int:

@@ -51,7 +51,7 @@ def main() -> None:
         rows.append({"videos": [path.name]})
     dataset = work / "data.jsonl"
     dataset.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    config = build_config(overrides={"dataset_path": str(dataset), "export_path": str(work / "out"), "device": "cpu"})
+    config = build_config(overrides={"dataset_path": str(dataset), "export_path": str(work / "out"), "device": "cpu"}).config
     profiler = cProfile.Profile()
     profiler.enable()
     SerialExecutor(RunSetup.resolve(config, restart=True)).run()

@@ -175,7 +175,7 @@ def test_the_setting_reaches_the_decoders_on_every_executor(executor, dataset, t
     for conversion in ("dj", "tagged"):
         config = testing.with_detector(build_config(overrides={
             "dataset_path": str(dataset), "export_path": str(tmp_path / conversion), "executor": executor,
-            "filter.color_conversion": conversion}), "red")
+            "filter.color_conversion": conversion}).config, "red")
         execute(config)
         stats = [json.loads(line) for line in (tmp_path / conversion / "stats.jsonl").read_text().splitlines()]
         got[conversion] = stats[0]["video_ocr_area_ratio"][0]
@@ -212,8 +212,8 @@ process:
 def test_the_recipe_key_is_read_and_defaults_to_dj(dataset, tmp_path):
     path = tmp_path / "recipe.yaml"
     path.write_text(RECIPE.format(dataset=dataset, export=tmp_path / "o", value="tagged"))
-    assert build_config(path).filter.color_conversion == "tagged"
-    assert build_config(overrides={"dataset_path": "d", "export_path": "o"}).filter.color_conversion == "dj"
+    assert build_config(path).config.filter.color_conversion == "tagged"
+    assert build_config(overrides={"dataset_path": "d", "export_path": "o"}).config.filter.color_conversion == "dj"
 
 
 def test_an_invalid_recipe_value_names_the_line_and_exits_2(dataset, tmp_path, capsys):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from textsieve.cli import main
-from textsieve.recipe import build_config
 from textsieve.errors import ConfigError
+from textsieve.recipe import build_config
 
 GOOD = """project_name: demo
 dataset_path: data.jsonl
@@ -31,7 +31,7 @@ def write(tmp_path, text):
 
 
 def test_data_juicer_recipe_is_read(tmp_path):
-    cfg = build_config(write(tmp_path, GOOD))
+    cfg = build_config(write(tmp_path, GOOD)).config
     assert cfg.np == 4
     assert cfg.filter.min_area_ratio == 0.01 and cfg.filter.max_area_ratio == 0.2
     assert cfg.filter.frame_sample_num == 5 and cfg.filter.any_or_all == "all"
@@ -40,7 +40,7 @@ def test_data_juicer_recipe_is_read(tmp_path):
 
 
 def test_defaults_are_data_juicers():
-    cfg = build_config(overrides={"dataset_path": "d.jsonl", "export_path": "o"})
+    cfg = build_config(overrides={"dataset_path": "d.jsonl", "export_path": "o"}).config
     f = cfg.filter
     assert (f.min_area_ratio, f.max_area_ratio, f.frame_sample_num, f.any_or_all) == (0.0, 1.0, 3, "any")
     assert f.languages_to_detect == ["ch_sim", "en"]
@@ -48,7 +48,7 @@ def test_defaults_are_data_juicers():
 
 
 def test_flags_override_recipe(tmp_path):
-    cfg = build_config(write(tmp_path, GOOD), {"filter.max_area_ratio": 0.5, "np": None})
+    cfg = build_config(write(tmp_path, GOOD), {"filter.max_area_ratio": 0.5, "np": None}).config
     assert cfg.filter.max_area_ratio == 0.5 and cfg.np == 4
 
 
@@ -103,3 +103,112 @@ def test_the_config_imports_no_detector_and_reads_no_file(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+# ---- flags generated from the config fields ---------------------------------------------
+
+def _settings():
+    """Every field a user sets, walked here on its own (not through cli.run_flags):
+    (recipe key, field info, recipe-only reason or None)."""
+    from textsieve.config import Flag, OcrFilter, RunConfig
+
+    fields = [(f"filter.{n}", n, i) for n, i in OcrFilter.model_fields.items()]
+    fields += [(n, n, i) for n, i in RunConfig.model_fields.items() if n != "filter"]
+    for path, name, info in fields:
+        flag = next((m for m in info.metadata if isinstance(m, Flag)), Flag())
+        yield path, name, info, flag.recipe_only
+
+
+def _run_actions():
+    import argparse
+
+    from textsieve.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    run = sub.choices["run"]
+    own = {"help", "recipe", "restart", "retry_errors"}  # not settings: the run's own options
+    return [a for a in run._actions if a.dest not in own]
+
+
+def test_every_setting_has_exactly_one_flag_whose_help_names_its_real_default():
+    actions = _run_actions()
+    claimed = []
+    for _path, name, info, recipe_only in _settings():
+        if recipe_only:
+            # a setting without a flag says why, and then no flag may reach it
+            assert len(recipe_only) > 20 and not [a for a in actions if f"recipe: {name})" in a.help]
+            continue
+        assert info.description, f"{name} has no description: its flag would have no help"
+        mine = [a for a in actions if a.help.endswith(f"; recipe: {name})")]
+        assert len(mine) == 1, (name, [a.option_strings for a in mine])
+        default = info.default
+        spelled = ("none" if default is None else str(default).lower() if isinstance(default, bool)
+                   else " ".join(default) if isinstance(default, list) else str(default))
+        assert f"(default: {spelled};" in mine[0].help, (name, mine[0].help)
+        # a flag not given must leave the recipe's value: argparse's default is None
+        assert mine[0].default is None, name
+        claimed += mine
+    assert sorted(a.dest for a in claimed) == sorted(a.dest for a in actions), "a flag that sets no config field"
+    # the defaults that users read most, spelled out, in case the field walk above is wrong too
+    helps = {a.option_strings[0]: a.help for a in actions}
+    assert "default: 300.0" in helps["--decode-timeout-s"] and "default: 1GiB" in helps["--gpu-reserve"]
+    assert "default: 5;" in helps["--failure-streak"] and "default: craft" in helps["--detector"]
+    assert "default: true" in helps["--no-cpu-fallback"] and "default: ch_sim en" in helps["--languages"]
+
+
+def test_every_flag_sets_its_field_and_the_ones_not_given_leave_the_recipe(tmp_path):
+    """Each generated flag given a value other than its default lands on its
+    own field, through the real parser and build_config."""
+    from textsieve.cli import RUN_FLAGS, build_parser, settings_from_args
+    from textsieve.config import RunConfig
+
+    special = {"device": "cpu", "gpu_reserve": "2GiB", "plan_frame_size": "640x480",
+               "simulate_gpus": "8GiB:8GiB", "filter.languages_to_detect": ["en"]}
+    argv, wanted = ["run"], {}
+    for flag in RUN_FLAGS:
+        kind, choices = flag.arguments.get("type"), flag.arguments.get("choices")
+        if "action" in flag.arguments:
+            argv.append(flag.option)
+            value = flag.arguments["action"] == "store_true"
+        else:
+            value = special.get(flag.path, choices[-1] if choices else {int: 64, float: 0.25, str: "x"}[kind])
+            argv += [flag.option, *(value if isinstance(value, list) else [str(value)])]
+        wanted[flag.path] = value
+    config = settings_from_args(build_parser().parse_args(argv)).config
+    default = RunConfig()
+    for path, value in wanted.items():
+        got, was = config, default
+        for part in path.split("."):
+            got, was = getattr(got, part), getattr(was, part)
+        assert got == value and got != was, (path, got, was)
+
+    recipe = write(tmp_path, GOOD)
+    alone = settings_from_args(build_parser().parse_args(["run", str(recipe)]))
+    assert alone.config == build_config(recipe).config
+    one = settings_from_args(build_parser().parse_args(["run", str(recipe), "--frame-sample-num", "7"])).config
+    assert one.filter.frame_sample_num == 7
+    assert one.model_dump(exclude={"filter": {"frame_sample_num"}}) == alone.config.model_dump(
+        exclude={"filter": {"frame_sample_num"}})
+
+
+@pytest.mark.parametrize("command", ["run", "plan", "calibrate", "profile"])
+def test_help_lists_every_generated_flag(command, capsys):
+    from textsieve.cli import RUN_FLAGS
+
+    with pytest.raises(SystemExit) as done:
+        main([command, "--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert "planning:" in out
+    assert all(flag.option in out for flag in RUN_FLAGS), [f.option for f in RUN_FLAGS if f.option not in out]
+
+
+def test_build_config_returns_the_config_and_the_recipe_plan(tmp_path):
+    from dataclasses import FrozenInstanceError
+
+    settings = build_config(write(tmp_path, GOOD))
+    assert settings.recipe is not None and settings.recipe.op_index == 0 and settings.recipe.others == []
+    assert settings.config.filter.frame_sample_num == 5
+    with pytest.raises(FrozenInstanceError):
+        settings.config = None
+    assert build_config(overrides={"dataset_path": "d"}).recipe is None

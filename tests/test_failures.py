@@ -154,7 +154,7 @@ def test_retry_errors_judges_transient_errors_again_exactly_once(small_dataset, 
 def test_retry_errors_on_a_run_that_stopped_part_way(small_dataset, tmp_path):
     """A run that stopped after committing a transient error and a file's
     own error: the retry takes back the first only, the rest resumes."""
-    config = build_config(overrides={"dataset_path": str(small_dataset), "export_path": str(tmp_path / "out")})
+    config = build_config(overrides={"dataset_path": str(small_dataset), "export_path": str(tmp_path / "out")}).config
 
     def error(index: int, kind: ErrorKind) -> SampleOutcome:
         return SampleOutcome(index, {"id": index}, "error", error=Failure(kind, f"sample {index}").record())

@@ -101,7 +101,7 @@ def test_cuda_provider_is_capped_by_the_plan():
     """Two simulated GPUs of different sizes: every replica's ONNX Runtime arena
     cap is its share of its GPU's budget, minus what lives outside the arena."""
     config = build_config(overrides={"simulate_gpus": "80GiB:70GiB,16GiB:12GiB", "filter.detector": "ppocr",
-                                     "plan_frame_size": "1280x720"})
+                                     "plan_frame_size": "1280x720"}).config
     _, plan = plan_for(config)
     assert plan.ok and plan.device_kind == "gpu" and plan.cost.model == "ppocr"
     for g in plan.gpus:
@@ -227,7 +227,7 @@ def test_bad_calibration_files_are_refused(tmp_path):
     # a run checks the file before any work
     (tmp_path / "d.jsonl").write_text("{}\n")
     config = build_config(overrides={"dataset_path": str(tmp_path / "d.jsonl"), "export_path": str(tmp_path / "out"),
-                                     "filter.detector": "ppocr", "filter.calibration": str(tmp_path / "missing.json")})
+                                     "filter.detector": "ppocr", "filter.calibration": str(tmp_path / "missing.json")}).config
     with pytest.raises(ConfigError, match="calibration"):
         preflight(config)
 
@@ -298,7 +298,7 @@ def test_calibrate_refuses_craft(clip_set, tmp_path):
     with pytest.raises(ConfigError, match="set detector: ppocr"):
         from textsieve.runtime.calibrate import run_calibration
 
-        run_calibration(build_config(overrides={"dataset_path": str(clip_set), "export_path": str(tmp_path)}))
+        run_calibration(build_config(overrides={"dataset_path": str(clip_set), "export_path": str(tmp_path)}).config)
 
 
 def test_local_executor_matches_serial_with_ppocr(clip_set, tmp_path):

@@ -62,7 +62,7 @@ def dataset(tmp_path_factory) -> Path:
 def config(dataset: Path, export: Path, **extra):
     overrides = {"dataset_path": str(dataset), "export_path": str(export), "filter.max_area_ratio": 0.05,
                  "batch_size": 4, **extra}
-    return build_config(overrides=overrides)
+    return build_config(overrides=overrides).config
 
 
 @pytest.fixture(scope="module")

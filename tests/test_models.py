@@ -38,7 +38,7 @@ from textsieve.detect import registry
 from textsieve.resources.profile import measure
 from textsieve.runtime.planning import plan_for
 
-inventory, plan = plan_for(build_config(overrides={"simulate_gpus": "80GiB:70GiB", "plan_frame_size": "320x240", "batch_size": 2}))
+inventory, plan = plan_for(build_config(overrides={"simulate_gpus": "80GiB:70GiB", "plan_frame_size": "320x240", "batch_size": 2}).config)
 result = measure("craft", {}, "cpu", 2, 320, 240)
 print(json.dumps({
     "parent_pid": os.getpid(),

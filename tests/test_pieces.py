@@ -127,7 +127,7 @@ def test_one_video_keeps_many_decoders_busy_with_the_same_answers(lecture, tmp_p
     from textsieve.runtime.planning import plan_for
 
     assert main(segment_args(lecture, tmp_path / "serial", "--executor", "serial")) == 0
-    config = build_config(recipe_for(lecture, tmp_path / "local"))
+    config = build_config(recipe_for(lecture, tmp_path / "local")).config
     _, plan = plan_for(config)
     plan.decoders = 3
     summary = LocalExecutor(RunSetup.resolve(config, plan)).run()

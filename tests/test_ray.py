@@ -108,7 +108,7 @@ def cluster(ray_local):
 def cfg(dataset: Path, export: Path, **extra):
     return build_config(overrides={"dataset_path": str(dataset), "export_path": str(export),
                                    "filter.max_area_ratio": 0.05, "simulate_gpus": "16GiB:16GiB,16GiB:16GiB",
-                                   "max_replicas_per_gpu": 1, "executor": "ray", **extra})
+                                   "max_replicas_per_gpu": 1, "executor": "ray", **extra}).config
 
 
 def read(folder: Path) -> dict[str, str]:
@@ -117,7 +117,7 @@ def read(folder: Path) -> dict[str, str]:
 
 def test_ray_outputs_equal_the_local_executors_and_follow_the_plan(cluster, dataset, tmp_path):
     run_serial(build_config(overrides={"dataset_path": str(dataset), "export_path": str(tmp_path / "serial"),
-                                       "filter.max_area_ratio": 0.05}))
+                                       "filter.max_area_ratio": 0.05}).config)
     summary = RayExecutor(RunSetup.resolve(cfg(dataset, tmp_path / "ray"))).run()
     assert read(tmp_path / "ray") == read(tmp_path / "serial")
     assert summary["counts"]["adds_up"] and summary["counts"]["input"] == 9
@@ -132,7 +132,7 @@ def test_ray_outputs_equal_the_local_executors_and_follow_the_plan(cluster, data
 
 def test_ray_killed_actor_loses_no_sample(cluster, dataset, tmp_path, monkeypatch):
     run_serial(build_config(overrides={"dataset_path": str(dataset), "export_path": str(tmp_path / "serial"),
-                                       "filter.max_area_ratio": 0.05}))
+                                       "filter.max_area_ratio": 0.05}).config)
     monkeypatch.setenv("TEXTSIEVE_FAULTS", json.dumps({"crash_replica_calls": [2], "once_dir": str(tmp_path)}))
     summary = RayExecutor(RunSetup.resolve(cfg(dataset, tmp_path / "ray"))).run()
     assert (tmp_path / "replica-crash-2").exists()  # the fault fired: a replica died mid-run
@@ -149,7 +149,7 @@ def test_ray_ships_the_calibration_to_its_actors(cluster, dataset, tmp_path):
     path = save_calibration(Calibration("ppocr", None, (0.0, 0.1, 1.0), (0.0, 0.2, 0.5)), tmp_path / "cal.json")
     extra = {"filter.detector": "ppocr", "filter.calibration": str(path)}
     serial = build_config(overrides={"dataset_path": str(dataset), "export_path": str(tmp_path / "serial"),
-                                     "filter.max_area_ratio": 0.05, **extra})
+                                     "filter.max_area_ratio": 0.05, **extra}).config
     SerialExecutor(RunSetup.resolve(serial, calibration=resolve_calibration(serial.filter))).run()
     config = cfg(dataset, tmp_path / "ray", **extra)
     calibration = resolve_calibration(config.filter)  # the driver reads it once
@@ -176,7 +176,7 @@ def test_ray_from_the_cli_as_a_user_starts_it_on_a_cpu_machine(dataset, tmp_path
     mixed = tmp_path / "mixed.jsonl"
     mixed.write_text("".join(json.dumps(r) + "\n" for r in rows))
     run_serial(build_config(overrides={"dataset_path": str(mixed), "export_path": str(tmp_path / "serial"),
-                                       "filter.max_area_ratio": 0.05}))
+                                       "filter.max_area_ratio": 0.05}).config)
     done = subprocess.run([sys.executable, "-m", "textsieve.cli", "run", "--dataset", str(mixed), "--export",
                            str(tmp_path / "ray"), "--executor", "ray", "--max-area-ratio", "0.05"],
                           capture_output=True, text=True, timeout=300)

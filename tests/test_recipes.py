@@ -12,12 +12,13 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import yaml
-
 from runs import RECIPE
+
 from textsieve.cli import main
-from textsieve.recipe import build_config
 from textsieve.errors import ConfigError
+from textsieve.recipe import build_config
 from textsieve.synthetic import TextBlock, VideoSpec, render_frame
+
 
 def recipe(tmp_path: Path, dataset: Path, export: str, globals_: str = "", text: str = RECIPE) -> Path:
     path = tmp_path / "recipe.yaml"
@@ -53,15 +54,48 @@ def test_a_mapper_before_the_ocr_op_is_refused_with_the_prefix_recipe(small_data
     assert not (tmp_path / "out").exists()
 
 
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(f.relative_to(folder)): f.read_bytes() for f in sorted(folder.rglob("*")) if f.is_file()}
+
+
+def test_reading_a_recipe_writes_nothing(small_dataset, tmp_path):
+    """Parsing writes no file: a good recipe, one refused for a mapper before
+    the OCR op (whose prefix recipe only `textsieve run` writes), one with an
+    unknown key. The recipe's folder is byte-identical afterwards, and
+    `textsieve plan` on the refused one writes nothing either."""
+    from textsieve.recipe import OpsBeforeFilter, prefix_recipe_path, read_recipe
+
+    mapper = RECIPE.replace("  - video_duration_filter:\n      min_duration: 0.5\n      max_duration: 100\n",
+                            "  - video_resize_aspect_ratio_mapper:\n      min_ratio: 1\n")
+    texts = {"good": RECIPE, "mapper": mapper, "unknown": RECIPE.replace("np: 2", "np: 2\ncolour: blue")}
+    for name, text in texts.items():
+        folder = tmp_path / name
+        folder.mkdir()
+        path = recipe(folder, small_dataset, "out/result.jsonl", text=text)
+        before = _snapshot(folder)
+        if name == "good":
+            assert read_recipe(path).op_index == 1 and build_config(path).recipe.others
+        else:
+            with pytest.raises(OpsBeforeFilter if name == "mapper" else ConfigError):
+                build_config(path)
+            assert main(["plan", str(path), "--simulate-gpus", "8GiB:8GiB"]) == 2
+        assert _snapshot(folder) == before, name
+    with pytest.raises(OpsBeforeFilter) as refused:
+        read_recipe(tmp_path / "mapper" / "recipe.yaml")
+    # the message says where `textsieve run` would write the ops before the filter
+    assert str(prefix_recipe_path(tmp_path / "mapper" / "recipe.yaml")) in str(refused.value)
+    assert "recipe.yaml:7: video_resize_aspect_ratio_mapper comes before" in str(refused.value)
+
+
 def test_ray_parquet_and_shards_as_data_juicer_users_write_them(small_dataset, tmp_path):
     """executor_type: ray, export_path: out/result.parquet, export_shard_size
     (run end to end on a Ray cluster in tests/test_cluster.py)."""
     path = recipe(tmp_path, small_dataset, "out/result.parquet", "executor_type: ray\nexport_shard_size: 2000")
-    config = build_config(path)
+    config = build_config(path).config
     # the format follows export_path's suffix, as in Data-Juicer, unless export_type says otherwise
     assert config.executor == "ray" and config.sharded and config.export_type == "parquet"
     assert config.kept_shards == "result.parquet" and config.export_dir == tmp_path / "out"
-    assert build_config(path, {"export_type": "jsonl"}).export_type == "jsonl"
+    assert build_config(path, {"export_type": "jsonl"}).config.export_type == "jsonl"
 
 
 def test_parquet_shards_on_one_machine_keep_every_field(small_dataset, tmp_path):
@@ -128,7 +162,7 @@ def test_a_parquet_export_path_is_written_as_parquet(small_dataset, tmp_path):
 def test_data_juicers_keys_mean_what_they_mean_there(small_dataset, tmp_path):
     text = RECIPE.replace("process:", "video_key: clips\ntext_key: caption\nprocess:").replace(
         "      frame_sample_num: 3", "      frame_sample_num: 3\n      reversed_range: true\n      mem_required: 3GB")
-    config = build_config(recipe(tmp_path, small_dataset, "out", text=text))
+    config = build_config(recipe(tmp_path, small_dataset, "out", text=text)).config
     assert config.filter.video_key == "clips" and config.filter.reversed_range
     from textsieve.runtime.planning import plan_for
 

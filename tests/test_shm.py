@@ -100,7 +100,7 @@ def test_pipe_and_shared_memory_transports_give_identical_outputs(small_dataset,
 
     for transport in ("pipe", "shm"):
         config = build_config(overrides={"dataset_path": str(small_dataset), "export_path": str(tmp_path / transport),
-                                         "filter.max_area_ratio": 0.05, "batch_size": 4})
+                                         "filter.max_area_ratio": 0.05, "batch_size": 4}).config
         summary = LocalExecutor(RunSetup.resolve(config), transport=transport).run()
         assert ("shared memory" in summary["workers"]["frame_transport"]) == (transport == "shm")
     assert outputs(tmp_path / "pipe") == outputs(tmp_path / "shm")
@@ -156,7 +156,7 @@ from textsieve.recipe import build_config
 from textsieve.runtime.lifecycle import RunSetup
 from textsieve.runtime.local import LocalExecutor
 from textsieve.runtime.planning import plan_for
-config = testing.null_config(build_config(overrides={"dataset_path": sys.argv[1], "export_path": sys.argv[2]}))
+config = testing.null_config(build_config(overrides={"dataset_path": sys.argv[1], "export_path": sys.argv[2]}).config)
 _, plan = plan_for(config)
 plan.decoders = 3
 # slots sized for 1080p, a budget of three of them: the pool holds the

@@ -145,11 +145,11 @@ def test_memory_per_video_follows_the_frame_budget_not_a_fixed_limit(folder, tmp
 
     from textsieve.recipe import build_config
 
-    default = build_config(None, {"dataset_path": "d", "export_path": "o"})
+    default = build_config(None, {"dataset_path": "d", "export_path": "o"}).config
     assert 3840 * 2160 < default.video_pixel_limit < 7680 * 4320
-    planned = build_config(None, {"dataset_path": "d", "export_path": "o", "plan_frame_size": "7680x4320"})
+    planned = build_config(None, {"dataset_path": "d", "export_path": "o", "plan_frame_size": "7680x4320"}).config
     assert planned.video_pixel_limit >= 7680 * 4320
-    more_frames = build_config(None, {"dataset_path": "d", "export_path": "o", "filter.frame_sample_num": 100})
+    more_frames = build_config(None, {"dataset_path": "d", "export_path": "o", "filter.frame_sample_num": 100}).config
     assert more_frames.video_pixel_limit == 1920 * 1080  # never below the planned frame size
 
 

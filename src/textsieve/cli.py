@@ -6,115 +6,115 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
+from pydantic.fields import FieldInfo
 
+from .config import Flag, OcrFilter, RunConfig
 from .errors import ConfigError, RunStopped
+from .recipe import (
+    OpsBeforeFilter,
+    Settings,
+    build_config,
+    write_prefix_recipe,
+    write_rest_recipe,
+)
 from .redact import configure_logging, redact_text
 
 log = logging.getLogger("textsieve")
 
-# flag -> config field; "filter." fields are the op's parameters
-RUN_FLAGS = {
-    "dataset": "dataset_path",
-    "export": "export_path",
-    "np": "np",
-    "device": "device",
-    "batch_size": "batch_size",
-    "weights_dir": "weights_dir",
-    "min_area_ratio": "filter.min_area_ratio",
-    "max_area_ratio": "filter.max_area_ratio",
-    "frame_sample_num": "filter.frame_sample_num",
-    "any_or_all": "filter.any_or_all",
-    "languages": "filter.languages_to_detect",
-    "video_key": "filter.video_key",
-    "area_mode": "filter.area_mode",
-    "aggregate": "filter.aggregate",
-    "sampling": "filter.sampling",
-    "interval_s": "filter.interval_s",
-    "max_video_pixels": "max_video_pixels",
-    "max_video_duration_s": "max_video_duration_s",
-    "gpu_reserve": "gpu_reserve",
-    "gpu_reserve_fraction": "gpu_reserve_fraction",
-    "max_replicas_per_gpu": "max_replicas_per_gpu",
-    "cpu_fallback": "cpu_fallback",
-    "plan_frame_size": "plan_frame_size",
-    "simulate_gpus": "simulate_gpus",
-    "executor": "executor",
-    "address": "ray_address",
-    "decode_timeout_s": "decode_timeout_s",
-    "detect_timeout_s": "detect_timeout_s",
-    "failure_streak": "failure_streak",
-    "export_shard_size": "export_shard_size",
-    "segment_s": "filter.segment_s",
-    "segment_aggregate": "filter.segment_aggregate",
-    "export_type": "export_type",
-    "detector": "filter.detector",
-    "max_side": "filter.max_side",
-    "color_conversion": "filter.color_conversion",
-    "calibration": "filter.calibration",
-}
+
+@dataclass(frozen=True)
+class RunFlag:
+    """A flag of run, plan, profile and calibrate, generated from one config
+    field (config.py declares each setting once: its type, default, help and
+    any :class:`~textsieve.config.Flag`)."""
+
+    path: str  # the field: "filter.<name>" for the op's parameters
+    option: str  # "--batch-size"
+    dest: str  # the attribute argparse sets: the option's own name, or the field's for --no-<name>
+    group: str | None
+    arguments: dict[str, Any]  # add_argument's keywords
+
+
+def shown_default(value: Any) -> str:
+    """A default as a recipe spells it, for the help."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return " ".join(map(str, value))
+    return str(value)
+
+
+def _value_type(annotation: Any) -> tuple[type, tuple[str, ...] | None]:
+    """The type argparse converts a value to, and the choices of a Literal."""
+    options = [a for a in get_args(annotation) if a is not type(None)] \
+        if get_origin(annotation) in (Union, UnionType) else [annotation]
+    first = options[0]
+    if get_origin(first) is Literal:
+        return str, get_args(first)
+    if first in (int, float, str):
+        return first, None
+    raise TypeError(f"no flag type for {annotation!r}: declare the field's Flag(recipe_only=...) in config.py")
+
+
+def _run_flag(path: str, name: str, info: FieldInfo) -> RunFlag | None:
+    flag = next((m for m in info.metadata if isinstance(m, Flag)), Flag())
+    if flag.recipe_only:
+        return None
+    # every flag defaults to None: a flag not given leaves the recipe's value
+    arguments: dict[str, Any] = {"default": None}
+    help_text = info.description or ""
+    if info.annotation is bool:
+        arguments["action"] = "store_false" if flag.turns_off else "store_true"
+        help_text = f"turns off: {help_text}" if flag.turns_off else help_text
+    else:
+        arguments["type"], choices = _value_type(info.annotation)
+        if choices:
+            arguments["choices"] = list(choices)
+        if flag.nargs:
+            arguments["nargs"] = flag.nargs
+    # argparse formats help with %: a description's own % is text
+    arguments["help"] = f"{help_text} (default: {shown_default(info.default)}; recipe: {name})".replace("%", "%%")
+    option = flag.name or f"--{'no-' if flag.turns_off else ''}{name.replace('_', '-')}"
+    dest = name if flag.turns_off else option[2:].replace("-", "_")
+    if flag.turns_off:
+        arguments["dest"] = dest
+    return RunFlag(path, option, dest, flag.group, arguments)
+
+
+def run_flags() -> tuple[RunFlag, ...]:
+    """One flag per setting of RunConfig and its op's OcrFilter, in their order."""
+    fields = []
+    for name, info in RunConfig.model_fields.items():
+        if name == "filter":
+            fields += [(f"filter.{sub}", sub, sub_info) for sub, sub_info in OcrFilter.model_fields.items()]
+        else:
+            fields.append((name, name, info))
+    return tuple(flag for flag in (_run_flag(*f) for f in fields) if flag is not None)
+
+
+RUN_FLAGS = run_flags()
 
 
 def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("recipe", nargs="?", help="Data-Juicer style recipe (YAML); flags override it")
-    p.add_argument("--dataset", help="JSONL or Parquet dataset (recipe: dataset_path)")
-    p.add_argument("--export", help="export folder, or a .jsonl file for kept samples (recipe: export_path)")
-    p.add_argument("--np", type=int, help="cap on detector replicas (Data-Juicer's np: its model copies); "
-                                          "decoders follow the cores")
-    p.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
-    p.add_argument("--batch-size", type=int, help="frames per detector forward pass (default: 8 on GPU, 1 on CPU)")
-    p.add_argument("--weights-dir", help="folder holding craft_mlt_25k.pth (default: installed package)")
-    p.add_argument("--min-area-ratio", type=float)
-    p.add_argument("--max-area-ratio", type=float)
-    p.add_argument("--frame-sample-num", type=int)
-    p.add_argument("--any-or-all", choices=["any", "all"])
-    p.add_argument("--languages", nargs="+", help="EasyOCR language codes (validated; CRAFT ignores them)")
-    p.add_argument("--video-key", help="sample field holding the video list (default: videos)")
-    p.add_argument("--area-mode", choices=["dj", "union"], help="dj (default, Data-Juicer's sum) or union")
-    p.add_argument("--aggregate", choices=["mean", "max", "p90"], help="per-video statistic (default mean)")
-    p.add_argument("--sampling", choices=["uniform", "interval", "keyframe"], help="frame sampling (default uniform)")
-    p.add_argument("--interval-s", type=float, help="seconds between frames for --sampling interval")
-    p.add_argument("--detector", choices=["craft", "ppocr", "cascade"],
-                   help="craft (default, Data-Juicer's), ppocr (PP-OCR DBNet, an order of magnitude faster, its own "
-                        "errors), or cascade (ppocr first, CRAFT re-judges what it cannot settle: CRAFT's decisions); "
-                        "see docs/fast-detector.md")
-    p.add_argument("--segment-s", type=float,
-                   help="judge long videos in pieces of this many seconds (segments.jsonl: the ranges to keep)")
-    p.add_argument("--segment-aggregate", choices=["mean", "any", "all"],
-                   help="a video judged in pieces: by the mean of its pieces' ratios (default), or any/all pieces kept")
-    p.add_argument("--max-side", type=int, help="scale frames to this long side before detection (default: native)")
-    p.add_argument("--color-conversion", choices=["dj", "tagged"],
-                   help="YUV to RGB: dj (default, Data-Juicer's: BT.601 whatever the stream's tag, on any PyAV) or "
-                        "tagged (the stream's own colour matrix and range; not Data-Juicer's ratios on BT.709 video)")
-    p.add_argument("--calibration", help="a `textsieve calibrate` file mapping the fast detector's ratios to CRAFT's")
-    p.add_argument("--max-video-pixels", type=int)
-    p.add_argument("--max-video-duration-s", type=float)
-    p.add_argument("--strict", action="store_true", default=None, help="exit 1 if any sample ends in errors.jsonl")
-    p.add_argument("--executor", choices=["local", "serial", "ray"],
-                   help="local (default): decoders + replicas; serial: one process; ray: a Ray cluster")
-    p.add_argument("--address", help="Ray cluster address for --executor ray (e.g. auto); default: start a local one")
-    p.add_argument("--decode-timeout-s", type=float, help="per-video decode time limit (default 300)")
-    p.add_argument("--detect-timeout-s", type=float,
-                   help="per-batch detector time limit; a batch past it is retried once, then `timeout` (default 600)")
-    p.add_argument("--failure-streak", type=int,
-                   help="stop the run when this many samples in a row fail at detection the same way (default 5)")
-    p.add_argument("--export-shard-size", type=int,
-                   help="write outputs as shards of about this many bytes, with a manifest (Data-Juicer's key; 0: one file each)")
-    p.add_argument("--export-type", choices=["jsonl", "parquet"], help="format of the shards (default jsonl)")
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for flag in RUN_FLAGS:
+        if flag.group is not None and flag.group not in groups:
+            groups[flag.group] = p.add_argument_group(flag.group)
+        target = groups[flag.group] if flag.group is not None else p
+        target.add_argument(flag.option, **flag.arguments)
     p.add_argument("--restart", action="store_true", help="discard a previous run in the export folder and start over")
     p.add_argument("--retry-errors", action="store_true",
                    help="judge again, once, the samples whose error is transient (timeout, worker_crashed, gpu_oom, "
                         "detector_error, remote_read); other errors stay")
-    g = p.add_argument_group("planning")
-    g.add_argument("--gpu-reserve", help="memory kept free on every GPU, at least (default 1GiB)")
-    g.add_argument("--gpu-reserve-fraction", type=float, help="... or this share of its total (default 0.05)")
-    g.add_argument("--max-replicas-per-gpu", type=int, help="default 2")
-    g.add_argument("--no-cpu-fallback", dest="cpu_fallback", action="store_false", default=None,
-                   help="fail instead of running on the CPU when no GPU fits a replica")
-    g.add_argument("--plan-frame-size", help="largest frame size to plan memory for (default 1920x1080)")
-    g.add_argument("--simulate-gpus", help='simulated GPUs, "TOTAL:FREE,..." (e.g. "80GiB:72GiB,24GiB:3GiB") or a JSON file')
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -157,12 +157,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def config_from_args(args: argparse.Namespace):
-    from .recipe import build_config
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """The recipe, then the flags given (a flag not given is None and leaves the recipe's value)."""
+    return build_config(args.recipe, {flag.path: getattr(args, flag.dest) for flag in RUN_FLAGS})
 
-    overrides = {field: getattr(args, flag) for flag, field in RUN_FLAGS.items()}
-    overrides["strict"] = args.strict
-    return build_config(args.recipe, overrides)
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    return settings_from_args(args).config
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -219,8 +220,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .runtime.collector import AlreadyComplete
     from .runtime.execute import execute
 
-    config = config_from_args(args)
-    others = len(config._recipe.others) if config._recipe is not None else 0
+    try:
+        settings = settings_from_args(args)
+    except OpsBeforeFilter as refused:
+        # written here, not when the recipe is read: parsing writes nothing, and
+        # a run that cannot start is the one place the user needs these ops
+        prefix = write_prefix_recipe(refused.recipe, refused.document, refused.op_index)
+        raise ConfigError(refused.with_prefix(prefix)) from None
+    config, recipe = settings.config, settings.recipe
+    others = len(recipe.others) if recipe is not None else 0
     if others:
         print(f"video_ocr_area_ratio_filter runs here first (every op before it is a filter: the kept set is the "
               f"same in any order); the recipe's {others} other op(s) go to {config.export_dir / 'rest.yaml'} "
@@ -236,9 +244,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if others:
         # written once the run has ended, so that a refused run (a missing
         # dataset, a folder another run holds) leaves nothing behind
-        from .recipe import write_rest_recipe
-
-        rest = write_rest_recipe(config, config._recipe)
+        rest = write_rest_recipe(config, recipe)
         print(f"then: dj-process --config {rest}   (the recipe's other ops, on textsieve's kept samples)")
     return _report(config, summary) if summary is not None else 0
 

@@ -8,12 +8,30 @@ machine (models, devices, the dataset, a calibration file) is checked by
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Optional, Union
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Flag:
+    """How a setting is spelled on the command line where its field's name
+    and type do not say it. The flags of ``textsieve run`` are generated from
+    the fields of :class:`RunConfig` and :class:`OcrFilter` (cli.py): a field's
+    ``description`` is its help, its default is the one the help names, a
+    ``Literal`` gives the choices. Each setting is declared here once."""
+
+    name: str | None = None  # e.g. "--address" for ray_address; default: --<field-name>
+    # a setting on by default gets --no-<name>, which turns it off
+    turns_off: bool = False
+    nargs: str | None = None  # "+": a list of values
+    group: str | None = None  # the argument group that --help lists it under
+    # a setting with no flag, and why (a recipe spelling a flag cannot carry)
+    recipe_only: str | None = None
 
 
 class OcrFilter(BaseModel):
@@ -23,85 +41,132 @@ class OcrFilter(BaseModel):
     # mistake in the recipe, not something to coerce silently
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    min_area_ratio: float = Field(0.0, ge=0.0, le=1.0)
-    max_area_ratio: float = Field(1.0, ge=0.0, le=1.0)
-    frame_sample_num: int = Field(3, ge=1)
-    languages_to_detect: Union[str, list[str]] = ["ch_sim", "en"]
-    any_or_all: Literal["any", "all"] = "any"
-    reversed_range: bool = False  # Data-Juicer's: keep the videos outside [min, max] instead
-    video_key: str = "videos"
-    mem_required: Union[str, float, int, None] = None  # Data-Juicer's per-op memory hint
+    min_area_ratio: float = Field(0.0, ge=0.0, le=1.0, description="lowest text area ratio a kept video may have")
+    max_area_ratio: float = Field(1.0, ge=0.0, le=1.0, description="highest text area ratio a kept video may have")
+    frame_sample_num: int = Field(3, ge=1, description="frames sampled per video")
+    languages_to_detect: Annotated[str | list[str], Flag("--languages", nargs="+")] = Field(
+        ["ch_sim", "en"], description="EasyOCR language codes (validated; CRAFT ignores them)")
+    any_or_all: Literal["any", "all"] = Field(
+        "any", description="a sample with several videos is kept when any of them is, or all are")
+    reversed_range: bool = Field(
+        False, description="keep the videos outside [min_area_ratio, max_area_ratio] instead (Data-Juicer's)")
+    video_key: str = Field("videos", description="sample field holding the video list")
+    mem_required: Annotated[str | float | int | None, Flag(
+        recipe_only="a bare number means GiB in a recipe, but a flag's value is text, which parse_size reads as bytes"
+    )] = Field(None, description="Data-Juicer's per-op memory hint: a size (3GB) or a number of GiB; "
+                                 "the planner takes it as a replica's GPU cost")
     # opt-in, beyond Data-Juicer; the defaults keep its answers
-    area_mode: Literal["dj", "union"] = "dj"
-    aggregate: Literal["mean", "max", "p90"] = "mean"
-    sampling: Literal["uniform", "interval", "keyframe"] = "uniform"
+    area_mode: Literal["dj", "union"] = Field(
+        "dj", description="dj (Data-Juicer's: the sum of the boxes' areas) or union (the area they cover)")
+    aggregate: Literal["mean", "max", "p90"] = Field("mean", description="per-video statistic over its frames")
+    sampling: Literal["uniform", "interval", "keyframe"] = Field("uniform", description="frame sampling")
     # at least 10 ms: finer steps round to zero in the samplers' millisecond fractions
-    interval_s: float = Field(1.0, ge=0.01)
+    interval_s: float = Field(1.0, ge=0.01, description="seconds between frames when sampling is interval")
     # the text detector: CRAFT (Data-Juicer's); PP-OCR's DBNet, an order of
     # magnitude cheaper, whose ratios are its own unless a calibration maps them
     # to CRAFT's; or the cascade: PP-OCR first, CRAFT for what it cannot settle
-    detector: Literal["craft", "ppocr", "cascade"] = "craft"
-    max_side: Optional[int] = Field(None, ge=32)  # frames scaled to this long side first; None: native
+    detector: Literal["craft", "ppocr", "cascade"] = Field(
+        "craft", description="craft (Data-Juicer's), ppocr (PP-OCR DBNet, an order of magnitude faster, its own "
+                             "errors), or cascade (ppocr first, CRAFT re-judges what it cannot settle: CRAFT's "
+                             "decisions); see docs/fast-detector.md")
+    max_side: int | None = Field(
+        None, ge=32, description="scale frames to this long side before detection; none: native size")
     # YUV -> RGB: dj converts as Data-Juicer's pinned PyAV 13.1 does (BT.601,
     # tags ignored) on any PyAV; tagged honours the stream's colour matrix and
     # range (video/color.py, docs/semantics.md "Colour conversion")
-    color_conversion: Literal["dj", "tagged"] = "dj"
-    calibration: Optional[str] = None  # a file from `textsieve calibrate`: fast ratios -> CRAFT's, and the cascade's margins
+    color_conversion: Literal["dj", "tagged"] = Field(
+        "dj", description="YUV to RGB: dj (Data-Juicer's: BT.601 whatever the stream's tag, on any PyAV) or tagged "
+                          "(the stream's own colour matrix and range; not Data-Juicer's ratios on BT.709 video)")
+    calibration: str | None = Field(
+        None, description="a `textsieve calibrate` file mapping the fast detector's ratios to CRAFT's, with the "
+                          "cascade's margins")
     # long videos in pieces (docs/semantics.md, "Pieces"): each piece of this many
     # seconds judged on its own; the video by its pieces' mean, any or all
-    segment_s: Optional[float] = Field(None, ge=0.01)
-    segment_aggregate: Literal["mean", "any", "all"] = "mean"
-    save_boxes: bool = True  # each frame's boxes in stats.jsonl (compact polygons), for `textsieve report`
+    segment_s: float | None = Field(
+        None, ge=0.01, description="judge long videos in pieces of this many seconds (segments.jsonl: the ranges "
+                                   "to keep); none: whole videos")
+    segment_aggregate: Literal["mean", "any", "all"] = Field(
+        "mean", description="a video judged in pieces: by the mean of its pieces' ratios, or kept when any or all "
+                            "pieces are")
+    save_boxes: Annotated[bool, Flag(turns_off=True)] = Field(
+        True, description="each frame's boxes in stats.jsonl (compact polygons), for `textsieve report`")
 
     @field_validator("languages_to_detect")
     @classmethod
-    def _languages(cls, value: Union[str, list[str]]) -> list[str]:
+    def _languages(cls, value: str | list[str]) -> list[str]:
         # the codes are checked against EasyOCR's list before a run (runtime.preflight):
         # this module reads no file and imports no detector
         return [value] if isinstance(value, str) else list(value)
 
     @model_validator(mode="after")
-    def _range(self) -> "OcrFilter":
+    def _range(self) -> OcrFilter:
         # an empty range keeps nothing (or, reversed, everything): never what a recipe means
         if self.min_area_ratio > self.max_area_ratio:
             raise ValueError(f"min_area_ratio {self.min_area_ratio} is above max_area_ratio {self.max_area_ratio}")
         return self
 
 
+PLANNING = "planning"  # the argument group of the memory plan's settings (docs/planner.md)
+
+
 class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    dataset_path: str | None = None  # required by `run`; `plan` and `profile` do without
-    export_path: str | None = None
-    np: int | None = Field(None, ge=1)  # Data-Juicer's process count (model copies): caps the detector replicas
+    dataset_path: Annotated[str | None, Flag("--dataset")] = Field(
+        None, description="the dataset: JSON lines or Parquet, a folder, a glob, an archive or a URL (required by "
+                          "run; plan and profile do without)")
+    export_path: Annotated[str | None, Flag("--export")] = Field(
+        None, description="export folder, or a .jsonl, .json or .parquet file for the kept samples")
+    np: int | None = Field(
+        None, ge=1, description="cap on detector replicas (Data-Juicer's np: its model copies); decoders follow "
+                                "the cores; none: what the plan fits")
     filter: OcrFilter = Field(default_factory=OcrFilter)
     # textsieve's own settings
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    batch_size: int | None = Field(None, ge=1)  # frames per forward pass; default: 8 on a GPU, 1 on a CPU
-    weights_dir: str | None = None
-    strict: bool = False  # exit non-zero when any sample ends in errors.jsonl
+    device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
+    batch_size: int | None = Field(
+        None, ge=1, description="frames per detector forward pass; none: 8 on a GPU, 1 on a CPU")
+    weights_dir: str | None = Field(
+        None, description="folder holding the detector weights (craft_mlt_25k.pth); none: the installed package's")
+    strict: bool = Field(False, description="exit 1 if any sample ends in errors.jsonl")
     # Data-Juicer's: shards of this many bytes (0: one file per output); the format of shards
-    export_shard_size: int = Field(0, ge=0)
-    export_type: Literal["jsonl", "parquet"] = "jsonl"
+    export_shard_size: int = Field(
+        0, ge=0, description="write outputs as shards of about this many bytes, with a manifest (Data-Juicer's "
+                             "key; 0: one file each)")
+    export_type: Literal["jsonl", "parquet"] = Field(
+        "jsonl", description="format of the shards and of the kept file (a .parquet export_path: parquet)")
     # Data-Juicer's: with export_path naming a file, kept samples carry their
     # stats only if true; <stem>_stats.jsonl holds them either way
-    keep_stats_in_res_ds: bool = False
-    executor: Literal["local", "serial", "ray"] = "local"  # serial: one process
-    ray_address: str | None = None  # for executor ray: "auto", "ray://host:10001", or None for a local cluster
-    decode_timeout_s: float = Field(300.0, gt=0)  # per video; past it the decoder is stopped: `timeout`
-    detect_timeout_s: float = Field(600.0, gt=0)  # per detector batch; past it the replica is stopped and the batch retried once
-    failure_streak: int = Field(5, ge=1)  # this many samples in a row failing at detection the same way stop the run
-    # None: derived from the frame budget (video_pixel_limit); a number: that many pixels a frame, at most
-    max_video_pixels: Optional[int] = Field(None, ge=1)
-    max_video_duration_s: float = Field(24 * 3600.0, gt=0)
+    keep_stats_in_res_ds: bool = Field(
+        False, description="with export_path naming a file, the kept samples carry their stats (Data-Juicer's "
+                           "key; <stem>_stats.jsonl holds them either way)")
+    executor: Literal["local", "serial", "ray"] = Field(
+        "local", description="local: decoders and replicas on this machine; serial: one process; ray: a Ray cluster")
+    ray_address: Annotated[str | None, Flag("--address")] = Field(
+        None, description="Ray cluster address for executor ray (auto, ray://host:10001); none: start a local one")
+    decode_timeout_s: float = Field(
+        300.0, gt=0, description="per-video decode time limit in seconds; past it the decoder is stopped: `timeout`")
+    detect_timeout_s: float = Field(
+        600.0, gt=0, description="per-batch detector time limit in seconds; a batch past it is retried once, "
+                                 "then `timeout`")
+    failure_streak: int = Field(
+        5, ge=1, description="stop the run when this many samples in a row fail at detection the same way")
+    max_video_pixels: int | None = Field(
+        None, ge=1, description="largest frame a video may have, in pixels; none: what the frame buffer holds "
+                                "(docs/failures.md)")
+    max_video_duration_s: float = Field(24 * 3600.0, gt=0, description="longest video judged, in seconds")
     # planning (see docs/planner.md)
-    gpu_reserve: str = "1GiB"  # kept free on every GPU: at least this ...
-    gpu_reserve_fraction: float = Field(0.05, ge=0, lt=1)  # ... or this share of its total
-    max_replicas_per_gpu: int = Field(2, ge=1)
-    cpu_fallback: bool = True  # run on the CPU when no GPU fits a replica
-    plan_frame_size: str = "1920x1080"  # largest frame size expected, for the memory plan
-    simulate_gpus: str | None = None  # e.g. "80GiB:72GiB,24GiB:3GiB" (total:free) or a JSON file
-    _recipe: object = PrivateAttr(default=None)  # recipe.RecipePlan of a Data-Juicer recipe: its other ops
+    gpu_reserve: Annotated[str, Flag(group=PLANNING)] = Field(
+        "1GiB", description="memory kept free on every GPU, at least")
+    gpu_reserve_fraction: Annotated[float, Flag(group=PLANNING)] = Field(
+        0.05, ge=0, lt=1, description="... or this share of its total")
+    max_replicas_per_gpu: Annotated[int, Flag(group=PLANNING)] = Field(
+        2, ge=1, description="detector replicas on one GPU, at most")
+    cpu_fallback: Annotated[bool, Flag(turns_off=True, group=PLANNING)] = Field(
+        True, description="run on the CPU when no GPU fits a replica (false: fail instead)")
+    plan_frame_size: Annotated[str, Flag(group=PLANNING)] = Field(
+        "1920x1080", description="largest frame size to plan memory for, WIDTHxHEIGHT")
+    simulate_gpus: Annotated[str | None, Flag(group=PLANNING)] = Field(
+        None, description='simulated GPUs, "TOTAL:FREE,..." (e.g. "80GiB:72GiB,24GiB:3GiB") or a JSON file')
 
     @field_validator("gpu_reserve", mode="before")
     @classmethod
@@ -139,7 +204,7 @@ class RunConfig(BaseModel):
         return str(value).lower()
 
     @model_validator(mode="after")
-    def _export_type_from_the_path(self) -> "RunConfig":
+    def _export_type_from_the_path(self) -> RunConfig:
         # as in Data-Juicer: the format follows export_path's suffix unless export_type is given
         if "export_type" not in self.model_fields_set and str(self.export_path or "").endswith(".parquet"):
             self.export_type = "parquet"

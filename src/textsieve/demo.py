@@ -40,7 +40,7 @@ def run_demo(out: Path, max_area_ratio: float = 0.1) -> dict:
             "device": "cpu",
             "filter.max_area_ratio": max_area_ratio,
         }
-    )
+    ).config
     console.print(f"Filtering with CRAFT: keep samples whose videos have text area ratio <= {max_area_ratio} ...")
     summary = SerialExecutor(RunSetup.resolve(config, restart=True)).run()
 

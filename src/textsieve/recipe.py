@@ -91,27 +91,78 @@ DJ_SHARED_KEYS = {"dataset_path", "export_path", "np", "export_shard_size"}
 COMMUTING_SUFFIX = "_filter"
 
 
-@dataclass
+@dataclass(frozen=True)
 class RecipePlan:
     """A Data-Juicer recipe seen from textsieve: the OCR op's fields, and the
     recipe's other ops to hand back to Data-Juicer (``rest.yaml``)."""
 
-    fields: dict[str, Any]
-    lines: dict
+    fields: dict[str, Any]  # RunConfig fields; the op's parameters under "filter"
+    lines: dict[tuple, int]  # key path -> recipe line, to point at mistakes
     document: dict  # the recipe as read
-    op_index: int
+    op_index: int  # where the OCR op stands in ``process``
     others: list[dict] = field(default_factory=list)  # the other ops, in order
 
 
-def load_recipe(path: str | Path) -> tuple[dict[str, Any], dict[tuple, int]]:
-    """Read a recipe into RunConfig fields, refusing unknown keys and ops
-    textsieve cannot place; also returns the line map used to point at mistakes."""
-    plan = read_recipe(path)
-    return plan.fields, {**plan.lines, "_op_index": plan.op_index, "_plan": plan}
+@dataclass(frozen=True)
+class Settings:
+    """What :func:`build_config` makes: the run's config, and the recipe it
+    came from (None when flags alone gave it), whose other ops a run hands back."""
+
+    config: RunConfig
+    recipe: RecipePlan | None = None
+
+
+class OpsBeforeFilter(ConfigError):
+    """An op before the OCR filter that changes the samples (a mapper, a
+    deduplicator): textsieve cannot run first. It carries what
+    :func:`write_prefix_recipe` needs, so that ``textsieve run`` writes those
+    ops as a recipe of their own; reading a recipe writes nothing."""
+
+    def __init__(self, recipe: Path, line: int | None, op: str, document: dict, op_index: int) -> None:
+        self.recipe, self.line, self.op = recipe, line, op
+        self.document, self.op_index = document, op_index
+        super().__init__(self._message(f"`textsieve run` writes them to {prefix_recipe_path(recipe)}"))
+
+    def _message(self, how: str) -> str:
+        where = f"{self.recipe}:{self.line}" if self.line else str(self.recipe)
+        return (f"{where}: {self.op} comes before {OP_NAME}: it changes the samples the OCR filter would see, so "
+                f"textsieve cannot run first. Run the ops before it with Data-Juicer ({how}), "
+                f"then textsieve on its output with the rest of the recipe")
+
+    def with_prefix(self, prefix: Path) -> str:
+        """The message once the ops before the filter are written to ``prefix``."""
+        return self._message(f"dj-process --config {prefix}")
+
+
+@dataclass(frozen=True)
+class _Source:
+    """A recipe as read: its path, document and line map."""
+
+    path: Path
+    document: dict
+    lines: dict[tuple, int]
+
+    def error(self, key_path: tuple, message: str) -> ConfigError:
+        line = _line_of(self.lines, key_path)
+        return ConfigError(f"{self.path}:{line}: {message}" if line else f"{self.path}: {message}")
 
 
 def read_recipe(path: str | Path) -> RecipePlan:
-    path = Path(path)
+    """Read a recipe into RunConfig fields, refusing unknown keys and ops
+    textsieve cannot place. It reads the file and writes nothing."""
+    source = _parse(Path(path))
+    fields, globals_ = _split_keys(source)
+    fields.update(_dj_globals(globals_, fields, source))
+    process = source.document.get("process")
+    index = _find_op(process, source)
+    _refuse_ops_before(process, index, source)
+    fields["filter"] = _op_fields(process[index], index, globals_, source)
+    others = [entry for i, entry in enumerate(process) if i != index]
+    return RecipePlan(fields, source.lines, source.document, index, others)
+
+
+def _parse(path: Path) -> _Source:
+    """The YAML document and its line map; a file that is not a recipe is refused."""
     try:
         text = path.read_text()
         _refuse_aliases(text, path)
@@ -121,16 +172,18 @@ def read_recipe(path: str | Path) -> RecipePlan:
         raise ConfigError(f"{path}: cannot read recipe: {exc}") from None
     if not isinstance(doc, dict):
         raise ConfigError(f"{path}: a recipe is a YAML mapping with dataset_path, export_path and process")
+    return _Source(path, doc, lines)
 
-    def fail(key_path: tuple, message: str) -> ConfigError:
-        line = _line_of(lines, key_path)
-        return ConfigError(f"{path}:{line}: {message}" if line else f"{path}: {message}")
 
+def _split_keys(source: _Source) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The recipe's global keys: textsieve's own settings, and Data-Juicer's
+    that mean something here (translated by :func:`_dj_globals`); those that
+    mean nothing are reported once, unknown ones refused."""
     fields: dict[str, Any] = {}
     own = set(RunConfig.model_fields) - {"filter"}
     ignored = []
     globals_: dict[str, Any] = {}
-    for key, value in doc.items():
+    for key, value in source.document.items():
         if key == "process":
             continue
         if key in DJ_GLOBAL_KEYS:
@@ -140,57 +193,76 @@ def read_recipe(path: str | Path) -> RecipePlan:
         elif key in DJ_IGNORED_GLOBAL_KEYS:
             ignored.append(key)
         else:
-            raise fail((key,), f"unknown recipe key {key!r}")
+            raise source.error((key,), f"unknown recipe key {key!r}")
     if ignored:
         log.info("recipe keys with no effect in textsieve: %s", ", ".join(sorted(ignored)))
-    if "executor_type" in globals_:
-        kind = globals_["executor_type"]
-        if kind not in ("default", "ray"):
-            raise fail(("executor_type",), f"executor_type {kind!r}: textsieve runs default (local) or ray")
-        fields["executor"] = "ray" if kind == "ray" else fields.get("executor", "local")
-    if globals_.get("ray_address") is not None:
-        fields["ray_address"] = str(globals_["ray_address"])
-    if "export_type" in globals_:
-        kind = {"json": "jsonl"}.get(globals_["export_type"], globals_["export_type"])
-        if kind not in ("jsonl", "parquet"):
-            raise fail(("export_type",), f"export_type {globals_['export_type']!r}: textsieve writes jsonl, json or parquet")
-        fields["export_type"] = kind
-    if "text_key" in globals_:
-        log.info("text_key %r: the OCR filter reads no text; it stays in rest.yaml for the other ops",
-                 globals_["text_key"])
-    if "keep_stats_in_res_ds" in globals_:
-        fields["keep_stats_in_res_ds"] = bool(globals_["keep_stats_in_res_ds"])
     # Relative paths stay relative to the working directory, as in Data-Juicer.
     for key in ("dataset_path", "export_path", "weights_dir"):
         if fields.get(key) is not None:
             fields[key] = str(fields[key])
+    return fields, globals_
 
-    process = doc.get("process")
+
+def _dj_globals(globals_: dict[str, Any], fields: dict[str, Any], source: _Source) -> dict[str, Any]:
+    """Data-Juicer's global keys as textsieve's fields; a value textsieve
+    cannot honour is refused, naming its line."""
+    out: dict[str, Any] = {}
+    if "executor_type" in globals_:
+        kind = globals_["executor_type"]
+        if kind not in ("default", "ray"):
+            raise source.error(("executor_type",), f"executor_type {kind!r}: textsieve runs default (local) or ray")
+        out["executor"] = "ray" if kind == "ray" else fields.get("executor", "local")
+    if globals_.get("ray_address") is not None:
+        out["ray_address"] = str(globals_["ray_address"])
+    if "export_type" in globals_:
+        kind = {"json": "jsonl"}.get(globals_["export_type"], globals_["export_type"])
+        if kind not in ("jsonl", "parquet"):
+            raise source.error(("export_type",),
+                               f"export_type {globals_['export_type']!r}: textsieve writes jsonl, json or parquet")
+        out["export_type"] = kind
+    if "text_key" in globals_:
+        log.info("text_key %r: the OCR filter reads no text; it stays in rest.yaml for the other ops",
+                 globals_["text_key"])
+    if "keep_stats_in_res_ds" in globals_:
+        out["keep_stats_in_res_ds"] = bool(globals_["keep_stats_in_res_ds"])
+    return out
+
+
+def _find_op(process: Any, source: _Source) -> int:
+    """Where the OCR op stands in ``process``: once, among single-op entries."""
     if not isinstance(process, list) or not process:
-        raise fail(("process",), f"process must be a list holding one {OP_NAME} op")
+        raise source.error(("process",), f"process must be a list holding one {OP_NAME} op")
     index = None
     for i, entry in enumerate(process):
         if not isinstance(entry, dict) or len(entry) != 1:
-            raise fail(("process", i), "each process entry is a mapping with a single op name")
+            raise source.error(("process", i), "each process entry is a mapping with a single op name")
         (name, _), = entry.items()
         if name == OP_NAME:
             if index is not None:
-                raise fail(("process", i), f"{OP_NAME} appears twice; give it once")
+                raise source.error(("process", i), f"{OP_NAME} appears twice; give it once")
             index = i
     if index is None:
-        raise fail(("process",), f"the recipe has no {OP_NAME}: textsieve runs that op (and hands the others back)")
-    before = [next(iter(entry)) for entry in process[:index]]
-    blocking = [name for name in before if not name.endswith(COMMUTING_SUFFIX)]
-    if blocking:
-        prefix = write_prefix_recipe(path, doc, index)
-        raise fail(("process", process.index(next(e for e in process if next(iter(e)) == blocking[0])), blocking[0]),
-                   f"{blocking[0]} comes before {OP_NAME}: it changes the samples the OCR filter would see, so "
-                   f"textsieve cannot run first. Run the ops before it with Data-Juicer (dj-process --config {prefix}), "
-                   f"then textsieve on its output with the rest of the recipe")
-    (_, params), = process[index].items()
+        raise source.error(("process",), f"the recipe has no {OP_NAME}: textsieve runs that op (and hands the others back)")
+    return index
+
+
+def _refuse_ops_before(process: list[dict], index: int, source: _Source) -> None:
+    """Only filters may come before the OCR op: they commute with it, so it
+    can run first; the first op that does not is refused, naming its line."""
+    for i, entry in enumerate(process[:index]):
+        name = next(iter(entry))
+        if not name.endswith(COMMUTING_SUFFIX):
+            line = _line_of(source.lines, ("process", i, name))
+            raise OpsBeforeFilter(source.path, line, name, source.document, index)
+
+
+def _op_fields(entry: dict, index: int, globals_: dict[str, Any], source: _Source) -> dict[str, Any]:
+    """The OCR op's parameters as OcrFilter fields; Data-Juicer's common op
+    parameters are accepted and reported, unknown ones refused."""
+    (_, params), = entry.items()
     params = params or {}
     if not isinstance(params, dict):
-        raise fail(("process", index, OP_NAME), f"{OP_NAME} takes a mapping of parameters")
+        raise source.error(("process", index, OP_NAME), f"{OP_NAME} takes a mapping of parameters")
     op_fields = {}
     if globals_.get("video_key") is not None:
         op_fields["video_key"] = globals_["video_key"]  # Data-Juicer's global default for every op
@@ -200,10 +272,13 @@ def read_recipe(path: str | Path) -> RecipePlan:
         elif key in DJ_COMMON_OP_KEYS:
             log.info("op parameter %s has no effect in textsieve", key)
         else:
-            raise fail(("process", index, OP_NAME, key), f"unknown parameter {key!r} for {OP_NAME}")
-    fields["filter"] = op_fields
-    others = [entry for i, entry in enumerate(process) if i != index]
-    return RecipePlan(fields, lines, doc, index, others)
+            raise source.error(("process", index, OP_NAME, key), f"unknown parameter {key!r} for {OP_NAME}")
+    return op_fields
+
+
+def prefix_recipe_path(recipe: Path) -> Path:
+    """Where :func:`write_prefix_recipe` puts the ops before the OCR filter: beside the recipe."""
+    return recipe.with_name(f"{recipe.stem}.prefix.yaml")
 
 
 def write_prefix_recipe(recipe: Path, doc: dict, index: int) -> Path:
@@ -212,7 +287,7 @@ def write_prefix_recipe(recipe: Path, doc: dict, index: int) -> Path:
     export = Path(str(doc.get("export_path") or "outputs/result.jsonl"))
     prefix["export_path"] = str(export.with_name(f"{export.stem}-before-ocr.jsonl"))
     prefix["process"] = doc["process"][:index]
-    path = recipe.with_name(f"{recipe.stem}.prefix.yaml")
+    path = prefix_recipe_path(recipe)
     path.write_text(yaml.safe_dump(prefix, sort_keys=False))
     return path
 
@@ -243,32 +318,46 @@ def write_rest_recipe(config: RunConfig, plan: RecipePlan) -> Path | None:
     return path
 
 
-def build_config(recipe: str | Path | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
-    """Recipe values, then flag overrides (``filter.<name>`` keys go to the op)."""
-    fields: dict[str, Any] = {}
-    lines: dict = {}
-    if recipe is not None:
-        fields, lines = load_recipe(recipe)
-        fields = dict(fields, filter=dict(fields["filter"]))
-    fields.setdefault("filter", {})
-    for key, value in (overrides or {}).items():
-        if value is None:
-            continue
-        if key.startswith("filter."):
-            fields["filter"][key.split(".", 1)[1]] = value
-        else:
-            fields[key] = value
+def build_config(recipe: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:
+    """Recipe values, then flag overrides (``filter.<name>`` keys go to the
+    op; None means not given). Writes nothing."""
+    plan = read_recipe(recipe) if recipe is not None else None
+    fields = _with_overrides(plan.fields if plan is not None else {}, overrides or {})
     try:
         config = RunConfig(**fields)
     except ValidationError as exc:
-        raise ConfigError(_explain(exc, recipe, lines)) from None
-    _check_languages(config, recipe, lines)
-    if "_plan" in lines:
-        config._recipe = lines["_plan"]
-    return config
+        raise ConfigError(_explain(exc, recipe, plan)) from None
+    _check_languages(config, recipe, plan)
+    return Settings(config, plan)
 
 
-def _check_languages(config: RunConfig, recipe: str | Path | None, lines: dict) -> None:
+def _with_overrides(fields: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    # copies: the recipe's plan keeps its fields as read
+    out = dict(fields, filter=dict(fields.get("filter", {})))
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if key.startswith("filter."):
+            out["filter"][key.split(".", 1)[1]] = value
+        else:
+            out[key] = value
+    return out
+
+
+def _recipe_line(plan: RecipePlan | None, loc: tuple) -> int | None:
+    """The recipe line of a config field; the op's parameters stand under the op."""
+    if plan is None:
+        return None
+    if loc and loc[0] == "filter":
+        return _line_of(plan.lines, ("process", plan.op_index, OP_NAME) + tuple(loc[1:]))
+    return _line_of(plan.lines, loc)
+
+
+def _where(recipe: str | Path | None, line: int | None) -> str:
+    return f"{recipe}:{line}: " if line else (f"{recipe}: " if recipe else "")
+
+
+def _check_languages(config: RunConfig, recipe: str | Path | None, plan: RecipePlan | None) -> None:
     """Data-Juicer hands its languages to EasyOCR, which refuses unknown
     codes; so does textsieve, against EasyOCR's own list."""
     from .detect.craft import validate_languages
@@ -276,23 +365,16 @@ def _check_languages(config: RunConfig, recipe: str | Path | None, lines: dict) 
     try:
         validate_languages(config.filter.languages_to_detect)
     except ConfigError as exc:
-        line = _line_of(lines, ("process", lines.get("_op_index", 0), OP_NAME, "languages_to_detect")) if recipe else None
-        where = f"{recipe}:{line}: " if line else (f"{recipe}: " if recipe else "")
-        raise ConfigError(f"{where}languages_to_detect: {exc}") from None
+        line = _recipe_line(plan, ("filter", "languages_to_detect"))
+        raise ConfigError(f"{_where(recipe, line)}languages_to_detect: {exc}") from None
 
 
-def _explain(exc: ValidationError, recipe: str | Path | None, lines: dict) -> str:
+def _explain(exc: ValidationError, recipe: str | Path | None, plan: RecipePlan | None) -> str:
     msgs = []
     for err in exc.errors():
         loc = tuple(err["loc"])
         name = ".".join(str(p) for p in loc)
-        line = None
-        if recipe is not None:
-            if loc and loc[0] == "filter":
-                line = _line_of(lines, ("process", lines.get("_op_index", 0), OP_NAME) + loc[1:])
-            else:
-                line = _line_of(lines, loc)
-        where = f"{recipe}:{line}: " if line else (f"{recipe}: " if recipe else "")
+        where = _where(recipe, _recipe_line(plan, loc))
         if err["type"] == "missing":
             msgs.append(f"{where}{name} is required (recipe key or flag)")
         else:

@@ -9,6 +9,7 @@ import json
 import os
 import random
 import time
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -24,6 +25,8 @@ from textsieve.filter import keep_sample
 from textsieve.outcome import SampleOutcome, VideoStats
 from textsieve.report.gallery import BOX_COLOR, render_card
 from textsieve.report.html import histogram_counts, write_report
+from textsieve.report.summary import Counts, GpuPeak, RatioSource, Resources, RunSummary, Session
+from textsieve.resources.planner import GpuPlan, ModelCost, Plan, Replica
 from textsieve.report.scan import Candidate, export_folder, scan_export
 from textsieve.synthetic import TextBlock, VideoSpec, block_box
 from textsieve.video.frames import frames_at, sample_video
@@ -51,14 +54,22 @@ def finished_folder(folder: Path, samples: list[list[float]], lo: float = 0.0, h
             f.write(json.dumps({"index": index, "status": status, "video_ocr_area_ratio": ratios,
                                 "videos": videos}) + "\n")
     (folder / "errors.jsonl").write_text("".join(json.dumps(e) + "\n" for e in errors))
-    counts = {"input": len(samples) + len(errors), "kept": kept, "dropped": len(samples) - kept,
-              "error": len(errors), "adds_up": True}
-    (folder / "summary.json").write_text(json.dumps({
-        "counts": counts, "errors_by_kind": {},
-        "config": {"export_path": str(folder),
-                   "filter": {"min_area_ratio": lo, "max_area_ratio": hi, "any_or_all": any_or_all,
-                              "reversed_range": reversed_range, "max_side": None, "detector": "craft"}}}))
+    counts = Counts.of(len(samples) + len(errors), kept, len(samples) - kept, len(errors))
+    op = {"min_area_ratio": lo, "max_area_ratio": hi, "any_or_all": any_or_all, "reversed_range": reversed_range,
+          "max_side": None, "detector": "craft"}
+    run_summary(folder, counts, op).write(folder / "summary.json")
     return folder
+
+
+def run_summary(folder: Path, counts: Counts, op: dict, **parts) -> RunSummary:
+    """A serial run's summary.json (schema_version 1) with these counts and filter settings."""
+    return RunSummary(
+        textsieve_version="0+test", finished_at="2026-12-01T00:00:00+00:00", counts=counts, errors_by_kind={},
+        this_session=Session(samples=counts.kept + counts.dropped + counts.error, videos_judged=0, frames_detected=0,
+                             frames_decoded=0, wall_s=1.0, samples_per_s=None, videos_per_s=None, timings_s={}),
+        executor="serial", resumed_with_done=0, retried_errors=0, resources=Resources(0, {}),
+        config={"export_path": str(folder), "filter": op}, ratios=RatioSource("craft", None, "craft", 0), pid=1,
+        wall_s=1.0, **parts)
 
 
 # ------------------------------------------------------------ frames, boxes
@@ -180,24 +191,19 @@ def test_cascade_plan_and_resources(tmp_path):
         if why:
             video.update(fast_ratio=video["ratio"], routed=why)
     (folder / "stats.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    summary = json.loads((folder / "summary.json").read_text())
+    summary = RunSummary.load(folder / "summary.json")
     gib = 2**30
-    summary.update(
-        executor="local",
-        plan={"ok": True, "device_kind": "gpu", "decoders": 6, "decoder_threads": 2, "batch_size": 8,
-              "replicas": [{"device": "cuda:0", "memory_fraction": 0.4, "threads": 1}] * 2
-              + [{"device": "cuda:1", "memory_fraction": 0.8, "threads": 1}],
-              "gpus": [{"index": 0, "name": "H100", "total": 80 * gib, "free": 79 * gib, "reserve": 4 * gib,
-                        "budget": 75 * gib, "fits": 2, "replicas": 2, "reason": "2 fit"}],
-              "cost": {"model": "cascade", "gpu_bytes": 3 * gib, "host_bytes": gib, "source": "measured"},
-              "reasons": ["per-replica cost: 3.0 GiB GPU"]},
-        resources={"peak_host_rss_bytes": 3 * gib,
-                   "gpus": {"0": {"name": "H100", "peak_used_bytes": 70 * gib, "total_bytes": 80 * gib,
-                                  "came_within_reserve": True}}},
-        this_session={"wall_s": 12.5, "videos_per_s": 0.32, "timings_s": {"detect": 10.0}},
+    plan = Plan(ok=True, device_kind="gpu", decoders=6, decoder_threads=2, batch_size=8,
+                replicas=[Replica("cuda:0", 0.4, 1)] * 2 + [Replica("cuda:1", 0.8, 1)],
+                gpus=[GpuPlan(0, "GPU-0", "H100", 80 * gib, 79 * gib, 4 * gib, 75 * gib, 2, 2, 0.4, "2 fit")],
+                cost=ModelCost("cascade", 3 * gib, gib, "measured"), reasons=["per-replica cost: 3.0 GiB GPU"])
+    summary = replace(
+        summary, executor="local", plan=plan,
+        resources=Resources(3 * gib, {"0": GpuPeak("H100", 70 * gib, 80 * gib, True)}),
+        this_session=replace(summary.this_session, wall_s=12.5, videos_per_s=0.32, timings_s={"detect": 10.0}),
+        config={**summary.config, "filter": {**summary.op, "detector": "cascade"}},
     )
-    summary["config"]["filter"]["detector"] = "cascade"
-    (folder / "summary.json").write_text(json.dumps(summary))
+    summary.write(folder / "summary.json")
     page = write_report(folder).read_text()
     assert 'data-share-craft="0.7500"' in page and "<b>75.0%</b> of the 4 videos were sent to CRAFT" in page
     assert "within the margin of 0.05</th><td>2" in page and "frame-filling box</th><td>1" in page
@@ -271,10 +277,8 @@ def test_two_hundred_thousand_rows_in_seconds(tmp_path):
             status = "kept" if keep_sample(rs, 0.0, 0.05, "any") else "dropped"
             f.write(f'{{"index": {i}, "status": "{status}", "video_ocr_area_ratio": {rs}, "videos": [{videos}]}}\n')
     (folder / "errors.jsonl").write_text("")
-    (folder / "summary.json").write_text(json.dumps({
-        "counts": {"input": rows, "kept": 0, "dropped": 0, "error": 0, "adds_up": True},
-        "config": {"export_path": str(folder), "filter": {"min_area_ratio": 0.0, "max_area_ratio": 0.05,
-                                                          "any_or_all": "any", "max_side": None}}}))
+    run_summary(folder, Counts.of(rows, 0, 0, 0), {"min_area_ratio": 0.0, "max_area_ratio": 0.05, "any_or_all": "any",
+                                                   "max_side": None}).write(folder / "summary.json")
     start = time.perf_counter()
     page = write_report(folder).read_text()
     elapsed = time.perf_counter() - start

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import UnionType
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Any, Literal, Union, get_args, get_origin
 
 from pydantic.fields import FieldInfo
 
@@ -249,20 +249,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     return _report(config, summary) if summary is not None else 0
 
 
-def _report(config, summary: dict) -> int:
-    counts = summary["counts"]
+if TYPE_CHECKING:  # the summary's module loads numpy: not for `textsieve --help`
+    from .report.summary import RunSummary
+
+
+def _report(config: RunConfig, summary: RunSummary) -> int:
+    counts = summary.counts
     print(
-        f"{counts['input']} samples: {counts['kept']} kept, {counts['dropped']} dropped, "
-        f"{counts['error']} errors -> {config.export_dir}"
+        f"{counts.input} samples: {counts.kept} kept, {counts.dropped} dropped, "
+        f"{counts.error} errors -> {config.export_dir}"
     )
     import shlex
 
     print(f"see them: textsieve report {shlex.quote(str(config.export_dir))} --open")
-    if not counts["adds_up"]:
+    if not counts.adds_up:
         log.error("outcome counts do not add up to the input: %s", counts)
         return 3
-    if config.strict and counts["error"]:
-        print(f"--strict: {counts['error']} sample(s) failed, see {config.export_dir / 'errors.jsonl'}", file=sys.stderr)
+    if config.strict and counts.error:
+        print(f"--strict: {counts.error} sample(s) failed, see {config.export_dir / 'errors.jsonl'}", file=sys.stderr)
         return 1
     return 0
 
@@ -281,8 +285,8 @@ def cmd_decide(args: argparse.Namespace) -> int:
     from .runtime.decide import redecide
 
     summary = redecide(Path(args.export), args.min_area_ratio, args.max_area_ratio, args.any_or_all, args.kept_file)
-    c = summary["counts"]
-    print(f"re-decided {c['kept'] + c['dropped']} judged samples: {c['kept']} kept, {c['dropped']} dropped ({c['error']} errors unchanged)")
+    c = summary.counts
+    print(f"re-decided {c.kept + c.dropped} judged samples: {c.kept} kept, {c.dropped} dropped ({c.error} errors unchanged)")
     return 0
 
 

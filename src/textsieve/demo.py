@@ -9,12 +9,13 @@ from rich.console import Console
 from rich.table import Table
 
 from .recipe import build_config
+from .report.summary import RunSummary
 from .runtime.lifecycle import RunSetup
 from .runtime.serial import SerialExecutor
 from .synthetic import demo_specs, drawn_text_ratio, write_audio_only, write_dataset
 
 
-def run_demo(out: Path, max_area_ratio: float = 0.1) -> dict:
+def run_demo(out: Path, max_area_ratio: float = 0.1) -> RunSummary:
     console = Console()
     data = out / "data"
     specs = demo_specs()
@@ -66,10 +67,10 @@ def run_demo(out: Path, max_area_ratio: float = 0.1) -> dict:
                 record["status"] if i == 0 else "",
             )
     console.print(table)
-    counts = summary["counts"]
+    counts = summary.counts
     console.print(
-        f"{counts['input']} samples -> {counts['kept']} kept, {counts['dropped']} dropped, {counts['error']} errors "
-        f"(adds up: {counts['adds_up']}) in {summary['this_session']['wall_s']:.1f} s"
+        f"{counts.input} samples -> {counts.kept} kept, {counts.dropped} dropped, {counts.error} errors "
+        f"(adds up: {counts.adds_up}) in {summary.this_session.wall_s:.1f} s"
     )
     console.print(f"Outputs in {export}: " + ", ".join(sorted(p.name for p in export.iterdir())))
     return summary

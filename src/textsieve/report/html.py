@@ -23,7 +23,10 @@ import numpy as np
 from .. import __version__
 from ..data.atomic import write_atomic
 from .gallery import Card, render_card
+from ..resources.planner import Plan
 from .scan import Scan, Thresholds, scan_export
+from .summary import GpuPeak, RunSummary, session_rows
+from .typed import to_json
 
 GiB = 2**30
 # histogram: one bin for exact zeros, one below 1e-4, then five log bins per
@@ -92,7 +95,8 @@ def render(scan: Scan) -> str:
 def _header(scan: Scan) -> str:
     th, op = scan.thresholds, scan.op
     if scan.finished:
-        state = f'<span class="badge ok">finished {escape(str(scan.summary.get("finished_at", "")))}</span>'
+        finished_at = scan.summary.finished_at if scan.summary is not None else ""
+        state = f'<span class="badge ok">finished {escape(finished_at)}</span>'
     else:
         state = ('<span class="badge live">running or stopped</span> showing the '
                  f"{scan.judged + sum(scan.errors_by_kind.values()):,} samples written so far (part files); "
@@ -117,14 +121,14 @@ def _header(scan: Scan) -> str:
 
 
 def _counts(scan: Scan) -> str:
-    counts = (scan.summary or {}).get("counts") if scan.finished else None
-    if counts is None:
-        errors = sum(scan.errors_by_kind.values())
-        counts = {"input": None, "kept": scan.status["kept"], "dropped": scan.status["dropped"], "error": errors,
-                  "adds_up": None}
+    if scan.finished and scan.summary is not None:
+        counts: dict[str, Any] = to_json(scan.summary.counts)
+    else:  # what the part files hold: the input and the check come with the summary
+        counts = {"input": None, "kept": scan.status["kept"], "dropped": scan.status["dropped"],
+                  "error": sum(scan.errors_by_kind.values()), "adds_up": None}
     tiles = []
     for key in ("input", "kept", "dropped", "error", "adds_up"):
-        value = counts.get(key)
+        value = counts[key]
         if key == "adds_up":
             text = "—" if value is None else ("yes" if value else "NO")
             cls = "" if value is None else (" good" if value else " bad")
@@ -400,13 +404,14 @@ def _detector(scan: Scan) -> str:
             ("frames", "native size" if not op.get("max_side") else f"scaled to {op['max_side']} px long side")]
     if op.get("calibration"):
         rows.append(("calibration", op["calibration"]))
-    scale = (scan.summary or {}).get("ratios", {}).get("scale")
-    if scale:
-        rows.append(("ratios on the scale of", scale))
-    run_detector = (scan.summary or {}).get("detector") or {}
+    summary = scan.summary
+    if summary is not None:
+        rows.append(("ratios on the scale of", summary.ratios.scale))
+    run_detector = summary.detector if summary is not None else None
     for key in ("device", "batch_size", "calls", "oom_backoffs", "cpu_fallback_frames", "failed_frames"):
-        if key in run_detector:
-            rows.append((key.replace("_", " "), run_detector[key]))
+        value = getattr(run_detector, key, None)
+        if value is not None:
+            rows.append((key.replace("_", " "), value))
     out = [_table(rows, "facts")]
     if scan.decided_by:
         decided = sum(scan.decided_by.values())
@@ -433,72 +438,65 @@ def _plan(scan: Scan) -> str:
         return ('<section id="plan"><h2>Plan and resources</h2><p>The plan, resource peaks and throughput are in '
                 "summary.json, written when the run finishes.</p></section>")
     out = []
-    if summary.get("plan"):
-        out.append(_plan_block(summary["plan"], summary.get("executor")))
-    for node in (summary.get("executor_detail") or {}).get("nodes", []):
-        out.append(f"<h3>node {escape(str(node.get('address') or node.get('node')))}</h3>"
-                   + _plan_block(node.get("plan") or {}, "ray"))
-    session = summary.get("this_session") or {}
-    rows = [(k.replace("_", " "), v) for k, v in session.items() if not isinstance(v, dict)]
-    rows += [(f"time in {k}, s", v) for k, v in (session.get("timings_s") or {}).items()]
+    if summary.plan is not None:
+        out.append(_plan_block(summary.plan, summary.executor))
+    for node in summary.executor_detail.nodes if summary.executor_detail is not None else []:
+        out.append(f"<h3>node {escape(node.address or node.node)}</h3>" + _plan_block(node.plan, "ray"))
+    session = summary.this_session
+    rows = [(k.replace("_", " "), v) for k, v in session_rows(session)]
+    rows += [(f"time in {k}, s", v) for k, v in session.timings_s.items()]
     out.append(f'<div class="row"><div>{_resources(summary)}</div>'
                f'<div>{"<h3>This session</h3>" + _table(rows, "session") if rows else ""}</div></div>')
     return f'<section id="plan"><h2>Plan and resources</h2>{"".join(out)}</section>'
 
 
-def _plan_block(plan: dict, executor: str | None) -> str:
-    replicas = Counter(r.get("device", "?") for r in plan.get("replicas", []))
-    threads = {r.get("threads") for r in plan.get("replicas", []) if str(r.get("device")) == "cpu"}
-    cost = plan.get("cost") or {}
+def _plan_block(plan: Plan, executor: str) -> str:
+    replicas = Counter(r.device for r in plan.replicas)
+    threads = sorted({r.threads for r in plan.replicas if r.device == "cpu"})
+    cost = plan.cost
     rows = [
-        ("executor", executor or "local"),
-        ("device kind", plan.get("device_kind")),
+        ("executor", executor),
+        ("device kind", plan.device_kind),
         ("detector replicas", ", ".join(f"{n} on {d}" for d, n in sorted(replicas.items())) or "none"),
-        ("decoders", f"{plan.get('decoders')} × {plan.get('decoder_threads', 1)} FFmpeg thread(s)"),
-        ("batch", plan.get("batch_size")),
+        ("decoders", f"{plan.decoders} × {plan.decoder_threads} FFmpeg thread(s)"),
+        ("batch", plan.batch_size),
     ]
-    if threads - {None}:
-        rows.append(("threads per CPU replica", ", ".join(str(t) for t in sorted(threads - {None}))))
-    if cost:
-        rows.append(("per-replica cost", f"{_gib(cost.get('gpu_bytes'))} GPU, {_gib(cost.get('host_bytes'))} host "
-                                         f"({cost.get('source', '?')})"))
-    if plan.get("error"):
-        rows.append(("error", plan["error"]))
+    if threads:
+        rows.append(("threads per CPU replica", ", ".join(str(t) for t in threads)))
+    rows.append(("per-replica cost", f"{_gib(cost.gpu_bytes)} GPU, {_gib(cost.host_bytes)} host ({cost.source})"))
+    if plan.error:
+        rows.append(("error", plan.error))
     out = [_table(rows, "plan-facts")]
-    gpus = plan.get("gpus") or []
-    if gpus:
+    if plan.gpus:
         head = ("gpu", "name", "total", "free", "reserve", "budget", "replicas", "why")
         body = "".join(
             "<tr>" + "".join(f"<td>{escape(str(v))}</td>" for v in (
-                g.get("index"), g.get("name"), _gib(g.get("total")), _gib(g.get("free")), _gib(g.get("reserve")),
-                _gib(g.get("budget")), g.get("replicas"), g.get("reason"))) + "</tr>"
-            for g in gpus)
+                g.index, g.name, _gib(g.total), _gib(g.free), _gib(g.reserve), _gib(g.budget), g.replicas,
+                g.reason)) + "</tr>"
+            for g in plan.gpus)
         out.append(f'<table class="wide"><thead><tr>{"".join(f"<th>{h}</th>" for h in head)}</tr></thead>'
                    f"<tbody>{body}</tbody></table>")
-    if plan.get("reasons"):
+    if plan.reasons:
         out.append("<details><summary>why these numbers</summary><ul>"
-                   + "".join(f"<li>{escape(str(r))}</li>" for r in plan["reasons"]) + "</ul></details>")
+                   + "".join(f"<li>{escape(str(r))}</li>" for r in plan.reasons) + "</ul></details>")
     return "".join(out)
 
 
-def _resources(summary: dict) -> str:
-    res = summary.get("resources") or {}
-    rows: list[tuple[str, Any]] = []
-    if "peak_host_rss_bytes" in res:
-        rows.append(("peak host memory (supervisor)", _gib(res["peak_host_rss_bytes"])))
-    for idx, g in sorted((res.get("gpus") or {}).items()):
-        warn = " — came within its reserve" if g.get("came_within_reserve") else ""
-        rows.append((f"GPU {idx} {g.get('name') or ''}",
-                     f"peak {_gib(g.get('peak_used_bytes'))} of {_gib(g.get('total_bytes'))}{warn}"))
-    for node, info in sorted((summary.get("node_resources") or {}).items()):
-        rows.append((f"node {node}", f"peak actor memory {_gib(info.get('peak_actor_rss_bytes'))}"))
-        for key, g in sorted((info.get("gpus") or {}).items()):
-            warn = " — came within its reserve" if g.get("came_within_reserve") else ""
-            rows.append((f"node {node} GPU {key}", f"peak {_gib(g.get('peak_used_bytes'))} of "
-                                                   f"{_gib(g.get('total_bytes'))}{warn}"))
-    if not rows:
-        return ""
+def _resources(summary: RunSummary) -> str:
+    res = summary.resources
+    rows: list[tuple[str, Any]] = [("peak host memory (supervisor)", _gib(res.peak_host_rss_bytes))]
+    for idx, g in sorted(res.gpus.items()):
+        rows.append((f"GPU {idx} {g.name or ''}", _peak(g)))
+    for node, info in sorted((summary.node_resources or {}).items()):
+        rows.append((f"node {node}", f"peak actor memory {_gib(info.peak_actor_rss_bytes)}"))
+        for key, g in sorted(info.gpus.items()):
+            rows.append((f"node {node} GPU {key}", _peak(g)))
     return "<h3>Resource peaks</h3>" + _table(rows, "resources")
+
+
+def _peak(gpu: GpuPeak) -> str:
+    warn = " — came within its reserve" if gpu.came_within_reserve else ""
+    return f"peak {_gib(gpu.peak_used_bytes)} of {_gib(gpu.total_bytes)}{warn}"
 
 
 def _gib(n: Any) -> str:

@@ -9,7 +9,6 @@ reservoir); no record is held beyond its line.
 from __future__ import annotations
 
 import heapq
-import json
 import math
 import random
 from array import array
@@ -22,6 +21,7 @@ from ..data.export import iter_records, part_of
 from ..data.journal import JOURNAL, read_settings
 from ..data.shards import MANIFEST, read_manifest
 from ..errors import ConfigError
+from .summary import RunSummary
 
 EXAMPLES_PER_KIND = 3
 
@@ -49,7 +49,7 @@ class Scan:
 
     export_dir: Path
     finished: bool  # summary.json written and no part files left: the run completed
-    summary: dict | None
+    summary: RunSummary | None
     op: dict  # the filter's settings: thresholds, detector, max_side, ...
     thresholds: Thresholds
     video_ratios: np.ndarray  # every judged video's ratio (once per sample it is in)
@@ -143,10 +143,10 @@ def export_folder(path: Path) -> Path:
     return path.parent if path.suffix == ".jsonl" and not path.is_dir() else path
 
 
-def _settings(export_dir: Path) -> tuple[bool, dict | None, dict, Path]:
+def _settings(export_dir: Path) -> tuple[bool, RunSummary | None, dict, Path]:
     """(finished, summary, filter settings, kept file) of the folder's run."""
     summary_path = export_dir / "summary.json"
-    summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.exists() else None
+    summary = RunSummary.load(summary_path) if summary_path.exists() else None
     sharded = (export_dir / MANIFEST).exists()
     # a finished run removes its part files (sharded: marks its manifest
     # complete); one resumed with --retry-errors has an older summary and is
@@ -154,10 +154,9 @@ def _settings(export_dir: Path) -> tuple[bool, dict | None, dict, Path]:
     finished = summary is not None and (read_manifest(export_dir)[2] if sharded
                                         else not part_of(export_dir / "stats.jsonl").exists())
     if finished:
-        config = summary["config"]
-        export_path = Path(config["export_path"])
+        export_path = Path(summary.config["export_path"])
         kept = export_path if export_path.suffix == ".jsonl" else export_dir / "kept.jsonl"
-        return True, summary, config["filter"], kept
+        return True, summary, summary.op, kept
     if sharded:
         settings = read_manifest(export_dir)[0]["settings"]
     elif (export_dir / JOURNAL).exists():

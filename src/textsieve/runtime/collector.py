@@ -20,10 +20,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Iterator
 
+from .. import __version__
 from ..calibration import load_calibration
 from ..config import RunConfig
 from ..data.dataset import count_rows
-from ..data.export import dumps, write_json_atomic
+from ..data.export import dumps
 from ..data.atomic import replacing
 from ..filter import STATS_FIELD
 from ..video.pieces import merge_kept
@@ -34,7 +35,9 @@ from ..data.shards import ShardEntry
 from ..errors import TRANSIENT_KINDS, ConfigError, RunStopped, SystemicFailure
 from ..outcome import SampleOutcome
 from ..redact import mask_url, redact
-from ..report.summary import SummaryBuilder
+from ..report.summary import (Counts, DataJuicerOutputs, ExecutorReport, RatioSource, Resources, RunSummary,
+                              ShardedOutputs, SummaryBuilder, finished_now)
+from ..report.typed import parse
 from ..resources.planner import Plan
 from .monitor import Progress, ResourceMonitor, nvml_query
 
@@ -253,47 +256,60 @@ class Collector:
             except Exception as exc:
                 log.debug("closing after a stop: %s", exc)
 
-    def finish(self, **sections) -> dict:
-        """Commit, write the final files in input order, and the summary."""
+    def finish(self, report: ExecutorReport, wall_s: float) -> RunSummary:
+        """Commit, write the final files in input order, and the summary
+        (with the executor's ``report`` and its whole run's ``wall_s``)."""
         for ready in self.streak.flush():
             self._write(ready)
         self.commit()
         self.monitor.stop()
         self.progress.close()
         with self._io():
-            summary = self._finalize(sections)
+            summary = self._finalize(report, wall_s)
         self._closed = True
         self.lock.release()
         return summary
 
-    def _finalize(self, sections: dict) -> dict:
+    def _finalize(self, report: ExecutorReport, wall_s: float) -> RunSummary:
         totals = self.output.finish()
-        ratios = {**ratio_source(self.config), **video_sources(self.output.records("stats"))}
-        if ratios.get("outside_calibration_videos"):
+        # ratio_source and video_sources are plain JSON (the journal stores the
+        # first): typed here, where the summary is built
+        ratios = parse(RatioSource, {**ratio_source(self.config), **video_sources(self.output.records("stats"))})
+        if ratios.outside_calibration_videos:
             log.warning("%d video(s) had fast ratios past the range the calibration was fitted on (it extends flat "
                         "there): see outside_calibration in stats.jsonl; calibrate on a sample that covers them",
-                        ratios["outside_calibration_videos"])
+                        ratios.outside_calibration_videos)
         counts = totals.counts
-        summary = self.summary.build(
-            self.total if self.total is not None else sum(counts.values()),
-            {"kept": counts["kept"], "dropped": counts["dropped"], "error": counts["errors"]},
-            totals.error_kinds,
+        if self.config.filter.segment_s is not None:
+            write_segments(self.output.records("stats"), self.config.export_dir / "segments.jsonl")
+        outputs: ShardedOutputs | DataJuicerOutputs | None = None
+        if self.config.export_file is not None and not self.config.sharded:
+            outputs = dj_style_outputs(self.config)
+        elif totals.files:
+            outputs = ShardedOutputs(**totals.files)
+        summary = RunSummary(
+            textsieve_version=__version__,
+            finished_at=finished_now(),
+            counts=Counts.of(self.total if self.total is not None else sum(counts.values()),
+                             counts["kept"], counts["dropped"], counts["errors"]),
+            errors_by_kind=dict(sorted(totals.error_kinds.items())),
+            this_session=self.summary.session(),
             executor=self.executor,
             resumed_with_done=totals.resumed_with_done,
             retried_errors=totals.retried,
-            **({"outputs": totals.files} if totals.files else {}),
-            resources=self.monitor.report(),
-            **({"plan": self.plan.to_json()} if self.plan is not None else {}),
+            outputs=outputs,
+            resources=parse(Resources, self.monitor.report()),
+            plan=self.plan,
             config=redact(self.config.model_dump()),
             ratios=ratios,
             pid=os.getpid(),
-            **sections,
+            executor_detail=report.executor_detail,
+            detector=report.detector,
+            workers=report.workers,
+            node_resources=report.node_resources,
+            wall_s=wall_s,
         )
-        if self.config.filter.segment_s is not None:
-            write_segments(self.output.records("stats"), self.config.export_dir / "segments.jsonl")
-        if self.config.export_file is not None and not self.config.sharded:
-            summary["outputs"] = dj_style_outputs(self.config)
-        write_json_atomic(self.config.export_dir / "summary.json", summary)
+        summary.write(self.config.export_dir / "summary.json")
         self.output.mark_complete()
         return summary
 
@@ -331,7 +347,7 @@ def write_segments(stats: Iterator[dict], path: Path) -> None:
                                      "segments": merge_kept(spans)}) + "\n")
 
 
-def dj_style_outputs(config: RunConfig) -> dict:
+def dj_style_outputs(config: RunConfig) -> DataJuicerOutputs:
     """What Data-Juicer writes for an export_path naming a file: the kept
     samples' stats in ``<stem>_stats.jsonl`` (one ``{"__dj__stats__": ...}``
     per kept sample, in order), the stats left in the kept samples only with
@@ -353,7 +369,7 @@ def dj_style_outputs(config: RunConfig) -> dict:
         # row and "x" in another must not fail the run after all detection
         write_records(file, lambda: _chunks(kept))
         kept.unlink()
-    return {"kept": str(file), "stats": str(stats_path)}
+    return DataJuicerOutputs(kept=str(file), stats=str(stats_path))
 
 
 def _chunks(path: Path, rows: int = PARQUET_CHUNK_ROWS) -> Iterator[list[dict]]:

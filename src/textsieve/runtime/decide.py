@@ -13,22 +13,24 @@ from __future__ import annotations
 
 import json
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 from typing import Iterator
 
 from ..data.atomic import replacing
-from ..data.export import dumps, output_paths, read_jsonl, write_json_atomic
+from ..data.export import dumps, output_paths, read_jsonl
 from ..data.journal import JOURNAL, read_settings, replace_settings
 from ..data.lock import FolderLock
 from ..data.shards import MANIFEST
 from ..errors import ConfigError
 from ..filter import keep_with_verdicts
+from ..report.summary import Counts, Redecision, RunSummary
 from ..video.pieces import video_decision
 from .collector import write_segments
 
 
 def redecide(export_dir: Path, min_ratio: float | None, max_ratio: float | None, any_or_all: str | None,
-             kept_file: str | None = None) -> dict:
+             kept_file: str | None = None) -> RunSummary:
     """Re-decide a finished run at new thresholds; a ConfigError (nothing
     written, nothing created) for a folder that is not a finished run, or
     whose stats do not cover the run's samples."""
@@ -40,7 +42,7 @@ def redecide(export_dir: Path, min_ratio: float | None, max_ratio: float | None,
         lock.release()
 
 
-def _finished_run(export_dir: Path) -> dict:
+def _finished_run(export_dir: Path) -> RunSummary:
     if (export_dir / MANIFEST).exists():
         raise ConfigError(f"{export_dir} holds shards (export_shard_size): textsieve decide rewrites single-file outputs; "
                           "run again with the new thresholds instead (the journal is per shard)")
@@ -48,20 +50,17 @@ def _finished_run(export_dir: Path) -> dict:
     if not summary_path.is_file():
         raise ConfigError(f"{export_dir} has no summary.json: only a finished run can be re-decided "
                           "(give the export folder of a `textsieve run` that ended)")
-    try:
-        summary = json.loads(summary_path.read_text(encoding="utf-8"))
-        counts, op = summary["counts"], summary["config"]["filter"]
-        int(counts["input"]), int(counts["kept"]), int(counts["dropped"]), int(counts["error"]), dict(op)
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ConfigError(f"{summary_path} is not the summary of a finished run ({exc}): run the run again to "
-                          "write it") from None
+    summary = RunSummary.load(summary_path)  # a ConfigError naming the file and the field, if not
+    if not isinstance(summary.config.get("filter"), dict):
+        raise ConfigError(f"{summary_path} is not the summary of a finished run (config.filter is missing): run "
+                          "the run again to write it")
     return summary
 
 
-def _redecide(export_dir: Path, summary: dict, min_ratio: float | None, max_ratio: float | None,
-              any_or_all: str | None, kept_file: str | None) -> dict:
+def _redecide(export_dir: Path, summary: RunSummary, min_ratio: float | None, max_ratio: float | None,
+              any_or_all: str | None, kept_file: str | None) -> RunSummary:
     summary_path = export_dir / "summary.json"
-    op = summary["config"]["filter"]
+    op = dict(summary.op)
     op["min_area_ratio"] = op["min_area_ratio"] if min_ratio is None else min_ratio
     op["max_area_ratio"] = op["max_area_ratio"] if max_ratio is None else max_ratio
     op["any_or_all"] = any_or_all or op["any_or_all"]
@@ -69,7 +68,7 @@ def _redecide(export_dir: Path, summary: dict, min_ratio: float | None, max_rati
         raise ConfigError("need 0 <= min_area_ratio <= max_area_ratio <= 1")
     # the kept file beside the summary (as Data-Juicer resolves outputs): a
     # copied or moved folder re-decides its own files, not the original's
-    named = Path(summary["config"].get("export_path") or "")
+    named = Path(summary.config.get("export_path") or "")
     kept_path = Path(kept_file) if kept_file else export_dir / named.name
     paths = output_paths(export_dir, kept_path if kept_path.suffix == ".jsonl" else export_dir / "kept.jsonl")
     for path in paths.values():
@@ -81,10 +80,11 @@ def _redecide(export_dir: Path, summary: dict, min_ratio: float | None, max_rati
         tmp = {name: files.enter_context(replacing(paths[name], paths[name].with_name(paths[name].name + ".deciding")))
                for name in ("kept", "dropped", "stats")}
         counts = _write_decided(paths, tmp, summary, op)
-    summary["counts"].update(counts)
-    summary["counts"]["adds_up"] = summary["counts"]["input"] == counts["kept"] + counts["dropped"] + summary["counts"]["error"]
-    summary.setdefault("redecided", []).append({k: op[k] for k in ("min_area_ratio", "max_area_ratio", "any_or_all")})
-    write_json_atomic(summary_path, summary)
+    decision = Redecision(op["min_area_ratio"], op["max_area_ratio"], op["any_or_all"])
+    summary = replace(summary, config={**summary.config, "filter": op},
+                      counts=Counts.of(summary.counts.input, counts["kept"], counts["dropped"], summary.counts.error),
+                      redecided=(*(summary.redecided or ()), decision))
+    summary.write(summary_path)
     if op.get("segment_s") is not None:
         write_segments(read_jsonl(paths["stats"]), export_dir / "segments.jsonl")
     # the folder's run now holds these thresholds: a later `run` compares
@@ -97,7 +97,7 @@ def _redecide(export_dir: Path, summary: dict, min_ratio: float | None, max_rati
     return summary
 
 
-def _write_decided(paths: dict[str, Path], tmp: dict[str, Path], summary: dict, op: dict) -> dict[str, int]:
+def _write_decided(paths: dict[str, Path], tmp: dict[str, Path], summary: RunSummary, op: dict) -> dict[str, int]:
     """Re-decide every stats record into the ``tmp`` files, checking as it
     goes that the stats cover the run: each judged sample once, in order,
     none also among the errors, as many as the summary counted, every kept
@@ -144,12 +144,12 @@ def _write_decided(paths: dict[str, Path], tmp: dict[str, Path], summary: dict, 
             out[new].write(dumps(sample) + "\n")
             stats.write(dumps(record) + "\n")
     n_errors += sum(1 for _ in errors)
-    judged = summary["counts"]["kept"] + summary["counts"]["dropped"]
-    if counts["kept"] + counts["dropped"] != judged or n_errors != summary["counts"]["error"]:
-        fewer = counts["kept"] + counts["dropped"] + n_errors < judged + summary["counts"]["error"]
+    judged = summary.counts.kept + summary.counts.dropped
+    if counts["kept"] + counts["dropped"] != judged or n_errors != summary.counts.error:
+        fewer = counts["kept"] + counts["dropped"] + n_errors < judged + summary.counts.error
         raise ConfigError(f"{paths['stats']} holds {counts['kept'] + counts['dropped']} judged samples and "
                           f"{paths['errors']} {n_errors} errors, but the run counted {judged} and "
-                          f"{summary['counts']['error']} (summary.json): samples are {'missing' if fewer else 'doubled'}, "
+                          f"{summary.counts.error} (summary.json): samples are {'missing' if fewer else 'doubled'}, "
                           f"so nothing was re-decided and the outputs were left as they were; {_WAY_OUT}")
     for name, lines in old.items():
         extra = next(lines, None)

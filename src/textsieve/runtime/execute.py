@@ -7,6 +7,7 @@ from rich.console import Console
 
 from ..config import RunConfig
 from ..report.plan_table import render_plan
+from ..report.summary import RunSummary
 from .lifecycle import Executor, RunSetup
 from .local import LocalExecutor
 from .planning import plan_for
@@ -16,7 +17,7 @@ from .serial import SerialExecutor
 
 
 def execute(config: RunConfig, restart: bool = False, retry_errors: bool = False,
-            console: Console | None = None) -> dict | None:
+            console: Console | None = None) -> RunSummary | None:
     """Check, plan (printed to ``console``) and run; the summary, or None
     when the plan found nowhere to run. Raises ConfigError before any work
     for a mistake, AlreadyComplete for a finished run, RunStopped when the

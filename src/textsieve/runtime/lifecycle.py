@@ -20,6 +20,7 @@ from ..config import OcrFilter, RunConfig
 from ..data.dataset import Row, dataset_base, read_rows
 from ..data.shards import ShardEntry
 from ..outcome import SampleOutcome
+from ..report.summary import ExecutorReport, RunSummary
 from ..resources.planner import Plan
 from ..video.frames import Limits
 from .collector import Collector
@@ -68,7 +69,7 @@ class Executor(ABC):
     def __init__(self, setup: RunSetup):
         self.setup = setup
 
-    def run(self) -> dict:
+    def run(self) -> RunSummary:
         """Run the dataset; returns the summary (also written to summary.json).
         Raises ConfigError before any work, AlreadyComplete for a finished
         run, RunStopped when the run stopped part-way (resumable)."""
@@ -83,7 +84,7 @@ class Executor(ABC):
                     _accept(collector, item)
             finally:
                 self.close()
-            return collector.finish(**self.report(), wall_s=round(time.monotonic() - started, 3))
+            return collector.finish(self.report(), wall_s=round(time.monotonic() - started, 3))
 
     def prepare(self) -> int | None:
         """Get ready before the export folder is locked; returns the dataset's
@@ -101,9 +102,10 @@ class Executor(ABC):
     def close(self) -> None:
         """Stop what :meth:`place` started; runs however the run ends."""
 
-    def report(self) -> dict:
-        """This executor's sections of the summary."""
-        return {}
+    def report(self) -> ExecutorReport:
+        """This executor's sections of the summary (its detector's counters,
+        its workers, where a cluster placed them)."""
+        return ExecutorReport()
 
 
 @dataclass

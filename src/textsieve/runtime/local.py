@@ -20,13 +20,13 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from dataclasses import asdict
 from multiprocessing.connection import wait
 from typing import Any, Iterator
 
 from ..data.dataset import Row
 from ..errors import ConfigError, ErrorKind, SystemicFailure
 from ..outcome import SampleOutcome
+from ..report.summary import DetectorReport, ExecutorReport, LocalRestarts, LocalWorkers
 from .collector import Collector
 from .flow import DETECT_TIMEOUT, REPLICA_CRASHED, DecodeTask, ReplicaCounters, SampleAssembly, decode_timeout
 from .lifecycle import Executor, RunSetup
@@ -241,16 +241,17 @@ class LocalExecutor(Executor):
             self._check_time_limits()
             self.queue.extend(self.assembly.tasks())  # a long video's pieces, once it is probed
 
-    def report(self) -> dict:
-        return {
-            "detector": {"name": self.op.detector, "replicas": [asdict(s.replica) for s in self.specs],
-                         "batch_size": self.plan.batch_size, **self.counters.to_json()},
-            "workers": {"decoders": self.plan.decoders, "replicas": len(self.specs), "restarts": self.restarts,
-                        "replica_busy_s": round(self.busy_s, 3), "batches": len(self.batches),
-                        "mean_batch": round(sum(self.batches) / max(1, len(self.batches)), 2),
-                        "frame_transport": self.frames_note, "decode_tasks": self.decode_tasks,
-                        "ready_s": round((self.ready_at or self.started) - self.started, 3)},
-        }
+    def report(self) -> ExecutorReport:
+        return ExecutorReport(
+            detector=DetectorReport.of(self.op.detector, self.counters, replicas=tuple(s.replica for s in self.specs),
+                                       batch_size=self.plan.batch_size),
+            workers=LocalWorkers(
+                decoders=self.plan.decoders, replicas=len(self.specs), restarts=LocalRestarts(**self.restarts),
+                replica_busy_s=round(self.busy_s, 3), batches=len(self.batches),
+                mean_batch=round(sum(self.batches) / max(1, len(self.batches)), 2),
+                frame_transport=self.frames_note, decode_tasks=list(self.decode_tasks),
+                ready_s=round((self.ready_at or self.started) - self.started, 3)),
+        )
 
     def close(self) -> None:
         self._shutdown()

@@ -47,6 +47,9 @@ from ..data.shards import ShardWriter
 from ..data.sources import Split, count, count_selected, read, resolve
 from ..errors import ConfigError, ErrorKind, Failure, SystemicFailure
 from ..outcome import SampleOutcome
+from ..report.summary import (ActorPlacement, DetectorReport, ExecutorReport, NodeReport, NodeResources, PoolReport,
+                              RayDetail, RayRestarts, RayWorkers)
+from ..report.typed import parse
 from ..resources.inventory import Inventory, machine_inventory
 from ..resources.planner import Plan, Replica
 from ..video.frames import Limits, SampledVideo
@@ -558,21 +561,22 @@ class RayExecutor(Executor):
                 raise SystemicFailure(item.message)
             yield item
 
-    def report(self) -> dict:
+    def report(self) -> ExecutorReport:
         import ray
 
         placements = ray.get(self.placement_log.get.remote()) if self.placement_log is not None else []
         reports = self.reports.values()
-        return {
-            "executor_detail": {"pools": [asdict(p) | {"num_gpus": p.num_gpus} for p in self.pools],
-                                "nodes": [{"node": n.node_id, "address": n.address, "plan": n.plan.to_json()}
-                                          for n in self.node_plans],
-                                "actors": placements,
-                                "actors_per_gpu": dict(Counter(",".join(a["gpu_ids"]) or "cpu" for a in placements))},
-            "detector": {"name": self.setup.op.detector, **_sum_counters(reports)},
-            "workers": {"restarts": {"replica": sum(r["replica_restarts"] for r in reports)}},
-            "node_resources": _node_resources(reports),
-        }
+        # the actors' placements and reports cross Ray as plain dicts: typed here
+        detail = RayDetail(pools=[PoolReport(**asdict(p), num_gpus=p.num_gpus) for p in self.pools],
+                           nodes=[NodeReport(n.node_id, n.address, n.plan) for n in self.node_plans],
+                           actors=parse(list[ActorPlacement], placements),
+                           actors_per_gpu=dict(Counter(",".join(a["gpu_ids"]) or "cpu" for a in placements)))
+        return ExecutorReport(
+            executor_detail=detail,
+            detector=DetectorReport.of(self.setup.op.detector, ReplicaCounters(**_sum_counters(reports))),
+            workers=RayWorkers(RayRestarts(replica=sum(r["replica_restarts"] for r in reports))),
+            node_resources=parse(dict[str, NodeResources], _node_resources(reports)),
+        )
 
 
 def _rows_per_shard(shard_bytes: int) -> int:

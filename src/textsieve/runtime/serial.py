@@ -16,6 +16,7 @@ from typing import Iterator
 from ..data.dataset import Row
 from ..errors import ConfigError
 from ..outcome import SampleOutcome
+from ..report.summary import DetectorReport, ExecutorReport
 from .collector import Collector
 from .flow import ReplicaCounters, SampleAssembly, decode_here, detect_here
 from .lifecycle import Executor, RunSetup
@@ -59,9 +60,9 @@ class SerialExecutor(Executor):
             collector.summary.time("detect", time.perf_counter() - t1)
             yield from assembly.outcomes()
 
-    def report(self) -> dict:
+    def report(self) -> ExecutorReport:
         counters = ReplicaCounters()
         for replica in self.replicas.values():
             counters.add(replica.counters)
-        return {"detector": {"name": self.setup.op.detector, "device": self.spec.replica.device,
-                             "batch_size": self.setup.plan.batch_size, **counters.to_json()}}
+        return ExecutorReport(detector=DetectorReport.of(self.setup.op.detector, counters, device=self.spec.replica.device,
+                                                         batch_size=self.setup.plan.batch_size))

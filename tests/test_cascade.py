@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
+import subprocess
+import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -149,6 +152,39 @@ def test_released_frames_are_released_once_whatever_the_route():
     assert len(released) == 6 == len(set(released))
 
 
+# ---- the agreement gate: whose figure, and what a sample size can reach ----------------
+
+def test_the_gate_judges_the_cascade_by_its_own_agreement_not_the_maps():
+    """ppocr reads a logo as 0 where CRAFT finds 0.12: the map alone gets
+    the logos wrong, the cascade routes them; the verdict for detector:
+    cascade carries the cascade's figure, for ppocr the map's, both stated."""
+    from textsieve.calibration import judge
+
+    pairs = [VideoPair(f"blank{i}", [0.0] * 3, [0.0] * 3) for i in range(30)]
+    pairs += [VideoPair(f"logo{i}", [0.0] * 3, [0.12] * 3) for i in range(3)]
+    pairs += [VideoPair(f"slide{i}", [0.3] * 3, [0.32] * 3) for i in range(7)]
+    cal = calibrate(pairs, "ppocr", None, "mean", {"ratio <= 0.05": (0.0, 0.05)}, {})
+    cascade = judge(cal, "ratio <= 0.05", "cascade", 0.95)
+    mapped = judge(cal, "ratio <= 0.05", "map", 0.95)
+    assert cascade.cascade_agreement == cal.report["cascade_held_out"]["agreement"]["ratio <= 0.05"]
+    assert cascade.map_agreement == cal.report["held_out"]["agreement"]["ratio <= 0.05"] == mapped.map_agreement
+    assert cascade.map_agreement < 0.95 <= cascade.cascade_agreement  # the two figures differ here
+    assert cascade.passed and cascade.agreement == cascade.cascade_agreement
+    assert not mapped.passed and mapped.agreement == mapped.map_agreement
+    assert cascade.reachable == pytest.approx(40 / 41) and cascade.videos_for_level == 199
+
+
+@pytest.mark.parametrize("level", [0.9, 0.95, 0.99, 0.995, 0.999])
+def test_videos_for_level_is_the_fewest_whose_margins_reach_it(level):
+    from textsieve.calibration import reachable_level, videos_for_level
+
+    n = videos_for_level(level)
+    assert conformal_quantile([0.0] * n, level)[1] == level == reachable_level(n, level)
+    assert reachable_level(n - 1, level) == pytest.approx((n - 1) / n)
+    assert (n - 1) / n < level
+    assert videos_for_level(1.0) is None
+
+
 # ---- calibration files carry what they were fitted for ------------------------------
 
 def pairs_on_a_line(n: int = 40) -> list[VideoPair]:
@@ -263,3 +299,160 @@ def test_calibrate_says_when_the_cascade_would_be_no_faster_than_craft(tmp_path,
     clear = calibrate(pairs[:30] + pairs[33:], "ppocr", None, "mean", {"ratio <= 0.05": (0.0, 0.05)}, {})
     print_report(clear, tmp_path / "cal.json")
     assert "would send most videos to CRAFT" not in capsys.readouterr().out
+
+
+# ---- a calibration a user can afford: refused, accepted, extended, invalidated -----------
+# Through the command itself (a subprocess, as a user runs it), on 8 tiny clips. One refused
+# calibration of 4 samples is measured once; each test works on its own copy of that folder.
+
+CAL_ARGS = ["--detector", "cascade", "--max-area-ratio", "0.05", "--executor", "serial"]
+
+
+def calibrate_cli(dataset: Path, export: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "textsieve.cli", "calibrate", "--dataset", str(dataset),
+                           "--export", str(export), *CAL_ARGS, *extra], capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def tiny_clips(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("tinyclips")
+    words = ["Hello world", "Subtitle here", "BIG", "Caption 123", "Lorem ipsum", "Slide title", "News 24"]
+    rows = []
+    for i in range(8):
+        blocks = tuple(TextBlock(words[(i + j) % len(words)], 8 + 6 * j, 8 + 34 * j, size=14 + 4 * (i % 3))
+                       for j in range(i % 4))
+        write_video(folder / f"v{i}.mp4", VideoSpec(width=160, height=120, frames=6, gop=3, fps=Fraction(6),
+                                                   blocks=blocks, seed=i))
+        rows.append({"id": i, "videos": [f"v{i}.mp4"]})
+    path = folder / "data.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.fixture(scope="module")
+def refused(tiny_clips, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """A calibration of 4 samples refused at the gate (1.01: no agreement reaches it)."""
+    export = tmp_path_factory.mktemp("refused") / "out"
+    done = calibrate_cli(tiny_clips, export, "--samples", "4", "--min-agreement", "1.01")
+    return export, done
+
+
+def _copy(refused, tmp_path: Path) -> Path:
+    export = tmp_path / "out"
+    shutil.copytree(refused[0], export)
+    return export
+
+
+def _dataset_of(export: Path) -> Path:
+    video = next(iter(_passes(export)["ppocr"]["videos"]))
+    return Path(video).parent / "data.jsonl"
+
+
+def _passes(export: Path) -> dict:
+    return json.loads((export / "calibrate" / "passes.json").read_text())["passes"]
+
+
+def test_a_refused_calibration_says_what_it_measured_and_how_to_go_on(refused):
+    export, done = refused
+    assert done.returncode == 2, done.stderr
+    err = done.stderr
+    report = json.loads((export / "calibrate" / "report.json").read_text())
+    cascade = report["cascade_held_out"]["agreement"]["ratio <= 0.05"]
+    mapped = report["held_out"]["agreement"]["ratio <= 0.05"]
+    assert "calibration not saved: held out on 4 videos, at the recipe's range ratio <= 0.05" in err
+    assert f"the cascade decides as CRAFT on {100 * cascade:.1f}% ({round(4 * cascade)} of 4)" in err
+    assert f"the mapped ppocr ratios alone (no cascade) decide as CRAFT on {100 * mapped:.1f}%" in err
+    assert f"detector: cascade is gated on the cascade's agreement, {100 * cascade:.1f}% < --min-agreement 1.01" in err
+    # 4 scores hold at 4/5 at most
+    assert "With 4 videos the margins can reach only 80.0% coverage (n/(n+1))" in err
+    assert "99.5% takes at least 199 videos" in err
+    assert "expected speed-up of the cascade over detector: craft at ratio <= 0.05 (measured): about" in err
+    assert "run the same command with --force" in err
+    assert "run the same command with --samples 8 (the 4 samples drawn so far stay in the draw; only the 4 new" in err
+    assert "use detector: cascade" not in err  # the command already said so
+    assert not (export / "calibration-ppocr.json").exists()
+    # the table was printed before the refusal, and both passes are kept
+    assert "cascade, held out" in done.stdout
+    passes = _passes(export)
+    assert len(passes["ppocr"]["videos"]) == len(passes["craft"]["videos"]) == 4
+    assert passes["ppocr"]["timing"]["videos"] == passes["craft"]["timing"]["videos"] == 4
+
+
+def test_a_refused_calibration_is_accepted_without_detecting_again(refused, tmp_path):
+    export = _copy(refused, tmp_path)
+    kept = export / "calibrate" / "passes.json"
+    before, mtime = kept.read_bytes(), kept.stat().st_mtime_ns
+    runs = {name: (export / "calibrate" / name / "summary.json").stat().st_mtime_ns for name in ("ppocr", "craft")}
+    done = calibrate_cli(_dataset_of(export), export, "--samples", "4", "--force")
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "ppocr pass: detecting 0 of the 4 drawn sample(s), 4 already measured" in out
+    assert "craft pass: detecting 0 of the 4 drawn sample(s), 4 already measured" in out
+    assert "Plan:" not in done.stderr  # no run was even planned
+    assert kept.read_bytes() == before and kept.stat().st_mtime_ns == mtime
+    assert runs == {name: (export / "calibrate" / name / "summary.json").stat().st_mtime_ns for name in runs}
+    cal = load_calibration(str(export / "calibration-ppocr.json"))
+    assert cal.fitted_on["videos"] == 4 and cal.margins is not None
+    # the very numbers the refusal reported: fitted on the same measurements
+    refused_report = json.loads((refused[0] / "calibrate" / "report.json").read_text())
+    assert cal.report["cascade_held_out"] == refused_report["cascade_held_out"]
+    assert "expected speed-up of the cascade over detector: craft, measured" in out
+
+
+def test_a_calibration_is_extended_by_detecting_only_the_new_samples(refused, tmp_path):
+    export = _copy(refused, tmp_path)
+    earlier = _passes(export)
+    done = calibrate_cli(_dataset_of(export), export, "--samples", "6", "--force")
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    # before detecting anything, the earlier 4 videos say what the cascade would buy
+    first = out.index("ppocr pass: detecting 2 of the 6 drawn sample(s), 4 already measured")
+    assert "expected speed-up of the cascade over detector: craft at ratio <= 0.05 (estimate)" in out[:first]
+    assert "held out on the 4 videos calibrated earlier" in out[:first]
+    assert "craft pass: detecting 2 of the 6 drawn sample(s), 4 already measured" in out
+    passes = _passes(export)
+    for name in ("ppocr", "craft"):
+        assert len(passes[name]["videos"]) == 6
+        # the first 4 of the draw are the same videos, kept as measured
+        assert {v: passes[name]["videos"][v] for v in earlier[name]["videos"]} == earlier[name]["videos"]
+        # each pass's run held only the 2 new samples
+        run = [json.loads(line) for line in (export / "calibrate" / f"sample-{name}.jsonl").read_text().splitlines()]
+        assert len(run) == 2 and not {r["videos"][0] for r in run} & set(earlier[name]["videos"])
+        assert passes[name]["timing"]["videos"] == 6
+    assert load_calibration(str(export / "calibration-ppocr.json")).fitted_on["videos"] == 6
+
+
+def test_a_stopped_calibration_resumes_from_what_its_runs_measured(refused, tmp_path):
+    """Killed after CRAFT's run, before its merge: the next start merges the
+    run's stats instead of detecting again."""
+    export = _copy(refused, tmp_path)
+    path = export / "calibrate" / "passes.json"
+    data = json.loads(path.read_text())
+    data["passes"]["craft"]["videos"] = {}
+    path.write_text(json.dumps(data))
+    done = calibrate_cli(_dataset_of(export), export, "--samples", "4", "--force")
+    assert done.returncode == 0, done.stderr
+    assert "merged 4 video(s) that a stopped calibration had measured" in done.stdout
+    assert "craft pass: detecting 0 of the 4 drawn sample(s)" in done.stdout
+    assert _passes(export)["craft"]["videos"] == _passes(refused[0])["craft"]["videos"]
+
+
+def test_changed_detector_settings_invalidate_the_kept_passes(refused, tmp_path):
+    export = _copy(refused, tmp_path)
+    before = (export / "calibrate" / "passes.json").read_bytes()
+    done = calibrate_cli(_dataset_of(export), export, "--samples", "4", "--max-side", "96", "--force")
+    assert done.returncode == 2
+    assert "holds calibration passes measured with other detector settings (ppocr pass: max_side: None -> 96)" \
+        in done.stderr
+    assert "Pass --restart to discard them" in done.stderr
+    done = calibrate_cli(_dataset_of(export), export, "--samples", "4", "--frame-sample-num", "2", "--force")
+    assert done.returncode == 2
+    assert "ppocr pass: frame_sample_num: 3 -> 2; craft pass: frame_sample_num: 3 -> 2" in done.stderr
+    assert (export / "calibrate" / "passes.json").read_bytes() == before  # refused before touching anything
+    # --restart measures again under the new settings
+    done = calibrate_cli(_dataset_of(export), export, "--samples", "2", "--max-side", "96", "--force", "--restart")
+    assert done.returncode == 0, done.stderr
+    assert "ppocr pass: detecting 2 of the 2 drawn sample(s), 0 already measured" in done.stdout
+    passes = _passes(export)
+    assert passes["ppocr"]["settings"]["max_side"] == 96 and passes["craft"]["settings"]["max_side"] is None
+    assert len(passes["ppocr"]["videos"]) == len(passes["craft"]["videos"]) == 2

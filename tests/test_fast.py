@@ -232,6 +232,28 @@ def test_bad_calibration_files_are_refused(tmp_path):
         preflight(config)
 
 
+def test_the_calibration_draw_is_uniform_and_prefix_stable(tmp_path):
+    """Drawing 40 gives the 20 that drawing 20 gave, then 20 more: what lets
+    ``calibrate --samples 40`` after 20 detect only the new 20."""
+    from textsieve.runtime.calibrate import draw_samples
+
+    rows = [{"id": i, "videos": [f"v{i}.mp4"]} for i in range(300)] + [{"id": "none", "videos": []}]
+    (tmp_path / "data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    config = build_config(overrides={"dataset_path": str(tmp_path / "data.jsonl"),
+                                     "export_path": str(tmp_path / "o")}).config
+    small, large = draw_samples(config, 20, 0), draw_samples(config, 40, 0)
+    assert [r.index for r in large.rows[:20]] == [r.index for r in small.rows]
+    assert len(set(r.index for r in large.rows)) == 40 and small.available == large.available == 300
+    assert small.rows[0].sample["videos"] == [str(tmp_path / f"v{small.rows[0].index}.mp4")]  # absolute
+    assert [r.index for r in draw_samples(config, 20, 1).rows] != [r.index for r in small.rows]
+    everything = draw_samples(config, 1000, 0)
+    assert sorted(r.index for r in everything.rows) == list(range(300))  # the sample without videos is never drawn
+    assert [r.index for r in everything.rows[:40]] == [r.index for r in large.rows]
+    # uniform: over 60 seeds, the first half of the dataset holds about half of the drawn rows
+    share = np.mean([r.index < 150 for seed in range(60) for r in draw_samples(config, 20, seed).rows])
+    assert 0.42 < share < 0.58
+
+
 # ---- end to end: run fast, calibrate, run calibrated --------------------------------
 
 @pytest.fixture(scope="module")

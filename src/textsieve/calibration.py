@@ -19,11 +19,11 @@ import random
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Sequence
+from typing import Literal, Sequence
 
 import numpy as np
 
-from .cascade import MARGIN_GRID, Margins, fit_margins, route
+from .cascade import MARGIN_GRID, Margins, conformal_quantile, fit_margins, route
 from .data.export import write_json_atomic
 from .errors import ConfigError
 from .filter import video_ratio
@@ -232,6 +232,106 @@ def calibrate(pairs: Sequence[VideoPair], detector: str, max_side: int | None, a
         ranges={k: list(v) for k, v in ranges.items()},
     )
     return fit
+
+
+def reachable_level(videos: int, level: float) -> float:
+    """The coverage that margins fitted on ``videos`` held-out scores can
+    hold at: ``level``, or only n/(n+1) when n is too small for it."""
+    return conformal_quantile([0.0] * videos, level)[1] if videos else 0.0
+
+
+def videos_for_level(level: float) -> int | None:
+    """The fewest calibration videos whose margins reach ``level`` (199 for
+    0.995); None for a level no sample reaches (1 or more)."""
+    if not 0 < level < 1:
+        return None
+    n = 1
+    while math.ceil((n + 1) * level) > n:  # conformal_quantile's rank, exactly (no rounding shortcut)
+        n += 1
+    return n
+
+
+def videos_routed(calibration: Calibration, fast_frames: Sequence[Sequence[float]], aggregate: str,
+                  lo: float, hi: float) -> int:
+    """How many of these videos (the fast detector's frame ratios) the
+    calibration's margins send to CRAFT for the range [lo, hi], as a run
+    would (the box check aside: calibration passes keep no boxes)."""
+    if calibration.margins is None:
+        raise ValueError("a calibration without margins routes nothing")
+    top = calibration.fitted_range[1]
+    return sum(route(video_ratio(calibration(frames), aggregate), 0.0, bool(frames) and max(frames) > top, lo, hi,
+                     calibration.margins) is not None for frames in fast_frames)
+
+
+def speedup(f: float, sent: float) -> float:
+    """The cascade's speed-up over CRAFT alone: it runs the fast detector on
+    every video (``f``, its cost relative to CRAFT's) and CRAFT on the share
+    ``sent``, so it costs about f + s of CRAFT alone."""
+    return 1.0 / (f + sent) if f + sent > 0 else math.inf
+
+
+@dataclass(frozen=True)
+class CascadeCost:
+    """What the cascade is expected to cost, from measured pass timings and
+    the held-out share it sends to CRAFT per decision range."""
+
+    fast_s_per_video: float | None  # None: not timed (passes merged from a killed session only)
+    craft_s_per_video: float | None
+    sent: dict[str, float]  # per range name, the share sent to CRAFT
+
+    @property
+    def f(self) -> float | None:
+        """The fast pass's cost relative to CRAFT's, per video."""
+        if self.fast_s_per_video is None or not self.craft_s_per_video:
+            return None
+        return self.fast_s_per_video / self.craft_s_per_video
+
+    def speedup(self, name: str) -> float | None:
+        return None if self.f is None else speedup(self.f, self.sent[name])
+
+    def to_json(self) -> dict:
+        return {"fast_s_per_video": self.fast_s_per_video, "craft_s_per_video": self.craft_s_per_video,
+                "f": self.f, "sent": dict(self.sent), "speedup": {name: self.speedup(name) for name in self.sent}}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "CascadeCost":
+        return cls(data.get("fast_s_per_video"), data.get("craft_s_per_video"), dict(data.get("sent", {})))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether a calibration may be saved, and every number that decides it:
+    what a refusal states."""
+
+    range_name: str  # the recipe's own decision range
+    videos: int
+    gate: Literal["cascade", "map"]  # whose held-out agreement decides: the way the file will be used
+    min_agreement: float
+    cascade_agreement: float  # the cascade's decisions against CRAFT's, held out
+    cascade_sent: float  # the share it sent to CRAFT doing so
+    map_agreement: float  # the mapped fast ratios' decisions alone, held out
+    level: float  # the coverage the margins were asked for (--level)
+    reachable: float  # what that many videos can reach: level, or n/(n+1)
+    videos_for_level: int | None  # how many reach ``level``
+
+    @property
+    def agreement(self) -> float:
+        return self.cascade_agreement if self.gate == "cascade" else self.map_agreement
+
+    @property
+    def passed(self) -> bool:
+        return self.agreement >= self.min_agreement
+
+
+def judge(calibration: Calibration, range_name: str, gate: Literal["cascade", "map"],
+          min_agreement: float) -> Verdict:
+    """The verdict on a fitted calibration for its recipe's range."""
+    report = calibration.report
+    cascade = report["cascade_held_out"]
+    n = report["held_out"]["videos"]
+    return Verdict(range_name, n, gate, min_agreement, cascade["agreement"][range_name],
+                   cascade["sent_to_reference"][range_name], report["held_out"]["agreement"][range_name],
+                   cascade["level"], reachable_level(n, cascade["level"]), videos_for_level(cascade["level"]))
 
 
 def save_calibration(calibration: Calibration, path: str | Path) -> Path:

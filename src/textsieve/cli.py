@@ -127,15 +127,25 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--json", action="store_true", help="print the plan as JSON")
     prof = sub.add_parser("profile", help="measure the detector's memory per replica on a device and cache it")
     _add_run_flags(prof)
-    cal = sub.add_parser("calibrate", help="fit the map from the fast detector's ratios to CRAFT's on a sample of your dataset")
+    cal = sub.add_parser(
+        "calibrate", help="fit the map from the fast detector's ratios to CRAFT's on a sample of your dataset",
+        description="Both detectors on a random sample of the dataset, then the map and the cascade's margins. "
+                    "What the two passes measure is kept in <export>/calibrate/passes.json: a refused calibration "
+                    "is accepted with --force and extended with a larger --samples without detecting again, and an "
+                    "interrupted one resumes. --restart discards the kept passes (needed after changing a setting "
+                    "that changes what they measure, such as max_side or frame_sample_num).")
     _add_run_flags(cal)
-    cal.add_argument("--samples", type=int, default=200, help="samples drawn at random from the dataset (default 200)")
+    cal.add_argument("--samples", type=int, default=200,
+                     help="samples drawn at random from the dataset (default 200); a larger count than an earlier "
+                          "calibration's keeps its samples and detects only the new ones")
     cal.add_argument("--seed", type=int, default=0, help="seed of the random draw and the folds")
     cal.add_argument("--out", help="calibration file (default: <export>/calibration-ppocr.json)")
     cal.add_argument("--min-agreement", type=float, default=0.99,
                      help="do not save a calibration whose held-out decision agreement at the recipe's thresholds "
                           "is below this (default 0.99)")
-    cal.add_argument("--force", action="store_true", help="save the calibration even below --min-agreement")
+    cal.add_argument("--force", action="store_true",
+                     help="save the calibration even below --min-agreement (reuses the kept passes: accepting a "
+                          "refused calibration detects nothing again)")
     cal.add_argument("--level", type=float, default=0.995,
                      help="held-out coverage the cascade's margins are fitted for (default 0.995)")
     decide = sub.add_parser("decide", help="re-decide kept/dropped from a finished run's stats, without detecting again")
@@ -272,11 +282,16 @@ def _report(config: RunConfig, summary: RunSummary) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from .runtime.calibrate import print_report, run_calibration
+    from .runtime.calibrate import CalibrationRefused, print_report, run_calibration
 
     config = config_from_args(args)
-    calibration, path = run_calibration(config, args.samples, args.seed, args.out, restart=args.restart,
-                                        min_agreement=args.min_agreement, force=args.force, level=args.level)
+    try:
+        calibration, path = run_calibration(config, args.samples, args.seed, args.out, restart=args.restart,
+                                            min_agreement=args.min_agreement, force=args.force, level=args.level)
+    except CalibrationRefused as refused:
+        # the table first, then why it is not saved and the ways on (main prints the error, exit 2)
+        print_report(refused.calibration, None)
+        raise
     print_report(calibration, path)
     return 0
 

@@ -1,37 +1,92 @@
 """``textsieve calibrate``: both detectors on a random sample of the user's
-own dataset, then the monotone map from the fast one's ratios to CRAFT's.
+own dataset, then the monotone map from the fast one's ratios to CRAFT's
+and the cascade's margins.
 
-The two passes are ordinary runs (same planner, executors, resume) into
-``<export>/calibrate/<detector>``, so a calibration interrupted half-way
-picks up where it stopped, and CRAFT's pass uses the GPUs when there are.
+Each pass is an ordinary run (same planner and executors: CRAFT's pass uses
+the GPUs when there are) over the drawn samples it has not measured yet, and
+what it measures is kept in ``<export>/calibrate/passes.json``
+(runtime/passes.py). So a calibration refused at the agreement gate is
+accepted with ``--force`` without detecting again, a larger ``--samples``
+detects only the samples it adds (the draw is prefix-stable), and an
+interrupted one resumes.
 """
 
 from __future__ import annotations
 
-import random
-from datetime import datetime, timezone
+import hashlib
+import heapq
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
 from .. import __version__
-from ..calibration import Calibration, VideoPair, calibrate, save_calibration, threshold_ranges
+from ..calibration import (
+    Calibration,
+    CascadeCost,
+    Verdict,
+    VideoPair,
+    calibrate,
+    judge,
+    load_calibration,
+    save_calibration,
+    speedup,
+    threshold_ranges,
+    videos_routed,
+)
 from ..config import RunConfig
+from ..data.atomic import write_atomic
 from ..data.dataset import Row, dataset_base, read_rows, video_paths
-from ..data.export import dumps, read_jsonl, write_json_atomic
+from ..data.export import dumps, write_json_atomic
 from ..errors import ConfigError, VideoError
-from .collector import AlreadyComplete
+from ..redact import mask_url
 from .execute import execute
+from .passes import (
+    FAST,
+    PASSES,
+    REFERENCE,
+    Merged,
+    SavedPasses,
+    pass_op,
+    pass_settings,
+    run_folder,
+    sample_file,
+)
 
 
-def draw_samples(config: RunConfig, count: int, seed: int) -> list[Row]:
-    """A uniform random draw of ``count`` judgeable samples (reservoir: one
-    pass, memory bounded by ``count``), in dataset order."""
-    rng = random.Random(seed)
+class CalibrationRefused(ConfigError):
+    """Measured, fitted and reported, but below the agreement gate: not saved.
+    The passes are kept, so accepting or extending it detects nothing again."""
+
+    def __init__(self, message: str, calibration: Calibration, verdict: Verdict):
+        super().__init__(message)
+        self.calibration = calibration
+        self.verdict = verdict
+
+
+@dataclass
+class Draw:
+    rows: list[Row]  # in draw order: any larger draw with the same seed starts with these
+    available: int  # samples with videos in the dataset
+
+
+def draw_key(seed: int, index: int) -> int:
+    """A row's place in the seed's random order: a hash, so that it does not
+    depend on how many rows are drawn nor on the rows around it."""
+    return int.from_bytes(hashlib.blake2b(f"{seed}:{index}".encode(), digest_size=8).digest(), "big")
+
+
+def draw_samples(config: RunConfig, count: int, seed: int) -> Draw:
+    """A uniform random draw of ``count`` judgeable samples: those with the
+    ``count`` smallest keys (one pass, memory bounded by ``count``), in key
+    order. Prefix-stable: drawing 40 gives the 20 that drawing 20 gave, then
+    20 more, which is what lets a calibration be extended."""
     base = dataset_base(config.dataset)
-    chosen: list[Row] = []
-    seen = 0
+    heap: list[tuple[int, int, Row]] = []  # (-key, index, row): the largest kept key on top
+    available = 0
     for row in read_rows(config.dataset):
         if row.error is not None:
             continue
@@ -41,98 +96,228 @@ def draw_samples(config: RunConfig, count: int, seed: int) -> list[Row]:
             continue
         if not paths:
             continue
-        row.sample = {**row.sample, config.filter.video_key: paths}  # absolute: the sample file lives elsewhere
-        seen += 1
-        if len(chosen) < count:
-            chosen.append(row)
-        else:
-            j = rng.randrange(seen)
-            if j < count:
-                chosen[j] = row
-    return sorted(chosen, key=lambda r: r.index)
+        available += 1
+        key = draw_key(seed, row.index)
+        if len(heap) < count:
+            row.sample = {**row.sample, config.filter.video_key: paths}  # absolute: the sample file lives elsewhere
+            heapq.heappush(heap, (-key, row.index, row))
+        elif key < -heap[0][0]:
+            row.sample = {**row.sample, config.filter.video_key: paths}
+            heapq.heapreplace(heap, (-key, row.index, row))
+    return Draw([row for _, _, row in sorted(heap, key=lambda t: (-t[0], t[1]))], available)
 
 
-def _pass(config: RunConfig, sample_file: Path, folder: Path, detector: str, max_side: int | None,
-          restart: bool) -> Path:
-    op = config.filter.model_copy(update={"detector": detector, "max_side": max_side, "calibration": None})
-    run = config.model_copy(update={"dataset_path": str(sample_file), "export_path": str(folder), "filter": op,
-                                    "strict": False})
+def _videos(row: Row, video_key: str) -> list[str]:
+    # as the passes' stats name them
+    return [mask_url(v) for v in row.sample[video_key]]
+
+
+def _measure(config: RunConfig, saved: SavedPasses, name: str, todo: list[Row]) -> Merged:
+    """One pass's run over ``todo``, merged into the saved passes however it
+    ends (finished, stopped, interrupted), with its wall time."""
+    path, folder = sample_file(saved.work, name), run_folder(saved.work, name)
+    write_atomic(path, "".join(dumps(r.sample) + "\n" for r in todo))
+    run = config.model_copy(update={"dataset_path": str(path), "export_path": str(folder),
+                                    "filter": pass_op(config, name), "strict": False, "export_shard_size": 0,
+                                    "export_type": "jsonl"})
+    started = time.monotonic()
     try:
-        if execute(run, restart=restart) is None:
-            raise ConfigError(f"calibration pass {detector}: the plan found no device to run on")
-    except AlreadyComplete:
-        pass  # finished by an earlier calibrate of the same sample: reuse it
-    return folder / "stats.jsonl"
+        # restart: what the folder held was merged already (or at salvage)
+        if execute(run, restart=True) is None:
+            raise ConfigError(f"calibration pass {name}: the plan found no device to run on")
+    finally:
+        merged = saved.merge_run(name, [_videos(r, config.filter.video_key) for r in todo])
+        if merged.measured:
+            saved[name].timing.seconds += time.monotonic() - started
+            saved[name].timing.videos += merged.measured
+        saved.save()
+    return merged
 
 
-def read_pairs(reference_stats: Path, fast_stats: Path) -> list[VideoPair]:
-    """Videos judged by both passes, with their frames' ratios side by side."""
-    reference = {v["video"]: v for rec in read_jsonl(reference_stats) for v in rec["videos"]}
+def read_pairs(saved: SavedPasses, rows: list[Row], video_key: str) -> list[VideoPair]:
+    """The drawn videos measured by both passes (each once, in draw order),
+    their frames' ratios side by side."""
+    seen: set[str] = set()
+    videos = [v for r in rows for v in _videos(r, video_key) if not (v in seen or seen.add(v))]
+    fast, reference = saved[FAST].videos, saved[REFERENCE].videos
     pairs = []
-    for rec in read_jsonl(fast_stats):
-        for v in rec["videos"]:
-            ref = reference.get(v["video"])
-            if ref is None:
-                continue
-            if ref["frame_times"] != v["frame_times"]:
-                raise ConfigError(f"{v['video']}: the two passes sampled different frames; report this as a bug")
-            pairs.append(VideoPair(v["video"], v["frame_ratios"], ref["frame_ratios"]))
+    for video in saved.videos_measured_by_both(videos):
+        if fast[video].frame_times != reference[video].frame_times:
+            raise ConfigError(f"{video}: the two passes sampled different frames ({saved.path}); report this as a "
+                              "bug, and pass --restart to measure both passes again")
+        pairs.append(VideoPair(video, fast[video].frame_ratios, reference[video].frame_ratios))
     return pairs
+
+
+def _cost(saved: SavedPasses, sent: dict[str, float]) -> CascadeCost:
+    return CascadeCost(saved[FAST].timing.per_video, saved[REFERENCE].timing.per_video, sent)
+
+
+def _speedup_line(f: float | None, sent: float, where: str, recipe: str, basis: str) -> str:
+    if f is None:
+        bound = "no faster than CRAFT" if sent >= 1 else f"at most {speedup(0.0, sent):.1f}x"
+        return (f"expected speed-up of the cascade over detector: craft at {recipe} ({where}): {bound} "
+                f"(s = {100 * sent:.0f}% sent to CRAFT, {basis}; the passes' costs are not timed yet)")
+    return (f"expected speed-up of the cascade over detector: craft at {recipe} ({where}): about "
+            f"{speedup(f, sent):.1f}x = 1/(f + s), f = {f:.3f} (the fast pass's cost per video relative to CRAFT's, "
+            f"timed), s = {100 * sent:.0f}% sent to CRAFT ({basis})")
+
+
+def _estimate(config: RunConfig, saved: SavedPasses, draw: Draw, ranges: dict[str, tuple[float, float]], recipe: str,
+              level: float, out: Path) -> str | None:
+    """The speed-up the cascade can expect at the recipe's thresholds, before
+    CRAFT's pass: from the videos calibrated earlier in this folder (held
+    out) and the fast ratios of the new ones routed by their fit; else from
+    an earlier calibration file. None when there is nothing to go on."""
+    op = config.filter
+    lo, hi = ranges[recipe]
+    earlier_videos = saved.videos_measured_by_both(list(saved[FAST].videos))
+    drawn = list(dict.fromkeys(v for r in draw.rows for v in _videos(r, op.video_key)))
+    new = [saved[FAST].videos[v].frame_ratios for v in drawn
+           if v in saved[FAST].videos and v not in saved[REFERENCE].videos]
+    if len(earlier_videos) >= 2:
+        pairs = [VideoPair(v, saved[FAST].videos[v].frame_ratios, saved[REFERENCE].videos[v].frame_ratios)
+                 for v in earlier_videos]
+        fit = calibrate(pairs, FAST, op.max_side, op.aggregate, {recipe: (lo, hi)}, level=level)
+        held = fit.report["cascade_held_out"]["sent_to_reference"][recipe]
+        sent = (held * len(pairs) + videos_routed(fit, new, op.aggregate, lo, hi)) / (len(pairs) + len(new))
+        basis = f"held out on the {len(pairs)} videos calibrated earlier" + (
+            f", routed by their fit on {len(new)} new fast ratios" if new else "")
+        return _speedup_line(_cost(saved, {}).f, sent, "estimate", recipe, basis)
+    for path in (out, op.calibration):
+        if not path or not Path(path).is_file():
+            continue
+        try:
+            earlier = load_calibration(str(path))
+        except ConfigError:
+            continue
+        if earlier.margins is None or earlier.max_side != op.max_side:
+            continue
+        f = _cost(saved, {}).f
+        if f is None and "cost" in earlier.report:
+            f = CascadeCost.from_json(earlier.report["cost"]).f
+        if new:
+            sent, basis = videos_routed(earlier, new, op.aggregate, lo, hi) / len(new), \
+                f"{len(new)} new fast ratios routed by {path}"
+        else:
+            held = earlier.report.get("cascade_held_out", {}).get("sent_to_reference", {})
+            if recipe not in held:
+                continue
+            sent, basis = held[recipe], f"as {path} measured it held out"
+        return _speedup_line(f, sent, "estimate", recipe, basis)
+    return None
+
+
+def refusal(verdict: Verdict, detector: str, calibration: Calibration, draw: Draw, samples: int,
+            saved: SavedPasses, report: Path) -> str:
+    """What the refusal says: what was measured, why it is not enough, and
+    the exact ways on."""
+    v = verdict
+    n = v.videos
+    gate = "the cascade's" if v.gate == "cascade" else f"the mapped {detector} ratios'"
+    lines = [
+        f"calibration not saved: held out on {n} videos, at the recipe's range {v.range_name}:",
+        (f"  the cascade decides as CRAFT on {100 * v.cascade_agreement:.1f}% "
+         f"({round(v.cascade_agreement * n)} of {n}), sending {100 * v.cascade_sent:.0f}% of the videos to CRAFT;"),
+        (f"  the mapped {detector} ratios alone (no cascade) decide as CRAFT on {100 * v.map_agreement:.1f}% "
+         f"({round(v.map_agreement * n)} of {n});"),
+        (f"  detector: {'cascade' if v.gate == 'cascade' else detector} is gated on {gate} agreement, "
+         f"{100 * v.agreement:.1f}% < --min-agreement {v.min_agreement:g}."),
+    ]
+    if v.gate == "map" and v.cascade_agreement >= v.min_agreement:
+        lines.append("  The cascade would pass: calibrate with --detector cascade to save this calibration for it.")
+    if v.reachable < v.level:
+        need = f"; {100 * v.level:.1f}% takes at least {v.videos_for_level} videos" if v.videos_for_level else ""
+        lines.append(f"  With {n} videos the margins can reach only {100 * v.reachable:.1f}% coverage (n/(n+1)), "
+                     f"not the {100 * v.level:.1f}% asked (--level){need}.")
+    cost = CascadeCost.from_json(calibration.report["cost"])
+    lines.append("  " + _speedup_line(cost.f, v.cascade_sent, "measured", v.range_name, "held out") + ".")
+    lines.append(f"Both passes are kept in {saved.path}: neither way on detects them again.")
+    lines.append("  To accept this calibration as measured: run the same command with --force.")
+    drawn = len(draw.rows)
+    if draw.available > drawn:
+        more = min(draw.available, max(2 * samples, drawn + 1))
+        lines.append(f"  To extend it: run the same command with --samples {more} (the {drawn} samples drawn so far "
+                     f"stay in the draw; only the {more - drawn} new ones are detected).")
+    else:
+        lines.append(f"  It cannot be extended: the dataset has no more samples with videos than these {drawn}.")
+    lines.append(f"The full report: {report}")
+    return "\n".join(lines)
 
 
 def run_calibration(config: RunConfig, samples: int = 200, seed: int = 0, out: str | None = None,
                     restart: bool = False, min_agreement: float = 0.99, force: bool = False,
                     level: float = 0.995) -> tuple[Calibration, Path]:
-    """Both detectors on a random sample, then the map and the cascade's
-    margins. Not saved when the held-out agreement at the recipe's own
-    thresholds, for the way the file will be used (``ppocr`` alone or the
-    ``cascade``), is below ``min_agreement``, unless ``force``."""
+    """Both detectors on a random sample (only what the saved passes lack),
+    then the map and the cascade's margins. Not saved, with
+    :class:`CalibrationRefused`, when the held-out agreement at the recipe's
+    own thresholds, for the way the file will be used (``ppocr`` alone or
+    the ``cascade``), is below ``min_agreement``, unless ``force``."""
     config.require_io()
     op = config.filter
     if op.detector == "craft":
         raise ConfigError("calibrate maps a fast detector's ratios to CRAFT's: set detector: ppocr or cascade "
                           "(or --detector ppocr|cascade)")
-    fast_detector = "ppocr"
     if samples < 2:
         raise ConfigError("--samples: calibrate needs at least 2 samples")
-    work = config.export_dir / "calibrate"
-    work.mkdir(parents=True, exist_ok=True)
-    rows = draw_samples(config, samples, seed)
-    if len(rows) < 2:
+    draw = draw_samples(config, samples, seed)
+    if len(draw.rows) < 2:
         raise ConfigError(f"{config.dataset}: fewer than 2 samples with videos to calibrate on")
-    sample_file = work / f"sample-{samples}-seed{seed}.jsonl"
-    text = "".join(dumps(r.sample) + "\n" for r in rows)
-    if not sample_file.exists() or sample_file.read_text() != text:
-        sample_file.write_text(text)
-        restart = True  # another draw: earlier passes do not apply
-    reference = _pass(config, sample_file, work / "craft", "craft", None, restart)
-    fast = _pass(config, sample_file, work / fast_detector, fast_detector, op.max_side, restart)
-    pairs = read_pairs(reference, fast)
+    work = config.export_dir / "calibrate"
+    saved = SavedPasses.open(work, pass_settings(config), restart)
+    recovered = saved.salvage(op.video_key)
+    if recovered.measured or recovered.failed:
+        print(f"merged {recovered.measured + recovered.failed} video(s) that a stopped calibration had measured "
+              f"into {saved.path}")
+    ranges = threshold_ranges(op.min_area_ratio, op.max_area_ratio)
+    recipe = next(name for name, lo_hi in ranges.items() if lo_hi == (op.min_area_ratio, op.max_area_ratio))
+    path = Path(out) if out else config.export_dir / f"calibration-{FAST}.json"
+
+    def todo(name: str) -> list[Row]:
+        # a sample the fast pass could not judge gives no pair: CRAFT need not judge it
+        skip = saved[FAST].failed if name == REFERENCE else {}
+        return [r for r in draw.rows if not saved[name].done(videos := _videos(r, op.video_key))
+                and not any(v in skip for v in videos)]
+
+    if any(todo(name) for name in PASSES):
+        estimate = _estimate(config, saved, draw, ranges, recipe, level, path)
+        if estimate:
+            print(estimate)
+    for name in PASSES:
+        rows = todo(name)
+        measured = sum(saved[name].done(_videos(r, op.video_key)) for r in draw.rows)
+        skipped = len(draw.rows) - len(rows) - measured
+        print(f"{name} pass: detecting {len(rows)} of the {len(draw.rows)} drawn sample(s), {measured} already "
+              f"measured in {saved.path}" + (f", {skipped} that {FAST} could not judge skipped" if skipped else ""))
+        if rows:
+            _measure(config, saved, name, rows)
+        if name == FAST and rows and todo(REFERENCE):
+            # the cheap pass is done; CRAFT's, the expensive one, is next: say what it buys
+            estimate = _estimate(config, saved, draw, ranges, recipe, level, path)
+            print(estimate or f"no earlier calibration here to estimate the speed-up from: it is measured once "
+                              f"CRAFT's pass is done ({FAST}: {saved[FAST].timing.per_video or 0:.3f} s per video)")
+    pairs = read_pairs(saved, draw.rows, op.video_key)
     fitted_on = {
-        "dataset": config.dataset, "samples": len(rows), "seed": seed, "videos": len(pairs),
+        "dataset": config.dataset, "samples": len(draw.rows), "seed": seed, "videos": len(pairs),
         "frames": sum(len(p.fast) for p in pairs), "frame_sample_num": op.frame_sample_num, "sampling": op.sampling,
         "area_mode": op.area_mode, "aggregate": op.aggregate, "color_conversion": op.color_conversion,
         "textsieve_version": __version__,
-        "fitted_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "fitted_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    ranges = threshold_ranges(op.min_area_ratio, op.max_area_ratio)
-    calibration = calibrate(pairs, fast_detector, op.max_side, op.aggregate, ranges, fitted_on, seed=seed, level=level)
-    write_json_atomic(work / "report.json", calibration.report)
-    recipe = next(name for name, lo_hi in ranges.items() if lo_hi == (op.min_area_ratio, op.max_area_ratio))
-    gate = "cascade_held_out" if op.detector == "cascade" else "held_out"
-    agreed = calibration.report[gate]["agreement"][recipe]
-    if agreed < min_agreement and not force:
-        what = "the cascade" if gate == "cascade_held_out" else f"the mapped {fast_detector} ratios"
-        raise ConfigError(
-            f"calibration not saved: held out, {what} agree with CRAFT on {100 * agreed:.1f}% of decisions at {recipe}, below "
-            f"--min-agreement {min_agreement:g} (report: {work / 'report.json'}). Calibrate on more samples, use "
-            "detector: cascade, or pass --force to save it anyway")
-    path = Path(out) if out else config.export_dir / f"calibration-{fast_detector}.json"
+    calibration = calibrate(pairs, FAST, op.max_side, op.aggregate, ranges, fitted_on, seed=seed, level=level)
+    calibration.report["cost"] = _cost(saved, calibration.report["cascade_held_out"]["sent_to_reference"]).to_json()
+    report = work / "report.json"
+    write_json_atomic(report, calibration.report)
+    verdict = judge(calibration, recipe, "cascade" if op.detector == "cascade" else "map", min_agreement)
+    if not verdict.passed and not force:
+        raise CalibrationRefused(refusal(verdict, FAST, calibration, draw, samples, saved, report), calibration,
+                                 verdict)
     save_calibration(calibration, path)
     return calibration, path
 
 
-def print_report(calibration: Calibration, path: Path, console: Console | None = None) -> None:
+def print_report(calibration: Calibration, path: Path | None, console: Console | None = None) -> None:
+    """The calibration's quality table and the cascade's; ``path`` None: not saved."""
     console = console or Console()
     report = calibration.report
     ranges = list(report["ranges"])
@@ -155,6 +340,16 @@ def print_report(calibration: Calibration, path: Path, console: Console | None =
           f"{100 * report['margins_level']:.1f}% reachable with {cascade['videos']} videos): "
           + "; ".join(f"{name}: {100 * cascade['agreement'][name]:.1f}% agree, "
                       f"{100 * cascade['sent_to_reference'][name]:.0f}% sent to CRAFT" for name in ranges))
+    if "cost" in report:
+        cost = CascadeCost.from_json(report["cost"])
+        if cost.f is None:
+            print("expected speed-up of the cascade over detector: craft: the passes' costs were not timed "
+                  "(merged from a stopped calibration)")
+        else:
+            print(f"expected speed-up of the cascade over detector: craft, measured (1/(f + s); f = {cost.f:.3f}: "
+                  f"{calibration.detector} {cost.fast_s_per_video:.3f} s and CRAFT {cost.craft_s_per_video:.3f} s "
+                  "per video in the passes; s: the share sent to CRAFT, held out): "
+                  + "; ".join(f"{name}: {cost.speedup(name):.1f}x" for name in ranges))
     costly = {name: share for name, share in cascade["sent_to_reference"].items() if share > 0.5}
     if costly:
         # the cascade then runs both detectors on most videos: no faster than CRAFT alone
@@ -168,6 +363,8 @@ def print_report(calibration: Calibration, path: Path, console: Console | None =
         if wrong:
             shown = ", ".join(f"{Path(d['video']).name} ({d['fast']:.3f} vs {d['craft']:.3f})" for d in wrong[:5])
             print(f"  {name}: {len(wrong)} video(s) decided differently (held out), e.g. {shown}")
+    if path is None:
+        return
     # plain print: a path must never be wrapped
     print(f"saved {path}; apply it with `calibration: {path}` in the op (or --calibration {path}) "
           f"and detector: cascade (CRAFT's decisions) or {calibration.detector} (its mapped ratios alone), "

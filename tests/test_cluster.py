@@ -111,8 +111,12 @@ def test_an_actor_killed_mid_run_loses_nothing(cluster, dataset, reference, tmp_
     killed = None
     deadline = time.monotonic() + 240
     while proc.poll() is None and killed is None and time.monotonic() < deadline:
-        for p in psutil.process_iter(["cmdline"]):
-            cmd = " ".join(p.info["cmdline"] or [])
+        # the cluster's processes are this test process's children: never another run's actor
+        for p in psutil.Process().children(recursive=True):
+            try:
+                cmd = " ".join(p.cmdline())
+            except psutil.Error:
+                continue
             if "MapBatches(DetectStage)" in cmd and "__init__" not in cmd and (tmp_path / "out" / "journal.jsonl").exists():
                 p.kill()
                 killed = p.pid

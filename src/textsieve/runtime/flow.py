@@ -21,16 +21,14 @@ supervisor around them; the Ray executor runs them inside its actors.
 from __future__ import annotations
 
 import importlib
-import os
 from fractions import Fraction
 import re
 import signal
 import threading
 import time
 from collections import deque
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence, TypeVar
 
 import numpy as np
 
@@ -46,7 +44,7 @@ from ..outcome import SampleOutcome, VideoStats
 from ..resources.planner import Replica
 from ..video.frames import Limits, SampledVideo
 from ..video.pieces import Piece, pieces, video_decision
-from .batching import BatchSizer, SimulatedOOM, is_oom
+from .batching import BatchSizer, is_oom
 from .faults import Faults
 from .steps import SampleJob, decode, error_outcome, judge, prepare, probe_only
 
@@ -58,26 +56,49 @@ class Deadline(BaseException):
     ``except Exception`` around decoding or detection cannot swallow it."""
 
 
-@contextmanager
-def deadline(seconds: float | None) -> Iterator[None]:
-    """Raise :class:`Deadline` in this thread after ``seconds``. Used where
-    work runs in the calling process (serial, Ray); the local executor kills
-    its worker processes instead. Only the main thread receives signals, so
-    elsewhere this is no limit at all."""
-    if not seconds or threading.current_thread() is not threading.main_thread():
-        yield
-        return
+T = TypeVar("T")
 
-    def expire(signum, frame):
+
+def within(seconds: float | None, fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)``, or :class:`Deadline` after ``seconds``. Used where work
+    runs in the calling process (serial, Ray's decode tasks); the local
+    executor and Ray's detector actors kill a worker process instead.
+
+    In the main thread a timer signal interrupts the call itself. Elsewhere
+    no signal can reach it, so the call runs on a helper thread and is
+    abandoned at the deadline: the caller goes on, the sample is recorded
+    as a timeout, and the helper ends when the call does (a thread cannot be
+    killed; where that matters, work runs in a process that can be)."""
+    if not seconds:
+        return fn(*args)
+    if threading.current_thread() is threading.main_thread():
+        def expire(signum, frame):
+            raise Deadline()
+
+        previous = signal.signal(signal.SIGALRM, expire)
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+        try:
+            return fn(*args)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+    box: list = []
+
+    def call() -> None:
+        try:
+            box.append((True, fn(*args)))
+        except BaseException as exc:  # handed to the caller
+            box.append((False, exc))
+
+    helper = threading.Thread(target=call, name="textsieve-within", daemon=True)
+    helper.start()
+    helper.join(seconds)
+    if not box:
         raise Deadline()
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+    ok, value = box[0]
+    if not ok:
+        raise value
+    return value
 
 
 def decode_timeout(path: str, limit: float) -> Failure:
@@ -143,24 +164,19 @@ FrameResult = Detections | Failure
 
 # ---- decoding -----------------------------------------------------------------------
 
-def decode_video(task: DecodeTask, op: OcrFilter, limits: Limits, faults: Faults, threads: int = 0) -> SampledVideo:
-    """Decode one task's video (or piece, or only probe it); injected decoder
-    faults fire here, for every executor."""
-    if faults.on_path(faults.crash_decode_on, task.label, "decode-crash"):
-        os._exit(70)
-    if faults.on_path(faults.hang_decode_on, task.label, "decode-hang"):
-        time.sleep(10**6)
+def decode_video(task: DecodeTask, op: OcrFilter, limits: Limits, threads: int = 0) -> SampledVideo:
+    """Decode one task's video (or piece, or only probe it). Executors call
+    it through ``Faults.decoder``, which injects decoder faults for tests."""
     if task.probe:
         return probe_only(task.path, limits)
     return decode(task.path, op, limits, threads, task.piece)
 
 
-def decode_here(task: DecodeTask, op: OcrFilter, limits: Limits, faults: Faults,
-                timeout_s: float | None) -> SampledVideo | Failure:
+def decode_here(task: DecodeTask, op: OcrFilter, limits: Limits, timeout_s: float | None,
+                decode_fn: Callable[..., SampledVideo] = decode_video) -> SampledVideo | Failure:
     """Decode in the calling process (serial, Ray) within a time limit."""
     try:
-        with deadline(timeout_s):
-            return decode_video(task, op, limits, faults)
+        return within(timeout_s, decode_fn, task, op, limits)
     except VideoError as exc:
         return exc.failure
     except Deadline:
@@ -246,13 +262,14 @@ class DetectorReplica:
         self.sizer = BatchSizer(spec.batch_size)
         self.counters = ReplicaCounters()
         self._model: Model | None = None
+        self._detect: Callable[[Sequence[FrameKey], Sequence[np.ndarray]], list[Detections]] | None = None
         self._fallback: Model | None = None
 
     def load(self) -> Model:
         """Build the model now; a model that cannot be built stops the run."""
         if self._model is None:
             try:
-                self._model = self._build(self.device)
+                model = self._model = self._build(self.device)
             except ConfigError as exc:
                 raise SystemicFailure(f"detector {self.model.name} cannot load on {self.device}: {exc}") from exc
             except Exception as exc:
@@ -260,10 +277,13 @@ class DetectorReplica:
                     f"detector {self.model.name} could not be built on {self.device}: {exc!r}. No sample was judged "
                     "with it: fix the model files or the device (see docs/weights.md), then run the same command "
                     "again; it resumes") from exc
+            # injected faults (tests) wrap the model from outside; none: the model itself
+            scope = "" if len(self.spec.models) == 1 else f"{self.model.name}-"
+            self._detect = self.faults.detector(lambda keys, images: model(images), scope)
         return self._model
 
     def close(self) -> None:
-        self._model = self._fallback = None
+        self._model = self._detect = self._fallback = None
         registry.release(self.key)
 
     def detect(self, keys: Sequence[FrameKey], images: Sequence[np.ndarray]) -> list[FrameResult]:
@@ -315,21 +335,8 @@ class DetectorReplica:
 
     def _forward(self, keys: Sequence[FrameKey], images: Sequence[np.ndarray]) -> list[Detections]:
         self.counters.calls += 1
-        call, faults = self.counters.calls, self.faults
-        scope = "" if len(self.spec.models) == 1 else f"{self.model.name}-"
-        if call in faults.crash_replica_calls and faults.fire(f"replica-crash-{scope}{call}"):
-            os._exit(71)
-        if call in faults.hang_replica_calls and faults.fire(f"replica-hang-{scope}{call}"):
-            time.sleep(10**6)
-        if call in faults.oom_calls and faults.fire(f"oom-{scope}{call}"):
-            raise SimulatedOOM()
-        if faults.slow_detect_s:
-            time.sleep(faults.slow_detect_s)
-        for key in keys:
-            if faults.on_path(faults.detector_error_on, key.path, "detector-error"):
-                raise RuntimeError(f"injected detector error on {os.path.basename(key.path)}")
-        assert self._model is not None
-        return self._model(images)
+        assert self._detect is not None
+        return self._detect(keys, images)
 
 
 # ---- the sample assembly ----------------------------------------------------------
@@ -692,8 +699,7 @@ def detect_here(assembly: SampleAssembly, replicas: dict[str, DetectorReplica], 
         if not frames:
             return
         try:
-            with deadline(timeout_s):
-                results = replicas[model].detect([f.key for f in frames], [f.image for f in frames])
+            results = within(timeout_s, replicas[model].detect, [f.key for f in frames], [f.image for f in frames])
         except Deadline:
             assembly.frames_lost(frames, ErrorKind.TIMEOUT, DETECT_TIMEOUT.format(limit=timeout_s or 0))
             continue

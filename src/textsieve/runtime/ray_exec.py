@@ -35,7 +35,7 @@ import sys
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 from rich.console import Console
@@ -56,7 +56,7 @@ from ..video.frames import Limits, SampledVideo
 from .collector import Collector
 from .faults import Faults
 from .flow import (DECODER_CRASHED, DETECT_TIMEOUT, REPLICA_CRASHED, DecodeTask, ReplicaCounters, ReplicaSpec, SampleAssembly,
-                   decode_here)
+                   decode_here, decode_video)
 from .lifecycle import Executor, RunSetup, Written
 from .planning import model_specs, narrow_to_device, plan_for
 from .shm import FramePool, pool_size
@@ -271,13 +271,13 @@ def _decode_unit(item: dict[str, Any], op: OcrFilter, limits: Limits, base_dir: 
                  timeout_s: float, attempts: Any) -> dict[str, Any]:
     """CPU task: a unit of rows in, each with its videos' sampled frames (or
     failures), pickled."""
-    faults = Faults.from_json(faults_json)
-    return {"payload": pickle.dumps([_decode_row(row, op, limits, base_dir, faults, timeout_s, attempts)
+    decode = Faults.from_json(faults_json).decoder(decode_video)
+    return {"payload": pickle.dumps([_decode_row(row, op, limits, base_dir, decode, timeout_s, attempts)
                                      for row in pickle.loads(item["unit"])])}
 
 
-def _decode_row(row: Row, op: OcrFilter, limits: Limits, base_dir: str, faults: Faults, timeout_s: float,
-                attempts: Any) -> DecodedRow:
+def _decode_row(row: Row, op: OcrFilter, limits: Limits, base_dir: str, decode: Callable[..., SampledVideo],
+                timeout_s: float, attempts: Any) -> DecodedRow:
     import ray
 
     decoded = DecodedRow(row)
@@ -290,7 +290,7 @@ def _decode_row(row: Row, op: OcrFilter, limits: Limits, base_dir: str, faults: 
                 # the task died on this video twice (Ray retried it): record it, as the local executor does
                 result: SampledVideo | Failure = Failure(ErrorKind.WORKER_CRASHED, f"{path}: {DECODER_CRASHED}", path)
             else:
-                result = decode_here(DecodeTask(row.index, path), op, limits, faults, timeout_s)
+                result = decode_here(DecodeTask(row.index, path), op, limits, timeout_s, decode)
             if counted:
                 attempts.end.remote(key)
             decoded.videos[path] = result
@@ -330,6 +330,23 @@ class PlacementLog:
         return self.entries
 
 
+@dataclass(frozen=True)
+class StageSpec:
+    """What one pool's detector actors need, built once by the driver and
+    shipped to each actor (the calibration as JSON: its file need not exist
+    on the actor's node)."""
+
+    op: OcrFilter
+    base_dir: str
+    replica: ReplicaSpec
+    simulated: bool  # declared GPUs with no device behind them: replicas run on the CPU
+    detect_timeout_s: float
+    reserve_bytes: int  # GPU memory the monitor keeps free
+    slot_bytes: int  # one frame at the planned frame size, in shared memory
+    calibration: dict | None
+    faults: dict
+
+
 class DetectStage:
     """Detector actor: the shared assembly here, and the replica in a child
     process (the local executor's own worker), so that a replica that hangs
@@ -339,9 +356,7 @@ class DetectStage:
     one Ray assigned (the child inherits CUDA_VISIBLE_DEVICES), watched
     through NVML while it runs."""
 
-    def __init__(self, op: OcrFilter, base_dir: str, spec: ReplicaSpec, simulated: bool, detect_timeout_s: float,
-                 reserve_bytes: int, slot_bytes: int, calibration: dict | None, placement_log,
-                 faults_json: dict) -> None:
+    def __init__(self, stage: StageSpec, placement_log) -> None:
         import ray
 
         from .monitor import ResourceMonitor, nvml_query
@@ -349,26 +364,29 @@ class DetectStage:
         gpu_ids = [str(g) for g in ray.get_gpu_ids()]
         # Ray set CUDA_VISIBLE_DEVICES to the assigned GPU: it is cuda:0 here.
         # Declared (simulated) GPUs have no device behind them: the CPU runs the replica.
-        self.device = "cuda:0" if gpu_ids and not simulated else "cpu"
+        self.device = "cuda:0" if gpu_ids and not stage.simulated else "cpu"
+        spec = stage.replica
         if self.device == "cpu":
             spec = replace(spec, replica=Replica("cpu", None, spec.replica.threads))
         else:
             spec = spec.on(self.device)
         # the frames of a batch reach the replica through shared memory, not the pipe
-        slots, _ = pool_size(2 * spec.batch_size * slot_bytes, slot_bytes, spec.batch_size)
-        self.pool = FramePool.create(slots, slot_bytes) if slots else None
+        slots, _ = pool_size(2 * spec.batch_size * stage.slot_bytes, stage.slot_bytes, spec.batch_size)
+        self.pool = FramePool.create(slots, stage.slot_bytes) if slots else None
         pool = self.pool.ref() if self.pool is not None else None
-        self.replica = WorkerProcess("replica", 0, replica_worker, (spec, Faults.from_json(faults_json), pool),
+        self.replica = WorkerProcess("replica", 0, replica_worker, (spec, Faults.from_json(stage.faults), pool),
                                      ready=False)
         self.batch_sizes = {m.name: spec.batch_size for m in spec.models}
         self.counters = ReplicaCounters()
         self.restarts = 0
         # shipped by the driver: the calibration file need not exist on this node
-        self.assembly = SampleAssembly(op, base_dir, calibration_from_json(calibration) if calibration else None)
-        self.detect_timeout_s = detect_timeout_s
+        self.assembly = SampleAssembly(stage.op, stage.base_dir,
+                                       calibration_from_json(stage.calibration) if stage.calibration else None)
+        self.detect_timeout_s = stage.detect_timeout_s
         self.stopped = self._await_ready()
         # NVML in this actor sees its own GPU as index 0 (it honours CUDA_VISIBLE_DEVICES)
-        self.monitor = ResourceMonitor(nvml_query if gpu_ids and not simulated else None, {0: reserve_bytes}).start()
+        self.monitor = ResourceMonitor(nvml_query if gpu_ids and not stage.simulated else None,
+                                       {0: stage.reserve_bytes}).start()
         ctx = ray.get_runtime_context()
         self.where = {"node": ctx.get_node_id(), "gpu_ids": gpu_ids, "pid": os.getpid(), "device": self.device,
                       "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
@@ -497,55 +515,16 @@ class RayExecutor(Executor):
         consumed here); outcomes stream back to the driver."""
         import ray
 
-        setup, config, op = self.setup, self.config, self.setup.op
-        simulated = any(n.plan.simulated for n in self.node_plans)
-        faults = setup.faults.to_json()
-        models = model_specs(config)
-        width, height = setup.frame_size
-        slot_bytes = width * height * 3
-        splits, firsts = self.splits, self.firsts
-        done = collector.output.done_ranges()
         self.placement_log = ray.remote(num_cpus=0)(PlacementLog).remote()
         attempts = ray.remote(num_cpus=0)(DecodeAttempts).remote()
+        done = collector.output.done_ranges()
         weights = [p.size for p in self.pools]
-        datasets = []
-        for pool, (lo, hi) in zip(self.pools, pool_bounds(weights)):
-            batch = config.batch_size or (8 if pool.k else 1)
-            device = "cuda" if pool.k else "cpu"
-            spec = ReplicaSpec(models, Replica(device, None, max(1, pool.threads), pool.memory_bytes), batch,
-                               config.cpu_fallback)
-            ds = ray.data.from_items([{"split": pickle.dumps(split), "first": first}
-                                      for split, first in zip(splits, firsts)], override_num_blocks=len(splits))
-            # rows are dealt to pools by index, in proportion to their actors
-            # reading and writing ask Ray for no CPU (I/O; see cpu_actor_cpus)
-            ds = ds.flat_map(_read_split, fn_kwargs={"done": done, "lo": lo, "hi": hi, "modulus": sum(weights),
-                                                     "op": op, "base_dir": setup.base_dir}, num_cpus=0)
-            # a few units per decode task, whatever the size of the splits
-            ds = ds.repartition(target_num_rows_per_block=max(1, pool.size))
-            ds = ds.map(_decode_unit, fn_kwargs={"op": op, "limits": setup.limits, "base_dir": setup.base_dir,
-                                                "faults_json": faults, "timeout_s": config.decode_timeout_s,
-                                                "attempts": attempts},
-                        num_cpus=1)
-            ds = ds.map_batches(
-                DetectStage,
-                fn_constructor_kwargs={"op": op, "base_dir": setup.base_dir, "spec": spec, "simulated": simulated,
-                                       "detect_timeout_s": config.detect_timeout_s,
-                                       "reserve_bytes": pool.reserve_bytes,
-                                       "slot_bytes": slot_bytes,
-                                       "calibration": self.calibration.to_json() if self.calibration else None,
-                                       "placement_log": self.placement_log, "faults_json": faults},
-                compute=ray.data.ActorPoolStrategy(size=pool.size),
-                batch_size=max(1, math.ceil(batch / max(1, op.frame_sample_num))),
-                num_gpus=pool.num_gpus,
-                num_cpus=pool.actor_cpus,
-                # pinned to the pool's nodes; Ray Data restarts an actor lost with
-                # its node and retries its batch by default
-                label_selector={"ray.io/node-id": f"in({','.join(pool.nodes)})"},
-            )
-            datasets.append(ds)
+        datasets = [self._pool_dataset(pool, done, lo, hi, sum(weights), attempts)
+                    for pool, (lo, hi) in zip(self.pools, pool_bounds(weights))]
         if not datasets:
             return
         merged = datasets[0].union(*datasets[1:]) if len(datasets) > 1 else datasets[0]
+        config = self.config
         if config.sharded:
             # the workers write kept, dropped and stats shards; errors and
             # the shards' manifest entries come here
@@ -560,6 +539,50 @@ class RayExecutor(Executor):
             if isinstance(item, Stopped):
                 raise SystemicFailure(item.message)
             yield item
+
+    def _stage_spec(self, pool: Pool) -> StageSpec:
+        config, setup = self.config, self.setup
+        device = "cuda" if pool.k else "cpu"
+        replica = ReplicaSpec(model_specs(config), Replica(device, None, max(1, pool.threads), pool.memory_bytes),
+                              config.batch_size or (8 if pool.k else 1), config.cpu_fallback)
+        width, height = setup.frame_size
+        return StageSpec(op=setup.op, base_dir=setup.base_dir, replica=replica,
+                         simulated=any(n.plan.simulated for n in self.node_plans),
+                         detect_timeout_s=config.detect_timeout_s, reserve_bytes=pool.reserve_bytes,
+                         slot_bytes=width * height * 3,
+                         calibration=self.calibration.to_json() if self.calibration else None,
+                         faults=setup.faults.to_json())
+
+    def _pool_dataset(self, pool: Pool, done, lo: int, hi: int, modulus: int, attempts) -> Any:
+        """Read, decode and detect the pool's share of the rows: rows are
+        dealt to pools by index, in proportion to their actors."""
+        import ray
+
+        setup, config, op = self.setup, self.config, self.setup.op
+        stage = self._stage_spec(pool)
+        ds = ray.data.from_items([{"split": pickle.dumps(split), "first": first}
+                                  for split, first in zip(self.splits, self.firsts)],
+                                 override_num_blocks=len(self.splits))
+        # reading and writing ask Ray for no CPU (I/O; see cpu_actor_cpus)
+        ds = ds.flat_map(_read_split, fn_kwargs={"done": done, "lo": lo, "hi": hi, "modulus": modulus,
+                                                 "op": op, "base_dir": setup.base_dir}, num_cpus=0)
+        # a few units per decode task, whatever the size of the splits
+        ds = ds.repartition(target_num_rows_per_block=max(1, pool.size))
+        ds = ds.map(_decode_unit, fn_kwargs={"op": op, "limits": setup.limits, "base_dir": setup.base_dir,
+                                            "faults_json": stage.faults, "timeout_s": config.decode_timeout_s,
+                                            "attempts": attempts},
+                    num_cpus=1)
+        return ds.map_batches(
+            DetectStage,
+            fn_constructor_kwargs={"stage": stage, "placement_log": self.placement_log},
+            compute=ray.data.ActorPoolStrategy(size=pool.size),
+            batch_size=max(1, math.ceil(stage.replica.batch_size / max(1, op.frame_sample_num))),
+            num_gpus=pool.num_gpus,
+            num_cpus=pool.actor_cpus,
+            # pinned to the pool's nodes; Ray Data restarts an actor lost with
+            # its node and retries its batch by default
+            label_selector={"ray.io/node-id": f"in({','.join(pool.nodes)})"},
+        )
 
     def report(self) -> ExecutorReport:
         import ray

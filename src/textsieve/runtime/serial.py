@@ -2,7 +2,7 @@
 
 The reference executor, and the simplest placement of the shared flow: the
 parallel ones must give the same outputs. Time limits are signals here
-(:func:`~textsieve.runtime.flow.deadline`): a hung decode becomes
+(:func:`~textsieve.runtime.flow.within`): a hung decode becomes
 ``timeout``, a hung detector call is retried once, as in the other
 executors. A crash of this process is a crash of the run: the same command
 resumes it.
@@ -18,7 +18,7 @@ from ..errors import ConfigError
 from ..outcome import SampleOutcome
 from ..report.summary import DetectorReport, ExecutorReport
 from .collector import Collector
-from .flow import ReplicaCounters, SampleAssembly, decode_here, detect_here
+from .flow import ReplicaCounters, SampleAssembly, decode_here, decode_video, detect_here
 from .lifecycle import Executor, RunSetup
 
 
@@ -46,13 +46,14 @@ class SerialExecutor(Executor):
         setup = self.setup
         config, op = setup.config, setup.op
         assembly = SampleAssembly(op, setup.base_dir, setup.calibration)
+        decode = setup.faults.decoder(decode_video)
         for row in rows:
             t0 = time.perf_counter()
             pending = assembly.open(row)
             while pending:
                 task = pending.pop(0)
                 if assembly.wants(task):  # else an earlier video of the sample failed
-                    assembly.deliver(task, decode_here(task, op, setup.limits, setup.faults, config.decode_timeout_s))
+                    assembly.deliver(task, decode_here(task, op, setup.limits, config.decode_timeout_s, decode))
                 pending += assembly.tasks()  # a long video's pieces, once it is probed
             t1 = time.perf_counter()
             detect_here(assembly, self.replicas, config.detect_timeout_s)

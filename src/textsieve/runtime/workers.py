@@ -106,9 +106,10 @@ def decode_worker(conn: Connection, op: OcrFilter, limits: Limits, faults: Fault
                   pool: PoolRef | None = None) -> None:
     die_with_parent()
     frames = pool.attach() if pool is not None else None
+    decode = faults.decoder(decode_video)
     while (request := conn.recv()) is not None:
         try:
-            video = decode_video(request.task, op, limits, faults, threads)
+            video = decode(request.task, op, limits, threads)
         except VideoError as exc:
             conn.send(DecodeFailed(request.task_id, exc.failure))
             continue

@@ -101,7 +101,7 @@ def run(video: Path, export: Path, decoders: int) -> tuple[float, int, dict]:
     rss = ResourceMonitor(None, {}, interval_s=0.2).start()  # this process and its workers
     summary = LocalExecutor(RunSetup.resolve(config, plan, restart=True)).run()
     rss.stop()
-    return summary["wall_s"], rss.peak_host_rss, summary
+    return summary.wall_s, rss.peak_host_rss, summary
 
 
 def main() -> None:
@@ -121,12 +121,12 @@ def main() -> None:
     for video, label in ((ten, "10 min"), (hour, f"{args.minutes} min")):
         for decoders in sorted({1, cores}):
             wall, peak, summary = run(video, args.work / f"out-{label.replace(' ', '')}-{decoders}", decoders)
-            if summary["counts"]["error"]:
+            if summary.counts.error:
                 raise SystemExit(f"{video}: the run recorded an error; see {args.work}/out-*/errors.jsonl")
             pieces = len(json.loads((args.work / f"out-{label.replace(' ', '')}-{decoders}" / "stats.jsonl")
                                     .read_text())["videos"][0]["pieces"])
-            working = wall - summary["workers"]["ready_s"]
-            print(f"| {label} 1080p | {decoders} | {pieces} | {summary['this_session']['frames_decoded']} | "
+            working = wall - summary.workers.ready_s
+            print(f"| {label} 1080p | {decoders} | {pieces} | {summary.this_session.frames_decoded} | "
                   f"{wall:.1f} s | {working:.1f} s | {peak / 2**20:.0f} MiB |", flush=True)
 
 

@@ -88,10 +88,10 @@ def executor(config, decoders: int, transport: str) -> float:
     # round trips to a CPU replica, which no GPU machine makes
     plan.decoders, plan.decoder_threads, plan.batch_size = decoders, 1, 8
     summary = LocalExecutor(RunSetup.resolve(config, plan, restart=True), transport=transport).run()
-    used = summary["workers"]["frame_transport"]
+    used = summary.workers.frame_transport
     if ("shared memory" in used) != (transport == "shm"):  # a small /dev/shm falls back to the pipes
         raise SystemExit(f"asked for transport {transport}, the run used: {used}")
-    return summary["this_session"]["frames_detected"] / (summary["wall_s"] - summary["workers"]["ready_s"])
+    return summary.this_session.frames_detected / (summary.wall_s - summary.workers.ready_s)
 
 
 # ---- the supervisor's own ceiling, without decoding ------------------------------------

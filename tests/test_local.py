@@ -84,7 +84,7 @@ def test_out_of_memory_at_batch_one_is_recorded_as_gpu_oom(dataset, tmp_path):
     errors = [json.loads(l) for l in (tmp_path / "out" / "errors.jsonl").read_text().splitlines()]
     assert [e["kind"] for e in errors].count("gpu_oom") == 1
     assert "batch size 1" in next(e for e in errors if e["kind"] == "gpu_oom")["message"]
-    assert summary["counts"]["adds_up"] and summary["counts"]["error"] == 3
+    assert summary.counts.adds_up and summary.counts.error == 3
 
 
 def test_random_worker_kills_never_hang_the_run(dataset, tmp_path):

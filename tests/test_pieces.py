@@ -131,7 +131,7 @@ def test_one_video_keeps_many_decoders_busy_with_the_same_answers(lecture, tmp_p
     _, plan = plan_for(config)
     plan.decoders = 3
     summary = LocalExecutor(RunSetup.resolve(config, plan)).run()
-    per_decoder = summary["workers"]["decode_tasks"]
+    per_decoder = summary.workers.decode_tasks
     # the pieces of one video, spread over the decoders (how evenly depends on
     # when each process finished starting: seen 10/10/2 on a loaded machine)
     assert len(per_decoder) == 3 and all(n >= 1 for n in per_decoder) and sorted(per_decoder)[1] >= 3

@@ -120,8 +120,8 @@ def test_ray_outputs_equal_the_local_executors_and_follow_the_plan(cluster, data
                                        "filter.max_area_ratio": 0.05}).config)
     summary = RayExecutor(RunSetup.resolve(cfg(dataset, tmp_path / "ray"))).run()
     assert read(tmp_path / "ray") == read(tmp_path / "serial")
-    assert summary["counts"]["adds_up"] and summary["counts"]["input"] == 9
-    detail = summary["executor_detail"]
+    assert summary.counts.adds_up and summary.counts.input == 9
+    detail = summary.to_json()["executor_detail"]
     # one pool: k=1 replica per declared GPU, inventory taken on the node itself
     assert [(p["k"], p["size"], p["num_gpus"]) for p in detail["pools"]] == [(1, 2, 1.0)]
     assert detail["nodes"][0]["plan"]["device_kind"] == "gpu"
@@ -136,9 +136,9 @@ def test_ray_killed_actor_loses_no_sample(cluster, dataset, tmp_path, monkeypatc
     monkeypatch.setenv("TEXTSIEVE_FAULTS", json.dumps({"crash_replica_calls": [2], "once_dir": str(tmp_path)}))
     summary = RayExecutor(RunSetup.resolve(cfg(dataset, tmp_path / "ray"))).run()
     assert (tmp_path / "replica-crash-2").exists()  # the fault fired: a replica died mid-run
-    assert summary["workers"]["restarts"]["replica"] == 1
+    assert summary.workers.restarts.replica == 1
     assert read(tmp_path / "ray") == read(tmp_path / "serial")
-    assert summary["counts"]["adds_up"]
+    assert summary.counts.adds_up
 
 
 def test_ray_ships_the_calibration_to_its_actors(cluster, dataset, tmp_path):
@@ -156,7 +156,7 @@ def test_ray_ships_the_calibration_to_its_actors(cluster, dataset, tmp_path):
     path.unlink()
     summary = RayExecutor(RunSetup.resolve(config, calibration=calibration)).run()
     assert read(tmp_path / "ray") == read(tmp_path / "serial")
-    assert summary["ratios"]["scale"].startswith("craft, mapped from ppocr")
+    assert summary.ratios.scale.startswith("craft, mapped from ppocr")
     mapped = [v for line in read(tmp_path / "ray")["stats.jsonl"].splitlines() for v in json.loads(line)["videos"]]
     assert any(v["raw_frame_ratios"] != v["frame_ratios"] for v in mapped)
 
@@ -195,7 +195,7 @@ def test_ray_shards_are_the_size_asked_for(cluster, tmp_path):
     data = tmp_path / "data.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     summary = RayExecutor(RunSetup.resolve(cfg(data, tmp_path / "out", export_shard_size=SHARD, export_type="parquet"))).run()
-    assert summary["counts"] == {"input": 4000, "kept": 3960, "dropped": 0, "error": 40, "adds_up": True}
+    assert summary.to_json()["counts"] == {"input": 4000, "kept": 3960, "dropped": 0, "error": 40, "adds_up": True}
     sizes = check_band(tmp_path / "out", "parquet")
     assert len(sizes["kept"]) > 3
     import pyarrow.dataset as pads

@@ -102,7 +102,7 @@ def test_pipe_and_shared_memory_transports_give_identical_outputs(small_dataset,
         config = build_config(overrides={"dataset_path": str(small_dataset), "export_path": str(tmp_path / transport),
                                          "filter.max_area_ratio": 0.05, "batch_size": 4}).config
         summary = LocalExecutor(RunSetup.resolve(config), transport=transport).run()
-        assert ("shared memory" in summary["workers"]["frame_transport"]) == (transport == "shm")
+        assert ("shared memory" in summary.workers.frame_transport) == (transport == "shm")
     assert outputs(tmp_path / "pipe") == outputs(tmp_path / "shm")
     assert not segments_of(os.getpid())
 
@@ -163,8 +163,8 @@ plan.decoders = 3
 # executor's minimum, two videos' frames (6 slots), so a third decoder waits
 # for slots while the (small) decoded frames stay far below the byte budget
 summary = LocalExecutor(RunSetup.resolve(config, plan), buffer_bytes=3 * 1920 * 1080 * 3).run()
-assert summary["workers"]["frame_transport"].startswith("6 slot(s)"), summary["workers"]["frame_transport"]
-print(summary["counts"]["adds_up"])
+assert summary.workers.frame_transport.startswith("6 slot(s)"), summary.workers.frame_transport
+print(summary.counts.adds_up)
 """
 
 

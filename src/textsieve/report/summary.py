@@ -132,10 +132,10 @@ class RatioSource:
     """Videos whose raw ratios lay past the range the calibration was fitted on."""
     calibration: str | None = when_set()
     calibration_fingerprint: str | None = when_set()
-    calibration_held_out: float | None = when_set()
-    """A mapped fast detector's held-out agreement with CRAFT."""
-    cascade_held_out: float | None = when_set()
-    """The cascade's held-out agreement with CRAFT."""
+    calibration_held_out: dict[str, float] | None = when_set()
+    """A mapped fast detector's held-out decision agreement with CRAFT, per threshold range of the calibration."""
+    cascade_held_out: dict[str, float] | None = when_set()
+    """The cascade's held-out decision agreement with CRAFT, per threshold range of the calibration."""
     cascade: CascadeShares | None = when_set()
 
 
@@ -326,12 +326,6 @@ class RunSummary:
 
     def to_json(self) -> dict:
         return to_json(self)
-
-    def __getitem__(self, key: str) -> Any:
-        """``summary["counts"]["kept"]``: a section as summary.json holds it,
-        for callers written against the file's JSON (tests, bench scripts);
-        new code reads attributes."""
-        return self.to_json()[key]
 
     def write(self, path: Path) -> None:
         write_json_atomic(path, self.to_json())

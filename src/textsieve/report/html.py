@@ -249,17 +249,7 @@ def _histogram(scan: Scan, bins: list[Bin], counts: list[int], axis: Axis) -> st
             parts.append(f'<text class="count" x="{x + axis.step / 2:.1f}" y="{top + plot_h - h - 3:.1f}">'
                          f"{_compact(count)}</text>")
     base = top + plot_h
-    parts.append(f'<line class="axis" x1="{left}" x2="{left + plot_w}" y1="{base}" y2="{base}"/>')
-    labels = [(left + axis.step * 0.5, "0"), (left + axis.step * 1.5, "<10⁻⁴")]
-    # (10⁻⁴ itself would collide with the "<10⁻⁴" bin's label)
-    labels += [(axis.x(10.0 ** e), {-3: "0.001", -2: "0.01", -1: "0.1", 0: "1"}[e]) for e in range(-3, 1)]
-    if len(bins) > 22:
-        labels.append((left + axis.step * 22.5, "> 1"))
-    for x, text in labels:
-        parts.append(f'<line class="axis" x1="{x:.1f}" x2="{x:.1f}" y1="{base}" y2="{base + 4}"/>'
-                     f'<text class="xtick" x="{x:.1f}" y="{base + 17}">{text}</text>')
-    parts.append(f'<text class="xtitle" x="{left + plot_w / 2:.1f}" y="{height - 8}">text area ratio per video '
-                 "(bins: exact 0, below 10⁻⁴, then 5 log-spaced per decade)</text>")
+    parts += _x_axis(axis, len(bins), base)
     parts.append(f'<text class="ytitle" transform="translate(14 {top + plot_h / 2:.0f}) rotate(-90)">videos</text>')
     for r, name, is_max in ((th.min_ratio, "min", False), (th.max_ratio, "max", True)):
         x = axis.x(r, is_max)
@@ -271,14 +261,36 @@ def _histogram(scan: Scan, bins: list[Bin], counts: list[int], axis: Axis) -> st
     parts.append(f'<line class="whatif" id="whatif-line" x1="{x_hi:.1f}" x2="{x_hi:.1f}" y1="{top}" y2="{base}" '
                  'visibility="hidden"/>')
     parts.append("</svg>")
+    caption = _histogram_caption(scan)
+    return (f'<section id="ratios"><h2>Text area ratio per video</h2>{"".join(parts)}'
+            f'<p class="caption">{caption}</p></section>')
+
+
+def _x_axis(axis: Axis, n_bins: int, base: float) -> list[str]:
+    """The ratio axis under the bars: its line, decade ticks and title."""
+    left, plot_w = PAD_LEFT, SVG_W - PAD_LEFT - PAD_RIGHT
+    parts = [f'<line class="axis" x1="{left}" x2="{left + plot_w}" y1="{base}" y2="{base}"/>']
+    labels = [(left + axis.step * 0.5, "0"), (left + axis.step * 1.5, "<10⁻⁴")]
+    # (10⁻⁴ itself would collide with the "<10⁻⁴" bin's label)
+    labels += [(axis.x(10.0 ** e), {-3: "0.001", -2: "0.01", -1: "0.1", 0: "1"}[e]) for e in range(-3, 1)]
+    if n_bins > 22:
+        labels.append((left + axis.step * 22.5, "> 1"))
+    for x, text in labels:
+        parts.append(f'<line class="axis" x1="{x:.1f}" x2="{x:.1f}" y1="{base}" y2="{base + 4}"/>'
+                     f'<text class="xtick" x="{x:.1f}" y="{base + 17}">{text}</text>')
+    parts.append(f'<text class="xtitle" x="{left + plot_w / 2:.1f}" y="{SVG_H - 8}">text area ratio per video '
+                 "(bins: exact 0, below 10⁻⁴, then 5 log-spaced per decade)</text>")
+    return parts
+
+
+def _histogram_caption(scan: Scan) -> str:
+    th = scan.thresholds
     n = len(scan.video_ratios)
     inside = int(np.count_nonzero((scan.video_ratios >= th.min_ratio) & (scan.video_ratios <= th.max_ratio)))
-    caption = (f"{n:,} judged videos (a video in several samples counts once per sample); "
+    return (f"{n:,} judged videos (a video in several samples counts once per sample); "
                f"{inside:,} ({_share(inside, n)}) lie within [{th.min_ratio:g}, {th.max_ratio:g}]. "
                '<span class="key in"></span> bin inside the range <span class="key part"></span> partly '
                '<span class="key out"></span> outside. Hover a bar for its exact count.')
-    return (f'<section id="ratios"><h2>Text area ratio per video</h2>{"".join(parts)}'
-            f'<p class="caption">{caption}</p></section>')
 
 
 def _share(part: int, whole: int) -> str:

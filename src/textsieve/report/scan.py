@@ -170,6 +170,74 @@ def _settings(export_dir: Path) -> tuple[bool, RunSummary | None, dict, Path]:
     return False, summary, settings["filter"], export_dir / Path(settings.get("kept_file") or "kept.jsonl").name
 
 
+class _Gallery:
+    """The report's example videos, chosen in one pass: the best few of
+    each group by their distance to a threshold, and a uniform sample."""
+
+    def __init__(self, per_group: int, lo: float, hi: float, seed: int):
+        self.lo, self.hi = lo, hi
+        self.inside_max, self.outside_max, self.highest = _Best(per_group), _Best(per_group), _Best(per_group)
+        # with min 0 nothing lies below min: those groups stay empty
+        self.inside_min, self.outside_min = _Best(per_group if lo > 0 else 0), _Best(per_group if lo > 0 else 0)
+        self.reservoir = _Reservoir(per_group, seed)
+        self.seq = 0
+
+    def offer(self, index: int, status: str, video: dict) -> None:
+        r, lo, hi = video["ratio"], self.lo, self.hi
+        self.seq += 1
+        wanted = []  # (group, score) of the groups this video would enter
+        if r > self.highest.floor:
+            wanted.append((self.highest, r))
+        if lo <= r <= hi:
+            if r > self.inside_max.floor:
+                wanted.append((self.inside_max, r))
+            if -r > self.inside_min.floor:
+                wanted.append((self.inside_min, -r))
+        elif r > hi:
+            if -r > self.outside_max.floor:
+                wanted.append((self.outside_max, -r))
+        elif r > self.outside_min.floor:
+            wanted.append((self.outside_min, r))
+        slot = self.reservoir.slot()
+        if wanted or slot >= 0:  # most videos enter no group: build nothing for them
+            item = Candidate(index, status, video)
+            for group, score in wanted:
+                group.offer(score, self.seq, item)
+            if slot >= 0:
+                self.reservoir.items[slot] = item
+
+    def groups(self) -> dict[str, list[Candidate]]:
+        return {
+            "inside_max": self.inside_max.items(),
+            "outside_max": self.outside_max.items(),
+            "inside_min": self.inside_min.items(),
+            "outside_min": self.outside_min.items(),
+            "highest": self.highest.items(),
+            "random": _unique([c for c in self.reservoir.items if c is not None]),
+        }
+
+
+def _keep_key(sample: list[float], lo: float, use_all: bool) -> float:
+    """The ratio at which a sample's decision flips (see ``Scan.keep_keys``)."""
+    if not sample:
+        return -math.inf
+    if use_all:
+        return max(sample) if min(sample) >= lo else math.inf
+    return min((r for r in sample if r >= lo), default=math.inf)
+
+
+def _scan_errors(export_dir: Path, kept_file: Path) -> tuple[Counter[str], dict[str, list[dict]]]:
+    errors: Counter[str] = Counter()
+    examples: dict[str, list[dict]] = {}
+    for record in iter_records(export_dir, kept_file, "errors"):
+        kind = record.get("kind", "?")
+        errors[kind] += 1
+        shown = examples.setdefault(kind, [])
+        if len(shown) < EXAMPLES_PER_KIND:
+            shown.append({k: record.get(k) for k in ("index", "video", "message")})
+    return errors, examples
+
+
 def scan_export(export_dir: Path, per_group: int = 8, seed: int = 0) -> Scan:
     """Read a finished or running export folder's stats and errors once."""
     if per_group < 0:
@@ -180,7 +248,6 @@ def scan_export(export_dir: Path, per_group: int = 8, seed: int = 0) -> Scan:
     finished, summary, op, kept_file = _settings(export_dir)
     th = Thresholds(float(op["min_area_ratio"]), float(op["max_area_ratio"]), op["any_or_all"],
                     bool(op.get("reversed_range", False)))
-    lo, hi = th.min_ratio, th.max_ratio
     # keys say when a sample is "inside" [min, max]; reversed, "any outside" is
     # "not all inside" (and "all outside" is "not any inside")
     use_all = (th.any_or_all == "all") != th.reversed_range
@@ -189,61 +256,22 @@ def scan_export(export_dir: Path, per_group: int = 8, seed: int = 0) -> Scan:
     status: Counter[str] = Counter()
     decided_by: Counter[str] = Counter()
     routed: Counter[str] = Counter()
-    outside = no_videos = seq = 0
-    inside_max, outside_max, highest = _Best(per_group), _Best(per_group), _Best(per_group)
-    # with min 0 nothing lies below min: those groups stay empty
-    inside_min, outside_min = _Best(per_group if lo > 0 else 0), _Best(per_group if lo > 0 else 0)
-    reservoir = _Reservoir(per_group, seed)
+    outside = no_videos = 0
+    gallery = _Gallery(per_group, th.min_ratio, th.max_ratio, seed)
     for record in iter_records(export_dir, kept_file, "stats"):
         status[record["status"]] += 1
         sample = record["video_ocr_area_ratio"]
-        if not sample:
-            keys.append(-math.inf)
-            no_videos += 1
-        elif use_all:
-            keys.append(max(sample) if min(sample) >= lo else math.inf)
-        else:
-            keys.append(min((r for r in sample if r >= lo), default=math.inf))
+        keys.append(_keep_key(sample, th.min_ratio, use_all))
+        no_videos += not sample
         for video in record["videos"]:
-            r = video["ratio"]
-            ratios.append(r)
-            seq += 1
+            ratios.append(video["ratio"])
             if "decided_by" in video:
                 decided_by[video["decided_by"]] += 1
                 if "routed" in video:
                     routed[video["routed"]] += 1
-            if video.get("outside_calibration"):
-                outside += 1
-            wanted = []  # (group, score) of the groups this video would enter
-            if r > highest.floor:
-                wanted.append((highest, r))
-            if lo <= r <= hi:
-                if r > inside_max.floor:
-                    wanted.append((inside_max, r))
-                if -r > inside_min.floor:
-                    wanted.append((inside_min, -r))
-            elif r > hi:
-                if -r > outside_max.floor:
-                    wanted.append((outside_max, -r))
-            elif r > outside_min.floor:
-                wanted.append((outside_min, r))
-            slot = reservoir.slot()
-            if wanted or slot >= 0:  # most videos enter no group: build nothing for them
-                item = Candidate(record["index"], record["status"], video)
-                for group, score in wanted:
-                    group.offer(score, seq, item)
-                if slot >= 0:
-                    reservoir.items[slot] = item
-
-    errors: Counter[str] = Counter()
-    examples: dict[str, list[dict]] = {}
-    for record in iter_records(export_dir, kept_file, "errors"):
-        kind = record.get("kind", "?")
-        errors[kind] += 1
-        shown = examples.setdefault(kind, [])
-        if len(shown) < EXAMPLES_PER_KIND:
-            shown.append({k: record.get(k) for k in ("index", "video", "message")})
-
+            outside += bool(video.get("outside_calibration"))
+            gallery.offer(record["index"], record["status"], video)
+    errors, examples = _scan_errors(export_dir, kept_file)
     return Scan(
         export_dir=export_dir,
         finished=finished,
@@ -259,14 +287,7 @@ def scan_export(export_dir: Path, per_group: int = 8, seed: int = 0) -> Scan:
         routed=routed,
         outside_calibration=outside,
         no_video_samples=no_videos,
-        groups={
-            "inside_max": inside_max.items(),
-            "outside_max": outside_max.items(),
-            "inside_min": inside_min.items(),
-            "outside_min": outside_min.items(),
-            "highest": highest.items(),
-            "random": _unique([c for c in reservoir.items if c is not None]),
-        },
+        groups=gallery.groups(),
     )
 
 

@@ -245,9 +245,20 @@ def refusal(verdict: Verdict, detector: str, calibration: Calibration, draw: Dra
     return "\n".join(lines)
 
 
-def run_calibration(config: RunConfig, samples: int = 200, seed: int = 0, out: str | None = None,
-                    restart: bool = False, min_agreement: float = 0.99, force: bool = False,
-                    level: float = 0.995) -> tuple[Calibration, Path]:
+@dataclass(frozen=True)
+class CalibrateRequest:
+    """What ``textsieve calibrate`` was asked, beside the run's settings."""
+
+    samples: int = 200  # drawn at random, prefix-stable (a larger draw keeps the smaller one)
+    seed: int = 0
+    out: str | None = None  # the calibration file; default <export>/calibration-ppocr.json
+    restart: bool = False  # discard the kept passes
+    min_agreement: float = 0.99  # the gate on the held-out agreement at the recipe's thresholds
+    force: bool = False  # save below the gate (the kept passes: nothing detected again)
+    level: float = 0.995  # the margins' coverage
+
+
+def run_calibration(config: RunConfig, request: CalibrateRequest = CalibrateRequest()) -> tuple[Calibration, Path]:
     """Both detectors on a random sample (only what the saved passes lack),
     then the map and the cascade's margins. Not saved, with
     :class:`CalibrationRefused`, when the held-out agreement at the recipe's
@@ -258,20 +269,40 @@ def run_calibration(config: RunConfig, samples: int = 200, seed: int = 0, out: s
     if op.detector == "craft":
         raise ConfigError("calibrate maps a fast detector's ratios to CRAFT's: set detector: ppocr or cascade "
                           "(or --detector ppocr|cascade)")
-    if samples < 2:
+    if request.samples < 2:
         raise ConfigError("--samples: calibrate needs at least 2 samples")
-    draw = draw_samples(config, samples, seed)
+    draw = draw_samples(config, request.samples, request.seed)
     if len(draw.rows) < 2:
         raise ConfigError(f"{config.dataset}: fewer than 2 samples with videos to calibrate on")
     work = config.export_dir / "calibrate"
-    saved = SavedPasses.open(work, pass_settings(config), restart)
+    saved = SavedPasses.open(work, pass_settings(config), request.restart)
     recovered = saved.salvage(op.video_key)
     if recovered.measured or recovered.failed:
         print(f"merged {recovered.measured + recovered.failed} video(s) that a stopped calibration had measured "
               f"into {saved.path}")
     ranges = threshold_ranges(op.min_area_ratio, op.max_area_ratio)
     recipe = next(name for name, lo_hi in ranges.items() if lo_hi == (op.min_area_ratio, op.max_area_ratio))
-    path = Path(out) if out else config.export_dir / f"calibration-{FAST}.json"
+    path = Path(request.out) if request.out else config.export_dir / f"calibration-{FAST}.json"
+    _run_passes(config, saved, draw, ranges, recipe, request.level, path)
+    pairs = read_pairs(saved, draw.rows, op.video_key)
+    calibration = calibrate(pairs, FAST, op.max_side, op.aggregate, ranges, _fitted_on(config, draw, pairs, request.seed),
+                            seed=request.seed, level=request.level)
+    calibration.report["cost"] = _cost(saved, calibration.report["cascade_held_out"]["sent_to_reference"]).to_json()
+    report = work / "report.json"
+    write_json_atomic(report, calibration.report)
+    verdict = judge(calibration, recipe, "cascade" if op.detector == "cascade" else "map", request.min_agreement)
+    if not verdict.passed and not request.force:
+        raise CalibrationRefused(refusal(verdict, FAST, calibration, draw, request.samples, saved, report),
+                                 calibration, verdict)
+    save_calibration(calibration, path)
+    return calibration, path
+
+
+def _run_passes(config: RunConfig, saved: SavedPasses, draw: Draw, ranges: dict, recipe: str, level: float,
+                path: Path) -> None:
+    """Each pass on the drawn samples it has not measured; the expected
+    speed-up said before the expensive pass."""
+    op = config.filter
 
     def todo(name: str) -> list[Row]:
         # a sample the fast pass could not judge gives no pair: CRAFT need not judge it
@@ -296,24 +327,17 @@ def run_calibration(config: RunConfig, samples: int = 200, seed: int = 0, out: s
             estimate = _estimate(config, saved, draw, ranges, recipe, level, path)
             print(estimate or f"no earlier calibration here to estimate the speed-up from: it is measured once "
                               f"CRAFT's pass is done ({FAST}: {saved[FAST].timing.per_video or 0:.3f} s per video)")
-    pairs = read_pairs(saved, draw.rows, op.video_key)
-    fitted_on = {
+
+
+def _fitted_on(config: RunConfig, draw: Draw, pairs: list, seed: int) -> dict:
+    op = config.filter
+    return {
         "dataset": config.dataset, "samples": len(draw.rows), "seed": seed, "videos": len(pairs),
         "frames": sum(len(p.fast) for p in pairs), "frame_sample_num": op.frame_sample_num, "sampling": op.sampling,
         "area_mode": op.area_mode, "aggregate": op.aggregate, "color_conversion": op.color_conversion,
         "textsieve_version": __version__,
         "fitted_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    calibration = calibrate(pairs, FAST, op.max_side, op.aggregate, ranges, fitted_on, seed=seed, level=level)
-    calibration.report["cost"] = _cost(saved, calibration.report["cascade_held_out"]["sent_to_reference"]).to_json()
-    report = work / "report.json"
-    write_json_atomic(report, calibration.report)
-    verdict = judge(calibration, recipe, "cascade" if op.detector == "cascade" else "map", min_agreement)
-    if not verdict.passed and not force:
-        raise CalibrationRefused(refusal(verdict, FAST, calibration, draw, samples, saved, report), calibration,
-                                 verdict)
-    save_calibration(calibration, path)
-    return calibration, path
 
 
 def print_report(calibration: Calibration, path: Path | None, console: Console | None = None) -> None:

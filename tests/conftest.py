@@ -78,7 +78,7 @@ def ray_local():
 # steps, and make the developer's loop: pytest -m "not slow".
 SLOW_MODULES = {"test_archives", "test_cluster", "test_conformance", "test_failures", "test_http", "test_local",
                 "test_ownership", "test_ray", "test_remote", "test_shard_size", "test_shm", "test_user_errors",
-                "test_bad_rows", "test_run", "test_pieces", "test_cascade", "test_fast", "test_report"}
+                "test_bad_rows", "test_run", "test_pieces", "test_cascade", "test_fast", "test_report", "test_kinds_run"}
 
 
 def pytest_collection_modifyitems(items):

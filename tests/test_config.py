@@ -162,25 +162,30 @@ def test_every_flag_sets_its_field_and_the_ones_not_given_leave_the_recipe(tmp_p
     from textsieve.cli import RUN_FLAGS, build_parser, settings_from_args
     from textsieve.config import RunConfig
 
+    from textsieve.config import KIND_KEYS
+
     special = {"device": "cpu", "gpu_reserve": "2GiB", "plan_frame_size": "640x480",
-               "simulate_gpus": "8GiB:8GiB", "filter.languages_to_detect": ["en"]}
-    argv, wanted = ["run"], {}
-    for flag in RUN_FLAGS:
-        kind, choices = flag.arguments.get("type"), flag.arguments.get("choices")
-        if "action" in flag.arguments:
-            argv.append(flag.option)
-            value = flag.arguments["action"] == "store_true"
-        else:
-            value = special.get(flag.path, choices[-1] if choices else {int: 64, float: 0.25, str: "x"}[kind])
-            argv += [flag.option, *(value if isinstance(value, list) else [str(value)])]
-        wanted[flag.path] = value
-    config = settings_from_args(build_parser().parse_args(argv)).config
-    default = RunConfig()
-    for path, value in wanted.items():
-        got, was = config, default
-        for part in path.split("."):
-            got, was = getattr(got, part), getattr(was, part)
-        assert got == value and got != was, (path, got, was)
+               "simulate_gpus": "8GiB:8GiB", "filter.languages_to_detect": ["en"], "filter.count_kinds": ["scene"]}
+    # the kinds of text and pieces exclude each other (config.OcrFilter._kinds): two command lines
+    kinds = [f for f in RUN_FLAGS if f.path.removeprefix("filter.") in KIND_KEYS]
+    for flags in (kinds, [f for f in RUN_FLAGS if f not in kinds]):
+        argv, wanted = ["run"], {}
+        for flag in flags:
+            kind, choices = flag.arguments.get("type"), flag.arguments.get("choices")
+            if "action" in flag.arguments:
+                argv.append(flag.option)
+                value = flag.arguments["action"] == "store_true"
+            else:
+                value = special.get(flag.path, choices[-1] if choices else {int: 64, float: 0.25, str: "x"}[kind])
+                argv += [flag.option, *(value if isinstance(value, list) else [str(value)])]
+            wanted[flag.path] = value
+        config = settings_from_args(build_parser().parse_args(argv)).config
+        default = RunConfig()
+        for path, value in wanted.items():
+            got, was = config, default
+            for part in path.split("."):
+                got, was = getattr(got, part), getattr(was, part)
+            assert got == value and got != was, (path, got, was)
 
     recipe = write(tmp_path, GOOD)
     alone = settings_from_args(build_parser().parse_args(["run", str(recipe)]))

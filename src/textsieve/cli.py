@@ -16,6 +16,7 @@ from pydantic.fields import FieldInfo
 
 from .config import Flag, OcrFilter, RunConfig
 from .errors import ConfigError, RunStopped
+from .kind_rules import KINDS
 from .recipe import (
     OpsBeforeFilter,
     Settings,
@@ -57,6 +58,8 @@ def _value_type(annotation: Any) -> tuple[type, tuple[str, ...] | None]:
     options = [a for a in get_args(annotation) if a is not type(None)] \
         if get_origin(annotation) in (Union, UnionType) else [annotation]
     first = options[0]
+    if get_origin(first) is list:  # nargs "+": each value's type
+        return _value_type(get_args(first)[0])
     if get_origin(first) is Literal:
         return str, get_args(first)
     if first in (int, float, str):
@@ -154,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     decide.add_argument("--max-area-ratio", type=float)
     decide.add_argument("--any-or-all", choices=["any", "all"])
     decide.add_argument("--kept-file", help="kept samples file if the run used a .jsonl export_path")
+    for kind in KINDS:
+        decide.add_argument(f"--max-{kind}-ratio", type=float,
+                            help=f"new highest ratio of {kind} text, for a run that judged kinds (docs/kinds.md)")
     report = sub.add_parser("report", help="write one self-contained HTML page about an export folder (finished or "
                                            "running): ratio histogram, what-if thresholds, frames with their boxes")
     report.add_argument("export", help="the run's export folder")
@@ -282,12 +288,13 @@ def _report(config: RunConfig, summary: RunSummary) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from .runtime.calibrate import CalibrationRefused, print_report, run_calibration
+    from .runtime.calibrate import CalibrateRequest, CalibrationRefused, print_report, run_calibration
 
     config = config_from_args(args)
+    request = CalibrateRequest(args.samples, args.seed, args.out, args.restart, args.min_agreement, args.force,
+                               args.level)
     try:
-        calibration, path = run_calibration(config, args.samples, args.seed, args.out, restart=args.restart,
-                                            min_agreement=args.min_agreement, force=args.force, level=args.level)
+        calibration, path = run_calibration(config, request)
     except CalibrationRefused as refused:
         # the table first, then why it is not saved and the ways on (main prints the error, exit 2)
         print_report(refused.calibration, None)
@@ -299,7 +306,10 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 def cmd_decide(args: argparse.Namespace) -> int:
     from .runtime.decide import redecide
 
-    summary = redecide(Path(args.export), args.min_area_ratio, args.max_area_ratio, args.any_or_all, args.kept_file)
+    kind_limits = {kind: value for kind in KINDS
+                   if (value := getattr(args, f"max_{kind}_ratio")) is not None}
+    summary = redecide(Path(args.export), args.min_area_ratio, args.max_area_ratio, args.any_or_all, args.kept_file,
+                       kind_limits)
     c = summary.counts
     print(f"re-decided {c.kept + c.dropped} judged samples: {c.kept} kept, {c.dropped} dropped ({c.error} errors unchanged)")
     return 0

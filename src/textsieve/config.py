@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .errors import ConfigError
+from .kind_rules import Kind, KindRules
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,27 @@ class OcrFilter(BaseModel):
                             "pieces are")
     save_boxes: Annotated[bool, Flag(turns_off=True)] = Field(
         True, description="each frame's boxes in stats.jsonl (compact polygons), for `textsieve report`")
+    # kinds of text (docs/kinds.md): opt-in; a recipe without these keys gets
+    # Data-Juicer's answers, byte for byte
+    max_overlay_ratio: float | None = Field(
+        None, ge=0.0, le=1.0, description="highest ratio of overlay text (watermarks, logos, score bugs, read-outs) "
+                                          "a kept video may have; none: no limit")
+    max_subtitle_ratio: float | None = Field(
+        None, ge=0.0, le=1.0, description="highest ratio of burned-in subtitles a kept video may have; none: no limit")
+    max_screen_ratio: float | None = Field(
+        None, ge=0.0, le=1.0, description="highest ratio of screen text (slides, screen recordings, credits) a kept "
+                                          "video may have; none: no limit")
+    max_scene_ratio: float | None = Field(
+        None, ge=0.0, le=1.0, description="highest ratio of scene text (signs, shop fronts, plates) a kept video may "
+                                          "have; none: no limit")
+    count_kinds: Annotated[list[Kind] | None, Flag(nargs="+")] = Field(
+        None, description="the kinds of text that min/max_area_ratio count; none: all text, as Data-Juicer")
+    kind_frames: int | None = Field(
+        None, ge=2, description="judge the kinds on this many more frames per video, by the fast detector (the "
+                                "ratios still come from the sampled frames); none: the sampled frames alone")
+    kind_rules: Annotated[KindRules, Flag(recipe_only="a group of parameters: set them in the recipe under "
+                                                      "kind_rules")] = Field(
+        default_factory=KindRules, description="the kind rules' parameters (docs/kinds.md)")
 
     @field_validator("languages_to_detect")
     @classmethod
@@ -98,6 +120,38 @@ class OcrFilter(BaseModel):
         # this module reads no file and imports no detector
         return [value] if isinstance(value, str) else list(value)
 
+    @property
+    def kind_limits(self) -> dict[str, float]:
+        """The per-kind maxima that are set."""
+        limits = {"overlay": self.max_overlay_ratio, "subtitle": self.max_subtitle_ratio,
+                  "screen": self.max_screen_ratio, "scene": self.max_scene_ratio}
+        return {kind: limit for kind, limit in limits.items() if limit is not None}
+
+    def without_kinds(self) -> dict:
+        """The no-kinds keys' values: with the kind keys unset, exactly what the op dumped before
+        they existed, so that a journal written then still resumes (kinds are opt-in)."""
+        dumped = self.model_dump()
+        if not self.kinds and self.kind_rules == KindRules():
+            for key in KIND_KEYS:
+                dumped.pop(key)
+        return dumped
+
+    @property
+    def kinds(self) -> bool:
+        """Whether the kinds of text are judged: a per-kind key is set."""
+        return bool(self.kind_limits) or self.count_kinds is not None or self.kind_frames is not None
+
+    @model_validator(mode="after")
+    def _kinds(self) -> OcrFilter:
+        if self.kinds and self.segment_s is not None:
+            # a video in pieces has a kind analysis per piece, and no rule yet for merging them
+            raise ValueError("the kinds of text (max_*_ratio of a kind, count_kinds, kind_frames) work on whole "
+                             "videos: remove segment_s, or the kind keys")
+        if self.count_kinds is not None and not self.count_kinds:
+            raise ValueError("count_kinds is empty: list the kinds the ratio counts (overlay, subtitle, screen, "
+                             "scene), or remove the key to count all text")
+        return self
+
     @model_validator(mode="after")
     def _range(self) -> OcrFilter:
         # an empty range keeps nothing (or, reversed, everything): never what a recipe means
@@ -105,6 +159,9 @@ class OcrFilter(BaseModel):
             raise ValueError(f"min_area_ratio {self.min_area_ratio} is above max_area_ratio {self.max_area_ratio}")
         return self
 
+
+KIND_KEYS = ("max_overlay_ratio", "max_subtitle_ratio", "max_screen_ratio", "max_scene_ratio", "count_kinds",
+             "kind_frames", "kind_rules")
 
 PLANNING = "planning"  # the argument group of the memory plan's settings (docs/planner.md)
 

@@ -56,6 +56,16 @@ def keep_with_verdicts(ratios: Sequence[float], verdicts: Sequence[bool | None],
     return any(inside) if any_or_all == "any" else all(inside)
 
 
+def kinds_within(kind_ratios: dict[str, float] | None, limits: dict[str, float]) -> bool:
+    """Whether a video's kinds of text stay within the per-kind maxima (no
+    limits, or no kinds judged: nothing to refuse). A video past one is not
+    kept, whatever its ratio, reversed_range included: the limit says that
+    kind of text is not wanted (docs/kinds.md)."""
+    if not limits or kind_ratios is None:
+        return True
+    return all(kind_ratios[kind] <= limit for kind, limit in limits.items())
+
+
 def with_stats(sample: dict, ratios: Sequence[float]) -> dict:
     """The sample unchanged plus Data-Juicer's stats field."""
     out = dict(sample)

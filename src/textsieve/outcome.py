@@ -34,6 +34,15 @@ class VideoStats:
     pieces: list[dict] | None = None
     keep: bool | None = None
     judged_until: float | None = None
+    # with the kinds of text (docs/kinds.md): per kind the video's statistic of
+    # its frames' kind ratios, the largest kind, each box's kind per frame (in
+    # frame_boxes' order), the extra frames judged for it (kind_frames), and,
+    # with count_kinds, the ratio of all text (Data-Juicer's)
+    kind_ratios: dict[str, float] | None = None
+    main_kind: str | None = None
+    frame_kinds: list[list[str]] | None = None
+    kind_frame_times: list[float] | None = None
+    all_text_ratio: float | None = None
 
     def to_json(self) -> dict:
         extra: dict = {}
@@ -53,6 +62,12 @@ class VideoStats:
                 extra["keep"] = self.keep
             if self.judged_until is not None:
                 extra["judged_until"] = self.judged_until
+        if self.kind_ratios is not None:
+            extra.update(kind_ratios=self.kind_ratios, main_kind=self.main_kind, frame_kinds=self.frame_kinds)
+            if self.kind_frame_times is not None:
+                extra["kind_frame_times"] = self.kind_frame_times
+            if self.all_text_ratio is not None:
+                extra["all_text_ratio"] = self.all_text_ratio
         return {
             "video": mask_url(self.path),
             "ratio": self.ratio,
@@ -85,8 +100,8 @@ class SampleOutcome:
             "video_ocr_area_ratio": self.ratios,
             "videos": [v.to_json() for v in self.videos],
         }
-        if any(v.pieces is not None for v in self.videos):
-            # which video each ratio is, so that `textsieve decide` can re-decide pieces
+        if any(v.pieces is not None or v.kind_ratios is not None for v in self.videos):
+            # which video each ratio is, so that `textsieve decide` can re-decide pieces and kinds
             record["entry_videos"] = self.entries
         return record
 

@@ -14,6 +14,7 @@ from typing import Literal
 
 from pydantic import ConfigDict
 
+from ..kind_rules import Kind, MainKind
 from .typed import parse, to_json, when_set
 
 DOCUMENTED = ConfigDict(use_attribute_docstrings=True)
@@ -62,6 +63,17 @@ class VideoRow:
     """With segment_s and segment_aggregate any/all: the video's verdict from its pieces."""
     judged_until: float | None = when_set()
     """With segment_s: where a video cut short stopped being judged, in seconds."""
+    kind_ratios: dict[Kind, float] | None = when_set()
+    """With a kind key (docs/kinds.md): per kind of text, the video's statistic of its frames' ratios of that
+    kind (the detector's own scale)."""
+    main_kind: MainKind | None = when_set()
+    """With a kind key: the kind with the largest ratio, or none."""
+    frame_kinds: list[list[Kind]] | None = when_set()
+    """With a kind key: per sampled frame, each box's kind, in frame_boxes' order."""
+    kind_frame_times: list[float] | None = when_set()
+    """With kind_frames: seconds of the extra frames the kinds were judged on."""
+    all_text_ratio: float | None = when_set()
+    """With count_kinds: the ratio of all text, as Data-Juicer counts it."""
     width: int
     height: int
     duration_s: float
@@ -79,7 +91,7 @@ class StatsRow:
     """Per entry of the sample's videos list, in its order (Data-Juicer's statistic)."""
     videos: list[VideoRow]
     entry_videos: list[int] | None = when_set()
-    """With segment_s: per entry of the videos list, its place in ``videos``."""
+    """With segment_s or a kind key: per entry of the videos list, its place in ``videos``."""
 
     @classmethod
     def from_json(cls, data: object) -> "StatsRow":

@@ -273,6 +273,8 @@ class Redecision:
     min_area_ratio: float
     max_area_ratio: float
     any_or_all: str
+    kind_limits: dict[str, float] | None = when_set()
+    """The per-kind maxima it applied, where the run judged kinds (docs/kinds.md)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,7 +59,7 @@ def semantic_settings(config: RunConfig) -> dict:
     return {
         "dataset_path": mask_url(config.dataset),  # stored in the journal and summary: never a secret
         "kept_file": Path(config.kept_file).name,
-        "filter": config.filter.model_dump(),
+        "filter": config.filter.without_kinds(),
         "max_video_pixels": config.video_pixel_limit,
         "max_video_duration_s": config.max_video_duration_s,
         "calibration": ratio_source(config).get("calibration_fingerprint"),

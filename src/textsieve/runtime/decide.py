@@ -17,27 +17,30 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Iterator
 
+from ..config import OcrFilter
 from ..data.atomic import replacing
 from ..data.export import dumps, output_paths, read_jsonl
 from ..data.journal import JOURNAL, read_settings, replace_settings
 from ..data.lock import FolderLock
 from ..data.shards import MANIFEST
 from ..errors import ConfigError
-from ..filter import keep_with_verdicts
+from ..filter import keep_with_verdicts, kinds_within
+from ..kind_rules import KINDS
 from ..report.summary import Counts, Redecision, RunSummary
 from ..video.pieces import video_decision
 from .collector import write_segments
 
 
 def redecide(export_dir: Path, min_ratio: float | None, max_ratio: float | None, any_or_all: str | None,
-             kept_file: str | None = None) -> RunSummary:
-    """Re-decide a finished run at new thresholds; a ConfigError (nothing
-    written, nothing created) for a folder that is not a finished run, or
-    whose stats do not cover the run's samples."""
+             kept_file: str | None = None, kind_limits: dict[str, float] | None = None) -> RunSummary:
+    """Re-decide a finished run at new thresholds (``kind_limits``: new
+    per-kind maxima, {"subtitle": 0.0, ...}, for a run that judged kinds); a
+    ConfigError (nothing written, nothing created) for a folder that is not a
+    finished run, or whose stats do not cover the run's samples."""
     summary = _finished_run(export_dir)  # before the lock: a folder that is not a run gets no lock file
     lock = FolderLock(export_dir).acquire()
     try:
-        return _redecide(export_dir, summary, min_ratio, max_ratio, any_or_all, kept_file)
+        return _redecide(export_dir, summary, min_ratio, max_ratio, any_or_all, kept_file, kind_limits or {})
     finally:
         lock.release()
 
@@ -58,7 +61,7 @@ def _finished_run(export_dir: Path) -> RunSummary:
 
 
 def _redecide(export_dir: Path, summary: RunSummary, min_ratio: float | None, max_ratio: float | None,
-              any_or_all: str | None, kept_file: str | None) -> RunSummary:
+              any_or_all: str | None, kept_file: str | None, kind_limits: dict[str, float]) -> RunSummary:
     summary_path = export_dir / "summary.json"
     op = dict(summary.op)
     op["min_area_ratio"] = op["min_area_ratio"] if min_ratio is None else min_ratio
@@ -66,6 +69,14 @@ def _redecide(export_dir: Path, summary: RunSummary, min_ratio: float | None, ma
     op["any_or_all"] = any_or_all or op["any_or_all"]
     if not 0 <= op["min_area_ratio"] <= op["max_area_ratio"] <= 1:
         raise ConfigError("need 0 <= min_area_ratio <= max_area_ratio <= 1")
+    if kind_limits and not OcrFilter.model_validate({k: v for k, v in op.items() if k in OcrFilter.model_fields}).kinds:
+        raise ConfigError(f"{summary_path}: this run did not judge the kinds of text, so its stats hold no kind "
+                          "ratios to re-decide by: run it again with a kind key (max_subtitle_ratio, ...; "
+                          "docs/kinds.md)")
+    for kind, limit in kind_limits.items():
+        if not 0 <= limit <= 1:
+            raise ConfigError(f"max_{kind}_ratio {limit}: need a ratio between 0 and 1")
+        op[f"max_{kind}_ratio"] = limit
     # the kept file beside the summary (as Data-Juicer resolves outputs): a
     # copied or moved folder re-decides its own files, not the original's
     named = Path(summary.config.get("export_path") or "")
@@ -80,7 +91,8 @@ def _redecide(export_dir: Path, summary: RunSummary, min_ratio: float | None, ma
         tmp = {name: files.enter_context(replacing(paths[name], paths[name].with_name(paths[name].name + ".deciding")))
                for name in ("kept", "dropped", "stats")}
         counts = _write_decided(paths, tmp, summary, op)
-    decision = Redecision(op["min_area_ratio"], op["max_area_ratio"], op["any_or_all"])
+    decision = Redecision(op["min_area_ratio"], op["max_area_ratio"], op["any_or_all"],
+                          _kind_limits(op) or None)
     summary = replace(summary, config={**summary.config, "filter": op},
                       counts=Counts.of(summary.counts.input, counts["kept"], counts["dropped"], summary.counts.error),
                       redecided=(*(summary.redecided or ()), decision))
@@ -93,6 +105,7 @@ def _redecide(export_dir: Path, summary: RunSummary, min_ratio: float | None, ma
         return summary
     settings = read_settings(export_dir)
     settings["filter"].update({k: op[k] for k in ("min_area_ratio", "max_area_ratio", "any_or_all")})
+    settings["filter"].update({f"max_{kind}_ratio": limit for kind, limit in kind_limits.items()})
     replace_settings(export_dir, settings)
     return summary
 
@@ -130,7 +143,10 @@ def _write_decided(paths: dict[str, Path], tmp: dict[str, Path], summary: RunSum
             previous = index
             _, sample = _next(old[status], paths[status], index)
             try:
-                verdicts = [redecide_pieces(v, op) for v in record["videos"]]
+                limits = _kind_limits(op)
+                # a video past a kind's maximum fails whatever its ratio (as a run decides: steps.judge)
+                verdicts = [redecide_pieces(v, op) if kinds_within(v.get("kind_ratios"), limits) else False
+                            for v in record["videos"]]
                 entries = record.get("entry_videos") or []
                 new = "kept" if keep_with_verdicts(record["video_ocr_area_ratio"], [verdicts[i] for i in entries]
                                                    or [None] * len(record["video_ocr_area_ratio"]),
@@ -157,6 +173,10 @@ def _write_decided(paths: dict[str, Path], tmp: dict[str, Path], summary: RunSum
             raise ConfigError(f"{paths[name]} line {extra[0]} has no record in {paths['stats']}: the outputs were "
                               f"left as they were; {_WAY_OUT}")
     return counts
+
+
+def _kind_limits(op: dict) -> dict[str, float]:
+    return {kind: op[key] for kind in KINDS if (key := f"max_{kind}_ratio") in op and op[key] is not None}
 
 
 _WAY_OUT = ("restore the file from a copy, or judge the dataset again with `textsieve run ... --restart`")

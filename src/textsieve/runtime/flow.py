@@ -46,6 +46,7 @@ from ..video.frames import Limits, SampledVideo
 from ..video.pieces import Piece, pieces, video_decision
 from .batching import BatchSizer, is_oom
 from .faults import Faults
+from .kind_step import judge_kinds, kind_frames_of
 from .steps import SampleJob, decode, error_outcome, judge, prepare, probe_only
 
 
@@ -169,7 +170,10 @@ def decode_video(task: DecodeTask, op: OcrFilter, limits: Limits, threads: int =
     it through ``Faults.decoder``, which injects decoder faults for tests."""
     if task.probe:
         return probe_only(task.path, limits)
-    return decode(task.path, op, limits, threads, task.piece)
+    video = decode(task.path, op, limits, threads, task.piece)
+    if op.kind_frames is not None:
+        video.kind_frames = kind_frames_of(task.path, op, limits, threads)
+    return video
 
 
 def decode_here(task: DecodeTask, op: OcrFilter, limits: Limits, timeout_s: float | None,
@@ -665,6 +669,8 @@ class SampleAssembly:
             stats.decided_by = part.stage
             if part.fast is not None:
                 stats.fast_ratio, stats.routed = part.fast.ratio, part.routed
+        if self.op.kinds:
+            judge_kinds(stats, part.results, sampled, self.op, self.calibration if part.stage != "craft" else None)
         return stats
 
     def _pieces_stats(self, video: _Video, judged: list[VideoStats]) -> VideoStats:

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..config import OcrFilter, RunConfig
+from ..config import KIND_KEYS, OcrFilter, RunConfig
 from ..data.atomic import write_atomic
 from ..data.export import iter_records, read_jsonl
 from ..data.strict_json import dumps
@@ -52,7 +52,8 @@ def pass_op(config: RunConfig, name: str) -> OcrFilter:
     return op.model_copy(update={
         "detector": name, "max_side": op.max_side if name == FAST else None, "calibration": None,
         "min_area_ratio": 0.0, "max_area_ratio": 1.0, "any_or_all": "any", "reversed_range": False,
-        "save_boxes": False,
+        "save_boxes": False, **{key: OcrFilter.model_fields[key].get_default(call_default_factory=True)
+                                for key in KIND_KEYS},
     })
 
 
@@ -60,7 +61,7 @@ def pass_settings(config: RunConfig) -> dict[str, dict]:
     """Per pass, what its measurements depend on."""
     out = {}
     for name in PASSES:
-        settings = {k: v for k, v in pass_op(config, name).model_dump().items() if k not in NOT_MEASURED}
+        settings = {k: v for k, v in pass_op(config, name).without_kinds().items() if k not in NOT_MEASURED}
         if name == FAST:
             from ..detect.ppocr import find_ppocr_model
 

@@ -10,7 +10,7 @@ from ..config import OcrFilter, RunConfig
 from ..data.dataset import Row, video_paths, with_absolute_videos
 from ..data.sources import is_url
 from ..errors import ErrorKind, Failure, VideoError, store_failure
-from ..filter import STATS_FIELD, keep_with_verdicts
+from ..filter import STATS_FIELD, keep_with_verdicts, kinds_within
 from ..outcome import SampleOutcome, VideoStats
 from ..video.frames import Limits, SampledVideo, probe_video, sample_video
 from ..video.pieces import Piece
@@ -80,8 +80,11 @@ def prepare(row: Row, op: OcrFilter, base_dir: str) -> SampleJob | SampleOutcome
 def judge(job: SampleJob, stats: dict[str, VideoStats], op: OcrFilter) -> SampleOutcome:
     """Decide a sample whose videos all have stats."""
     ratios = [stats[p].ratio for p in job.paths]
-    keep = keep_with_verdicts(ratios, [stats[p].keep for p in job.paths], op.min_area_ratio, op.max_area_ratio,
-                              op.any_or_all, op.reversed_range)
+    limits = op.kind_limits
+    # a video past a kind's maximum fails whatever its ratio; else its pieces' verdict, or its ratio
+    verdicts = [stats[p].keep if kinds_within(stats[p].kind_ratios, limits) else False for p in job.paths]
+    keep = keep_with_verdicts(ratios, verdicts, op.min_area_ratio, op.max_area_ratio, op.any_or_all,
+                              op.reversed_range)
     return SampleOutcome(
         index=job.row.index,
         sample=job.row.sample,

@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Literal, Sequence
+from typing import Any, Literal, Sequence
 
 import av
 import numpy as np
@@ -59,6 +59,9 @@ class SampledVideo:
     times: list[float]  # presentation time of each chosen frame, seconds
     decoded: int  # frames decoded to get them: the decode cost
     frame_size: tuple[int, int]  # (width, height) of ``images``: native, or scaled to max_side
+    # kind_frames: the kind analysis's own frames and their fast detections
+    # (kind_frames.KindFrames), decoded with this video; never in its ratio
+    kind_frames: Any = None
 
 
 def open_video(path: str) -> av.container.InputContainer:

@@ -8,6 +8,7 @@ import io
 import json
 import os
 import random
+import re
 import time
 from dataclasses import replace
 from fractions import Fraction
@@ -16,18 +17,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from test_kinds import control_video, encode, overlay_video, scene_video, subtitle_video
 
 from textsieve.cli import main
 from textsieve.data.export import ExportWriter
 from textsieve.data.journal import Journal
 from textsieve.errors import VideoError
-from textsieve.filter import keep_sample
+from textsieve.filter import keep_sample, keep_with_verdicts
+from textsieve.kind_rules import KINDS
 from textsieve.outcome import SampleOutcome, VideoStats
-from textsieve.report.gallery import BOX_COLOR, render_card
+from textsieve.report.gallery import BOX_COLOR, render_card, shown_frames
 from textsieve.report.html import histogram_counts, write_report
+from textsieve.report.kind_view import KIND_COLORS
+from textsieve.report.scan import Candidate, export_folder, scan_export
 from textsieve.report.summary import Counts, GpuPeak, RatioSource, Resources, RunSummary, Session
 from textsieve.resources.planner import GpuPlan, ModelCost, Plan, Replica
-from textsieve.report.scan import Candidate, export_folder, scan_export
 from textsieve.synthetic import TextBlock, VideoSpec, block_box
 from textsieve.video.frames import frames_at, sample_video
 
@@ -255,6 +259,150 @@ def test_running_folder(tmp_path, make_video):
     assert "summary.json, written when the run finishes" in page
 
 
+# ------------------------------------------------------------ kinds of text
+
+KIND_RECIPE = """dataset_path: {dataset}
+export_path: {export}
+process:
+  - video_ocr_area_ratio_filter:
+      detector: ppocr
+      max_area_ratio: 0.5
+      max_subtitle_ratio: 0
+      max_overlay_ratio: 0.002
+      kind_frames: 8
+"""
+
+
+@pytest.fixture(scope="module")
+def kinds_run(tmp_path_factory) -> Path:
+    """A real run that judges kinds, through the CLI, on a video drawn per
+    kind (and a text-free one, also in a sample beside the overlay)."""
+    d = tmp_path_factory.mktemp("kinds")
+    for name, draw in (("overlay", overlay_video), ("subtitle", subtitle_video), ("scene", scene_video),
+                       ("control", control_video)):
+        encode(d / f"{name}.mp4", draw(40))
+    rows = [["overlay.mp4"], ["subtitle.mp4"], ["scene.mp4"], ["control.mp4"], ["overlay.mp4", "control.mp4"]]
+    (d / "data.jsonl").write_text("".join(json.dumps({"id": i, "videos": v}) + "\n" for i, v in enumerate(rows)))
+    (d / "recipe.yaml").write_text(KIND_RECIPE.format(dataset=d / "data.jsonl", export=d / "out"))
+    assert main(["run", str(d / "recipe.yaml"), "--executor", "serial"]) == 0
+    assert main(["report", str(d / "out")]) == 0
+    return d / "out"
+
+
+def stats_of(folder: Path) -> list[dict]:
+    return [json.loads(line) for line in (folder / "stats.jsonl").read_text().splitlines()]
+
+
+def svg_of(page: str, element_id: str) -> str:
+    start = page.index(f'id="{element_id}"')
+    return page[start:page.index("</svg>", start)]
+
+
+def test_kinds_report_counts_colours_and_boxes(kinds_run):
+    """The per-kind histograms count stats.jsonl's kind ratios, each set
+    maximum is a threshold line, the table counts main kinds by status, and
+    every drawn box has the kind (and colour) stats.jsonl gives it."""
+    page = (kinds_run / "report.html").read_text()
+    stats = stats_of(kinds_run)
+    videos = [(r["status"], v) for r in stats for v in r["videos"]]
+    assert {v["main_kind"] for _, v in videos} == {"overlay", "subtitle", "scene", "none"}  # the drawn kinds
+    for kind in KINDS:
+        hist = svg_of(page, f"kind-hist-{kind}")
+        counts = [int(c) for c in re.findall(r'<rect class="bar k-' + kind + r'[^"]*"[^>]*data-count="(\d+)"', hist)]
+        assert counts == histogram_counts(np.array([v["kind_ratios"][kind] for _, v in videos]))[1], kind
+        assert sum(counts) == len(videos) == 6
+    # the recipe's maxima, and only those, are lines; bars past them are pale
+    assert 'id="threshold-overlay-max"' in page and 'id="threshold-subtitle-max"' in page
+    assert "threshold-screen-max" not in page and "threshold-scene-max" not in page
+    assert 'data-max=0.002' in svg_of(page, "kind-hist-overlay") and "bar k-overlay over" in page
+    for kind in (*KINDS, "none"):
+        row = re.search(rf'<tr data-kind="{kind}" data-videos="(\d+)" data-kept="(\d+)" data-dropped="(\d+)"', page)
+        want = [sum(v["main_kind"] == kind for _, v in videos),
+                sum(v["main_kind"] == kind and s == "kept" for s, v in videos),
+                sum(v["main_kind"] == kind and s == "dropped" for s, v in videos)]
+        assert [int(g) for g in row.groups()] == want, kind
+    # the CSS gives each kind its colour; boxes are SVG over bare thumbnails
+    for kind, color in KIND_COLORS.items():
+        assert f".k-{kind}{{--k:{color}}}" in page
+    by_index = {r["index"]: r for r in stats}
+    cards = page.split('<figure class="card"')[1:]
+    assert cards and sum("<polygon" in c for c in cards) >= 3
+    for card in cards:
+        record = by_index[int(re.match(r' data-index="(\d+)"', card).group(1))]
+        name = re.search(r'<span class="file" title="([^"]+)"', card).group(1)
+        video = next(v for v in record["videos"] if v["video"] == name)
+        assert f'data-main-kind="{video["main_kind"]}"' in card
+        frames = card.split('<div class="frame">')[1:]
+        shown = shown_frames(len(video["frame_times"]))
+        assert len(frames) == len(shown)
+        for i, frame in zip(shown, frames):
+            drawn = re.findall(r'<polygon class="k-(\w+)" data-kind="(\w+)" points="([^"]+)"', frame)
+            assert [c for c, _, _ in drawn] == [k for _, k, _ in drawn] == video["frame_kinds"][i]
+            assert [p for _, _, p in drawn] == [" ".join(f"{b[j]},{b[j + 1]}" for j in range(0, len(b), 2))
+                                                for b in video["frame_boxes"][i]]
+    overlay = next(c for c in cards if 'data-main-kind="overlay"' in c)
+    thumb = re.search(r'src="data:image/jpeg;base64,([^"]+)"', overlay).group(1)
+    image = np.asarray(Image.open(io.BytesIO(base64.b64decode(thumb)))).astype(int)
+    assert not (np.abs(image - BOX_COLOR).sum(axis=2) < 60).any()  # no yellow box baked into the frame
+
+
+def test_kinds_whatif_and_decide(kinds_run, tmp_path):
+    """The what-if counts apply the per-kind maxima as the run did; after
+    `textsieve decide` with another maximum, the page draws the new line."""
+    page = (kinds_run / "report.html").read_text()
+    summary = RunSummary.load(kinds_run / "summary.json")
+    assert f'<tr data-max="0.5" data-kept="{summary.counts.kept}" class=recipe>' in page
+    assert summary.counts.kept < 5  # the limits dropped some: the what-if would say 5 without them
+    assert "stats were decided with other thresholds" not in page
+    copy = tmp_path / "out"
+    copy.mkdir()
+    for name in ("stats.jsonl", "kept.jsonl", "dropped.jsonl", "errors.jsonl", "summary.json", "journal.jsonl"):
+        (copy / name).write_bytes((kinds_run / name).read_bytes())
+    assert main(["decide", "--export", str(copy), "--max-subtitle-ratio", "0.5", "--max-overlay-ratio", "0.5"]) == 0
+    page = write_report(copy).read_text()
+    kept = RunSummary.load(copy / "summary.json").counts.kept
+    assert kept == 5 and f'<tr data-max="0.5" data-kept="{kept}" class=recipe>' in page
+    assert "max_subtitle_ratio 0.5</text>" in svg_of(page, "kind-hist-subtitle")
+
+
+@pytest.mark.parametrize("reversed_range", [False, True])
+@pytest.mark.parametrize("any_or_all", ["any", "all"])
+def test_whatif_counts_follow_the_kind_maxima(tmp_path, any_or_all, reversed_range):
+    """A video past a kind's maximum is never kept, reversed or not: the
+    what-if counts follow the run's own rule (keep_with_verdicts)."""
+    rng = random.Random(3)
+    samples = [[(round(rng.random() ** 3, 4), rng.choice([0.0, 0.0, 0.05])) for _ in range(rng.choice([0, 1, 2, 3]))]
+               for _ in range(300)]
+    folder = tmp_path / "out"
+    folder.mkdir()
+    with open(folder / "stats.jsonl", "w") as f:
+        for index, sample in enumerate(samples):
+            videos = [{"video": f"/nowhere/{index}_{j}.mp4", "ratio": r, "frame_times": [0.0], "frame_ratios": [r],
+                       "width": 64, "height": 48, "duration_s": 1.0, "main_kind": "overlay" if o else "none",
+                       "kind_ratios": {"overlay": o, "subtitle": 0.0, "screen": 0.0, "scene": 0.0},
+                       "frame_kinds": [[]]} for j, (r, o) in enumerate(sample)]
+            f.write(json.dumps({"index": index, "status": "kept", "video_ocr_area_ratio": [r for r, _ in sample],
+                                "videos": videos, "entry_videos": list(range(len(sample)))}) + "\n")
+    (folder / "errors.jsonl").write_text("")
+    op = {"min_area_ratio": 0.01, "max_area_ratio": 0.05, "any_or_all": any_or_all, "reversed_range": reversed_range,
+          "max_side": None, "detector": "craft", "max_overlay_ratio": 0.01}
+    run_summary(folder, Counts.of(len(samples), 0, 0, 0), op).write(folder / "summary.json")
+    scan = scan_export(folder)
+    grid = [0.01, 0.02, 0.05, 0.1, 0.5, 1.0]
+    expected = [sum(keep_with_verdicts([r for r, _ in s], [False if o > 0.01 else None for _, o in s], 0.01, m,
+                                       any_or_all, reversed_range) for s in samples) for m in grid]
+    assert scan.kept_at(np.array(grid)).tolist() == expected
+    assert scan.kinds is not None and len(scan.kinds.ratios["overlay"]) == sum(len(s) for s in samples)
+
+
+def test_a_run_without_kind_keys_has_no_kind_section(tmp_path):
+    folder = finished_folder(tmp_path / "out", [[0.0], [0.01], [0.2]])
+    assert scan_export(folder).kinds is None
+    page = write_report(folder).read_text()
+    for marker in ('id="kinds"', "kind-hist", "--k:", 'class="shot"', "main kind", "href=#kinds", "per-kind"):
+        assert marker not in page, marker
+
+
 # ------------------------------------------------------------ speed
 
 def test_two_hundred_thousand_rows_in_seconds(tmp_path):
@@ -354,4 +502,25 @@ def test_demo_report_in_chromium(chromium, demo_report, tmp_path):
     assert page.locator("#whatif-line").get_attribute("visibility") == "visible"
     assert problems == []
     assert [u for u in requests if not u.startswith("file://")] == []
+    page.close()
+
+
+def test_kinds_report_in_chromium(chromium, kinds_run):
+    """The kinds section in a browser: the legend, four histograms drawn,
+    and the boxes stroked in their kind's colour."""
+    page = chromium.new_page(viewport={"width": 1200, "height": 900})
+    problems = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.goto((kinds_run / "report.html").resolve().as_uri(), wait_until="load", timeout=30_000)
+    assert page.locator("#kinds .legend [data-kind]").count() == 4 and page.locator("#kinds .legend").is_visible()
+    for kind in KINDS:
+        assert page.locator(f"#kind-hist-{kind}").bounding_box()["height"] > 80
+    strokes = page.locator("#gallery svg.boxes polygon").evaluate_all(
+        "els => els.map(e => [e.dataset.kind, getComputedStyle(e).stroke, e.getBoundingClientRect().width])")
+    assert strokes
+    for kind, stroke, width in strokes:
+        color = KIND_COLORS[kind]
+        assert stroke == f"rgb({int(color[1:3], 16)}, {int(color[3:5], 16)}, {int(color[5:], 16)})" and width > 3
+    assert problems == []
     page.close()

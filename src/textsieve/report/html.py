@@ -9,10 +9,8 @@ plain HTML, so the page reads the same without JavaScript.
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections import Counter
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from html import escape
 from pathlib import Path
@@ -22,17 +20,15 @@ import numpy as np
 
 from .. import __version__
 from ..data.atomic import write_atomic
-from .gallery import Card, render_card
 from ..resources.planner import Plan
-from .scan import Scan, Thresholds, scan_export
+from .gallery import Card, render_card
+from .histogram import PAD_BOTTOM, PAD_TOP, SVG_H, SVG_W, Axis, Bin, Line, Plot, histogram_counts, plot_svg, share
+from .kind_view import KIND_CSS, card_kinds, kind_bins, kind_frames, kind_section, legend
+from .scan import Candidate, Scan, scan_export
 from .summary import GpuPeak, RunSummary, session_rows
 from .typed import to_json
 
 GiB = 2**30
-# histogram: one bin for exact zeros, one below 1e-4, then five log bins per
-# decade up to 1 (edges rounded to 3 digits so decades are exact), then > 1
-# (Data-Juicer's area sums overlapping boxes, so a ratio can pass 1)
-LOG_EDGES = np.array([float(f"{10 ** (k / 5):.3g}") for k in range(-20, 1)])
 # the what-if table's max_area_ratio rows (plus the recipe's own)
 WHATIF_MAX = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0)
 SLIDER_STEPS = 160
@@ -52,6 +48,7 @@ def write_report(export_dir: Path, output: Path | None = None, per_group: int = 
 def render(scan: Scan) -> str:
     """The page: every section, and the gallery's frames decoded and drawn."""
     max_side = scan.op.get("max_side")
+    kinds = scan.kinds is not None
     cards: dict[str, Card] = {}  # by path: a video in several groups is decoded once
     groups = {}
     for name in GROUP_ORDER:
@@ -62,15 +59,19 @@ def render(scan: Scan) -> str:
             path = candidate.video["video"]
             if path not in cards:
                 # runs from before color_conversion existed converted as dj does
-                cards[path] = render_card(candidate, max_side, scan.op.get("color_conversion", "dj"))
+                cards[path] = render_card(_plain(candidate) if kinds else candidate, max_side,
+                                          scan.op.get("color_conversion", "dj"))
             card = cards[path]
             groups[name].append(Card(candidate, card.thumbs, card.problem))
     bins, counts = histogram_counts(scan.video_ratios)
+    if kinds and len(bins) < max(len(histogram_counts(r)[0]) for r in scan.kinds.ratios.values()):
+        bins, counts = kind_bins(scan.video_ratios, len(bins) + 1)  # a kind passes 1: one axis for all
     axis = Axis(len(bins))
     body = "\n".join([
         _header(scan),
         _counts(scan),
         _histogram(scan, bins, counts, axis),
+        *([kind_section(scan, len(bins))] if kinds else []),
         _whatif(scan, axis),
         _gallery(scan, groups),
         _errors(scan),
@@ -85,7 +86,8 @@ def render(scan: Scan) -> str:
         # forbid every fetch: a page that tried one would fail loudly in tests
         "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; "
         "style-src 'unsafe-inline'; script-src 'unsafe-inline'\">"
-        f"<title>textsieve report: {escape(scan.export_dir.name)}</title><style>{CSS}</style></head>\n"
+        f"<title>textsieve report: {escape(scan.export_dir.name)}</title><style>{CSS}{KIND_CSS if kinds else ''}"
+        "</style></head>\n"
         f"<body>\n<main>\n{body}\n</main>\n<script>{SCRIPT}</script>\n</body></html>\n"
     )
 
@@ -109,12 +111,16 @@ def _header(scan: Scan) -> str:
     facts.append("native size" if not op.get("max_side") else f"scaled to {op['max_side']} px")
     facts += [f"{name} <code>{escape(str(op[key]))}</code>" for key, name in
               (("area_mode", "area"), ("aggregate", "per-video")) if key in op]
+    if scan.kinds is not None:
+        facts.append("kinds of text judged" + "".join(f", max {kind} <code>{limit:g}</code>"
+                                                      for kind, limit in scan.kinds.limits.items()))
     return (
         '<header><h1>textsieve report</h1>'
         f'<p class="path">{escape(str(scan.export_dir))}</p>'
         f"<p>{state}</p>"
         f"<p>The recipe {rule}; {', '.join(facts)}.</p>"
-        '<nav><a href="#ratios">histogram</a><a href="#whatif-section">what-if</a><a href="#gallery">gallery</a>'
+        f'<nav><a href="#ratios">histogram</a>{"<a href=#kinds>kinds</a>" if scan.kinds else ""}'
+        '<a href="#whatif-section">what-if</a><a href="#gallery">gallery</a>'
         '<a href="#errors-section">errors</a><a href="#detector">detector</a><a href="#plan">plan and resources</a></nav>'
         "</header>"
     )
@@ -142,123 +148,16 @@ def _counts(scan: Scan) -> str:
     return f'<section id="counts-section"><div id="counts" class="kpis">{"".join(tiles)}</div>{note}</section>'
 
 
-@dataclass(frozen=True)
-class Bin:
-    lo: float
-    hi: float
-    label: str
-    lo_open: bool = False
-    hi_open: bool = True
-
-    def side(self, th: Thresholds) -> str:
-        """in: every ratio of the bin is within the thresholds; out: none; part."""
-        if self.hi < th.min_ratio or (self.hi == th.min_ratio and self.hi_open) or self.lo > th.max_ratio or (
-                self.lo == th.max_ratio and self.lo_open):
-            return "out"
-        return "in" if th.min_ratio <= self.lo and self.hi <= th.max_ratio else "part"
-
-
-def histogram_counts(ratios: np.ndarray) -> tuple[list[Bin], list[int]]:
-    """Bins and their counts; the '> 1' bin only when a ratio is there."""
-    bins = [Bin(0.0, 0.0, "0", hi_open=False), Bin(0.0, float(LOG_EDGES[0]), "(0, 10⁻⁴)", lo_open=True)]
-    bins += [Bin(float(a), float(b), f"[{a:g}, {b:g})") for a, b in zip(LOG_EDGES[:-1], LOG_EDGES[1:])]
-    bins[-1] = Bin(bins[-1].lo, 1.0, f"[{bins[-1].lo:g}, 1]", hi_open=False)
-    counts = [int(np.count_nonzero(ratios == 0)), int(np.count_nonzero((ratios > 0) & (ratios < LOG_EDGES[0])))]
-    # np.histogram's bins are half-open but its last one is closed: [0.631, 1]
-    counts += np.histogram(ratios[(ratios >= LOG_EDGES[0]) & (ratios <= 1)], bins=LOG_EDGES)[0].astype(int).tolist()
-    over = int(np.count_nonzero(ratios > 1))
-    if over:
-        bins.append(Bin(1.0, math.inf, "> 1", lo_open=True))
-        counts.append(over)
-    return bins, counts
-
-
-# the histogram's SVG geometry, in its viewBox units
-SVG_W, SVG_H, PAD_LEFT, PAD_RIGHT, PAD_TOP, PAD_BOTTOM = 960, 300, 56, 12, 34, 52
-
-
-class Axis:
-    """Where a ratio lies along the histogram's x axis: equal-width bins for
-    exact 0, for (0, 1e-4), 20 log bins to 1, maybe one for > 1."""
-
-    def __init__(self, bins: int):
-        self.left = PAD_LEFT
-        self.bins = bins
-        self.step = (SVG_W - PAD_LEFT - PAD_RIGHT) / bins
-
-    def x(self, r: float, is_max: bool = False) -> float:
-        if r <= 0:
-            # max 0 keeps the zero bin, min 0 lets it in: the lines bound it
-            return self.left + (self.step if is_max else 0)
-        if r < LOG_EDGES[0]:
-            return self.left + self.step * (1 + r / LOG_EDGES[0])
-        if r <= 1:
-            return self.left + self.step * (2 + 5 * (math.log10(r) + 4))
-        return self.left + self.step * (self.bins - 0.5 if self.bins > 22 else self.bins)
-
-
-def _compact(n: int) -> str:
-    if n < 10_000:
-        return f"{n:,}"
-    if n < 1_000_000:
-        return f"{n / 1000:.0f}k"
-    return f"{n / 1e6:.1f}M"
-
-
-def _nice_ticks(top: int) -> list[int]:
-    if top <= 0:
-        return [0]
-    step = 10 ** int(math.floor(math.log10(max(1, top / 4))))
-    for mult in (1, 2, 5, 10):
-        if top / (step * mult) <= 5:
-            step *= mult
-            break
-    return list(range(0, top + 1, int(step)))
-
-
 def _histogram(scan: Scan, bins: list[Bin], counts: list[int], axis: Axis) -> str:
     th = scan.thresholds
-    width, height, left, top = SVG_W, SVG_H, PAD_LEFT, PAD_TOP
-    plot_w, plot_h = width - PAD_LEFT - PAD_RIGHT, height - PAD_TOP - PAD_BOTTOM
-    peak = max(counts) if counts else 0
-    ticks = _nice_ticks(peak)
-    y_top = max(ticks[-1], peak, 1)
-
-    def y(v: float) -> float:
-        return top + plot_h * (1 - v / y_top)
-
-    parts = [f'<svg id="histogram" viewBox="0 0 {width} {height}" role="img" '
-             f'aria-label="histogram of per-video text area ratios" data-videos="{len(scan.video_ratios)}" '
-             f'data-bins="{len(bins)}" data-min="{th.min_ratio!r}" data-max="{th.max_ratio!r}">']
-    x_lo, x_hi = axis.x(th.min_ratio), axis.x(th.max_ratio, is_max=True)
-    parts.append(f'<rect class="band" x="{x_lo:.1f}" y="{top}" width="{max(0.0, x_hi - x_lo):.1f}" height="{plot_h}"/>')
-    for tick in ticks:
-        parts.append(f'<line class="grid" x1="{left}" x2="{left + plot_w}" y1="{y(tick):.1f}" y2="{y(tick):.1f}"/>'
-                     f'<text class="ytick" x="{left - 6}" y="{y(tick) + 4:.1f}">{_compact(tick)}</text>')
-    for i, (b, count) in enumerate(zip(bins, counts)):
-        x = left + i * axis.step
-        h = plot_h * count / y_top
-        if count and h < 1:
-            h = 1.0  # a bin with any video stays visible
-        parts.append(
-            f'<rect class="bar {b.side(th)}" x="{x + 1.5:.1f}" y="{top + plot_h - h:.1f}" width="{axis.step - 3:.1f}" '
-            f'height="{h:.1f}" data-count="{count}" data-lo="{b.lo!r}" data-hi="{b.hi!r}">'
-            f"<title>{escape(b.label)}: {count:,} videos</title></rect>"
-        )
-        if count:
-            parts.append(f'<text class="count" x="{x + axis.step / 2:.1f}" y="{top + plot_h - h - 3:.1f}">'
-                         f"{_compact(count)}</text>")
-    base = top + plot_h
-    parts += _x_axis(axis, len(bins), base)
-    parts.append(f'<text class="ytitle" transform="translate(14 {top + plot_h / 2:.0f}) rotate(-90)">videos</text>')
-    for r, name, is_max in ((th.min_ratio, "min", False), (th.max_ratio, "max", True)):
-        x = axis.x(r, is_max)
-        anchor = "start" if is_max else "end"
-        dx = 4 if is_max else -4
-        parts.append(f'<line class="threshold" id="threshold-{name}" x1="{x:.1f}" x2="{x:.1f}" y1="{top - 6}" '
-                     f'y2="{base}"/><text class="tlabel" x="{x + dx:.1f}" y="{top - 10}" text-anchor="{anchor}">'
-                     f"{name} {r:g}</text>")
-    parts.append(f'<line class="whatif" id="whatif-line" x1="{x_hi:.1f}" x2="{x_hi:.1f}" y1="{top}" y2="{base}" '
+    head = (f'<svg id="histogram" viewBox="0 0 {SVG_W} {SVG_H}" role="img" '
+            f'aria-label="histogram of per-video text area ratios" data-videos="{len(scan.video_ratios)}" '
+            f'data-bins="{len(bins)}" data-min="{th.min_ratio!r}" data-max="{th.max_ratio!r}">')
+    lines = [Line(th.min_ratio, "threshold-min", "min", False), Line(th.max_ratio, "threshold-max", "max", True)]
+    parts = plot_svg(head, Plot(bins, counts, axis, lambda b: f"bar {b.side(th)}", th, lines))
+    base = PAD_TOP + SVG_H - PAD_TOP - PAD_BOTTOM
+    x_hi = axis.x(th.max_ratio, is_max=True)
+    parts.append(f'<line class="whatif" id="whatif-line" x1="{x_hi:.1f}" x2="{x_hi:.1f}" y1="{PAD_TOP}" y2="{base}" '
                  'visibility="hidden"/>')
     parts.append("</svg>")
     caption = _histogram_caption(scan)
@@ -266,35 +165,14 @@ def _histogram(scan: Scan, bins: list[Bin], counts: list[int], axis: Axis) -> st
             f'<p class="caption">{caption}</p></section>')
 
 
-def _x_axis(axis: Axis, n_bins: int, base: float) -> list[str]:
-    """The ratio axis under the bars: its line, decade ticks and title."""
-    left, plot_w = PAD_LEFT, SVG_W - PAD_LEFT - PAD_RIGHT
-    parts = [f'<line class="axis" x1="{left}" x2="{left + plot_w}" y1="{base}" y2="{base}"/>']
-    labels = [(left + axis.step * 0.5, "0"), (left + axis.step * 1.5, "<10⁻⁴")]
-    # (10⁻⁴ itself would collide with the "<10⁻⁴" bin's label)
-    labels += [(axis.x(10.0 ** e), {-3: "0.001", -2: "0.01", -1: "0.1", 0: "1"}[e]) for e in range(-3, 1)]
-    if n_bins > 22:
-        labels.append((left + axis.step * 22.5, "> 1"))
-    for x, text in labels:
-        parts.append(f'<line class="axis" x1="{x:.1f}" x2="{x:.1f}" y1="{base}" y2="{base + 4}"/>'
-                     f'<text class="xtick" x="{x:.1f}" y="{base + 17}">{text}</text>')
-    parts.append(f'<text class="xtitle" x="{left + plot_w / 2:.1f}" y="{SVG_H - 8}">text area ratio per video '
-                 "(bins: exact 0, below 10⁻⁴, then 5 log-spaced per decade)</text>")
-    return parts
-
-
 def _histogram_caption(scan: Scan) -> str:
     th = scan.thresholds
     n = len(scan.video_ratios)
     inside = int(np.count_nonzero((scan.video_ratios >= th.min_ratio) & (scan.video_ratios <= th.max_ratio)))
     return (f"{n:,} judged videos (a video in several samples counts once per sample); "
-               f"{inside:,} ({_share(inside, n)}) lie within [{th.min_ratio:g}, {th.max_ratio:g}]. "
-               '<span class="key in"></span> bin inside the range <span class="key part"></span> partly '
-               '<span class="key out"></span> outside. Hover a bar for its exact count.')
-
-
-def _share(part: int, whole: int) -> str:
-    return f"{100 * part / whole:.1f}%" if whole else "—"
+            f"{inside:,} ({share(inside, n)}) lie within [{th.min_ratio:g}, {th.max_ratio:g}]. "
+            '<span class="key in"></span> bin inside the range <span class="key part"></span> partly '
+            '<span class="key out"></span> outside. Hover a bar for its exact count.')
 
 
 def _whatif(scan: Scan, axis: Axis) -> str:
@@ -308,7 +186,7 @@ def _whatif(scan: Scan, axis: Axis) -> str:
         recipe = m == th.max_ratio
         delta = "recipe" if recipe else f"{k - recipe_kept:+,}"
         body.append(f'<tr data-max="{m!r}" data-kept="{k}"{" class=recipe" if recipe else ""}>'
-                    f"<td>{m:g}</td><td>{k:,}</td><td>{_share(k, judged)}</td><td>{judged - k:,}</td>"
+                    f"<td>{m:g}</td><td>{k:,}</td><td>{share(k, judged)}</td><td>{judged - k:,}</td>"
                     f"<td>{delta}</td></tr>")
     # the slider walks a finer log grid (3 digits: the values it shows are the
     # values counted); its counts come from the same rule
@@ -325,7 +203,8 @@ def _whatif(scan: Scan, axis: Axis) -> str:
     return (
         '<section id="whatif-section"><h2>What if: samples kept against max_area_ratio</h2>'
         f'<p>At the recipe\'s min_area_ratio {th.min_ratio:g} and any_or_all <b>{escape(th.any_or_all)}</b>'
-        f'{" with <b>reversed_range</b> (videos outside the range are kept)" if th.reversed_range else ""}, '
+        f'{" with <b>reversed_range</b> (videos outside the range are kept)" if th.reversed_range else ""}'
+        f'{_kind_limits_note(scan)}, '
         f"over the {judged:,} judged samples (errors are neither; a sample without videos is always kept: "
         f"{scan.no_video_samples:,}). <code>textsieve decide --export {escape(str(scan.export_dir))} "
         "--max-area-ratio M</code> applies one to the outputs without detecting again.</p>"
@@ -336,6 +215,13 @@ def _whatif(scan: Scan, axis: Axis) -> str:
         f'<th>vs recipe</th></tr></thead><tbody>{"".join(body)}</tbody></table>{note}'
         f'<script type="application/json" id="whatif-data">{_json(data)}</script></section>'
     )
+
+
+def _kind_limits_note(scan: Scan) -> str:
+    if scan.kinds is None or not scan.kinds.limits:
+        return ""
+    limits = ", ".join(f"max_{kind}_ratio {limit:g}" for kind, limit in scan.kinds.limits.items())
+    return f" and its per-kind maxima ({escape(limits)}: a video past one is never kept)"
 
 
 def _json(data: Any) -> str:
@@ -357,28 +243,36 @@ def _gallery(scan: Scan, groups: dict[str, list[Card]]) -> str:
     frames = 0
     for name, cards in groups.items():
         title, sub = titles[name]
-        items = "".join(_card(card) for card in cards) or '<p class="none">no video here</p>'
+        items = "".join(_card(card, scan) for card in cards) or '<p class="none">no video here</p>'
         frames += sum(len(card.thumbs) for card in cards)
         out.append(f'<section class="group" data-group="{name}" data-count="{len(cards)}"><h3>{escape(title)} '
                    f'<small>{len(cards)} video(s){" · " + escape(sub) if sub else ""}</small></h3>'
                    f'<div class="cards">{items}</div></section>')
     boxes = ("boxes as the detector found them (yellow)" if scan.op.get("save_boxes", True)
              else "no boxes: the run had save_boxes off")
+    key = ""
+    if scan.kinds is not None and scan.op.get("save_boxes", True):
+        boxes = "boxes as the detector found them, in the colour of their kind (hover one to read it)"
+        key = legend()
     min_note = "" if th.min_ratio > 0 else " The min is 0, so no video lies below it."
     total = sum(len(c) for c in groups.values())
     return (f'<section id="gallery" data-cards="{total}" data-frames="{frames}"><h2>Frames</h2>'
             f"<p>The sampled frames of a few videos per group, decoded again at the times in stats.jsonl, with the "
-            f"{boxes}; the numbers are each frame's ratio.{min_note}</p>{''.join(out)}</section>")
+            f"{boxes}; the numbers are each frame's ratio.{min_note}</p>{key}{''.join(out)}</section>")
 
 
-def _card(card: Card) -> str:
+def _card(card: Card, scan: Scan) -> str:
     c, video = card.candidate, card.candidate.video
     path = str(video["video"])
     who = f" · {escape(str(video['decided_by']))}" if "decided_by" in video else ""
+    kinds = card_kinds(video, scan.kinds.limits) if scan.kinds is not None else ""
     head = (f'<figcaption><b>{video["ratio"]:.4f}</b> · sample {c.index} · <span class="{c.status}">{c.status}</span>'
-            f'{who}<br><span class="file" title="{escape(path)}">{escape(os.path.basename(path))}</span></figcaption>')
+            f'{who}<br><span class="file" title="{escape(path)}">{escape(os.path.basename(path))}</span>{kinds}'
+            "</figcaption>")
     if card.problem is not None:
         frames = f'<div class="placeholder" data-state="unreadable">{escape(card.problem)}</div>'
+    elif scan.kinds is not None:
+        frames = kind_frames(card, scan.op.get("max_side"))
     else:
         frames = "".join(
             f'<div class="frame"><img class="thumb" src="{t.data_uri}" alt="{escape(os.path.basename(path))} at '
@@ -388,6 +282,13 @@ def _card(card: Card) -> str:
             for t in card.thumbs)
     return (f'<figure class="card" data-index="{c.index}" data-ratio="{video["ratio"]!r}" '
             f'data-frames="{len(card.thumbs)}"><div class="frames">{frames}</div>{head}</figure>')
+
+
+def _plain(candidate: Candidate) -> Candidate:
+    """The candidate without its boxes, for a run that judged kinds: its
+    thumbnails are bare frames, and its boxes are drawn over them in SVG."""
+    return Candidate(candidate.index, candidate.status,
+                     {k: v for k, v in candidate.video.items() if k != "frame_boxes"})
 
 
 def _errors(scan: Scan) -> str:
@@ -429,9 +330,9 @@ def _detector(scan: Scan) -> str:
         decided = sum(scan.decided_by.values())
         craft = scan.decided_by.get("craft", 0)
         out.append(f'<p id="cascade" data-share-craft="{craft / decided:.4f}">Under the cascade, '
-                   f"<b>{_share(craft, decided)}</b> of the {decided:,} videos were sent to CRAFT; the fast detector "
+                   f"<b>{share(craft, decided)}</b> of the {decided:,} videos were sent to CRAFT; the fast detector "
                    "decided the rest.</p>")
-        out.append(_table([(k, f"{v:,} ({_share(v, decided)})") for k, v in scan.decided_by.most_common()],
+        out.append(_table([(k, f"{v:,} ({share(v, decided)})") for k, v in scan.decided_by.most_common()],
                           "decided_by", ("decided by", "videos")))
         if scan.routed:
             out.append(_table([(k, f"{v:,}") for k, v in scan.routed.most_common()], "why_sent",

@@ -21,6 +21,8 @@ from ..data.export import iter_records, part_of
 from ..data.journal import JOURNAL, read_settings
 from ..data.shards import MANIFEST, read_manifest
 from ..errors import ConfigError
+from ..filter import kinds_within
+from ..kind_rules import KINDS
 from .summary import RunSummary
 
 EXAMPLES_PER_KIND = 3
@@ -41,6 +43,18 @@ class Thresholds:
     max_ratio: float
     any_or_all: str
     reversed_range: bool = False  # Data-Juicer's: keep the videos outside [min, max]
+
+
+@dataclass(frozen=True)
+class KindScan:
+    """The kinds of text of a run that judged them (docs/kinds.md)."""
+
+    limits: dict[str, float]  # the per-kind maxima the run set (max_overlay_ratio: "overlay")
+    count_kinds: list[str] | None  # the kinds the main ratio counts; None: all text
+    # per kind, each judged video's ratio of that kind (once per sample it is
+    # in, as ``Scan.video_ratios``), on the deciding detector's own scale
+    ratios: dict[str, np.ndarray]
+    main: Counter[tuple[str, str]]  # (main kind, its sample's status) -> videos
 
 
 @dataclass
@@ -64,6 +78,7 @@ class Scan:
     outside_calibration: int = 0
     no_video_samples: int = 0
     groups: dict[str, list[Candidate]] = field(default_factory=dict)
+    kinds: KindScan | None = None  # a run that judged the kinds of text (docs/kinds.md); else None
 
     @property
     def judged(self) -> int:
@@ -217,10 +232,62 @@ class _Gallery:
         }
 
 
-def _keep_key(sample: list[float], lo: float, use_all: bool) -> float:
-    """The ratio at which a sample's decision flips (see ``Scan.keep_keys``)."""
+class _KindTally:
+    """The kinds' numbers, gathered in the stats pass: per kind a compact
+    array of ratios, and the videos per main kind and status."""
+
+    def __init__(self, op: dict):
+        self.limits = {kind: float(op[key]) for kind in KINDS
+                       if op.get(key := f"max_{kind}_ratio") is not None}
+        self.count_kinds = op.get("count_kinds")
+        self.ratios = {kind: array("d") for kind in KINDS}
+        self.main: Counter[tuple[str, str]] = Counter()
+
+    def offer(self, status: str, video: dict) -> None:
+        kind_ratios = video.get("kind_ratios")
+        if kind_ratios is None:  # a row written without kinds (none is, in a run that judges them)
+            return
+        for kind in KINDS:
+            self.ratios[kind].append(kind_ratios[kind])
+        self.main[video["main_kind"], status] += 1
+
+    def failing(self, record: dict) -> list[bool] | None:
+        """Per entry of the sample's ratios, whether its video is past a
+        kind's maximum (and so fails whatever its ratio); None: none is."""
+        if not self.limits:
+            return None
+        videos, entries = record["videos"], record.get("entry_videos") or range(len(record["videos"]))
+        failing = [not kinds_within(videos[i].get("kind_ratios"), self.limits) for i in entries]
+        return failing if any(failing) else None
+
+    def result(self) -> KindScan:
+        return KindScan(self.limits, self.count_kinds,
+                        {k: np.frombuffer(v, dtype=np.float64) if v else np.zeros(0) for k, v in self.ratios.items()},
+                        self.main)
+
+
+def judges_kinds(op: dict) -> bool:
+    """Whether the run's filter settings judge the kinds of text (a kind key
+    is set: ``OcrFilter.kinds``); runs from before kinds existed have none."""
+    return any(op.get(f"max_{kind}_ratio") is not None for kind in KINDS) or any(
+        op.get(key) is not None for key in ("count_kinds", "kind_frames"))
+
+
+def _keep_key(sample: list[float], lo: float, use_all: bool, failing: list[bool] | None = None,
+              reversed_range: bool = False) -> float:
+    """The ratio at which a sample's decision flips (see ``Scan.keep_keys``).
+    ``failing``: per entry, whether its video is past a kind's maximum; such a
+    video is never kept, so it is never "inside" and, reversed (where keys
+    count the samples not kept), always is."""
     if not sample:
         return -math.inf
+    if failing is not None:
+        if reversed_range != use_all:  # one failing video settles it: inside (reversed) or never (not)
+            return -math.inf if reversed_range else math.inf
+        # else the failing videos take no part in the test
+        sample = [r for r, fails in zip(sample, failing) if not fails]
+        if not sample:
+            return -math.inf if reversed_range else math.inf
     if use_all:
         return max(sample) if min(sample) >= lo else math.inf
     return min((r for r in sample if r >= lo), default=math.inf)
@@ -258,10 +325,12 @@ def scan_export(export_dir: Path, per_group: int = 8, seed: int = 0) -> Scan:
     routed: Counter[str] = Counter()
     outside = no_videos = 0
     gallery = _Gallery(per_group, th.min_ratio, th.max_ratio, seed)
+    kinds = _KindTally(op) if judges_kinds(op) else None
     for record in iter_records(export_dir, kept_file, "stats"):
         status[record["status"]] += 1
         sample = record["video_ocr_area_ratio"]
-        keys.append(_keep_key(sample, th.min_ratio, use_all))
+        failing = kinds.failing(record) if kinds is not None else None
+        keys.append(_keep_key(sample, th.min_ratio, use_all, failing, th.reversed_range))
         no_videos += not sample
         for video in record["videos"]:
             ratios.append(video["ratio"])
@@ -271,6 +340,8 @@ def scan_export(export_dir: Path, per_group: int = 8, seed: int = 0) -> Scan:
                     routed[video["routed"]] += 1
             outside += bool(video.get("outside_calibration"))
             gallery.offer(record["index"], record["status"], video)
+            if kinds is not None:
+                kinds.offer(record["status"], video)
     errors, examples = _scan_errors(export_dir, kept_file)
     return Scan(
         export_dir=export_dir,
@@ -288,6 +359,7 @@ def scan_export(export_dir: Path, per_group: int = 8, seed: int = 0) -> Scan:
         outside_calibration=outside,
         no_video_samples=no_videos,
         groups=gallery.groups(),
+        kinds=kinds.result() if kinds is not None else None,
     )
 
 

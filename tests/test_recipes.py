@@ -89,7 +89,7 @@ def test_reading_a_recipe_writes_nothing(small_dataset, tmp_path):
 
 def test_ray_parquet_and_shards_as_data_juicer_users_write_them(small_dataset, tmp_path):
     """executor_type: ray, export_path: out/result.parquet, export_shard_size
-    (run end to end on a Ray cluster in tests/test_cluster.py)."""
+    (run end to end on a Ray cluster in tests/runtime/test_cluster.py)."""
     path = recipe(tmp_path, small_dataset, "out/result.parquet", "executor_type: ray\nexport_shard_size: 2000")
     config = build_config(path).config
     # the format follows export_path's suffix, as in Data-Juicer, unless export_type says otherwise

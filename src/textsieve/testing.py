@@ -5,7 +5,7 @@ and spends no time, so that a run measures everything but detection: the
 ceiling of the pipeline (bench/bench_pipeline.py) and the executors'
 plumbing; and ``red``, whose ratio is the frame's mean red level, so that a
 test can see through any executor which RGB the decoders produced
-(tests/test_color.py). A recipe cannot name them (the config accepts only
+(tests/video/test_color.py). A recipe cannot name them (the config accepts only
 textsieve's own detectors); code selects them with ``null_config`` /
 ``with_detector``.
 """

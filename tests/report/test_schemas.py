@@ -31,7 +31,7 @@ from runs import args
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
 TINY = dict(width=160, height=120, frames=10, gop=5, fps=Fraction(10))
-SCHEMAS = Path(__file__).resolve().parents[1] / "docs" / "schemas"  # the committed files
+SCHEMAS = Path(__file__).resolve().parents[2] / "docs" / "schemas"  # the committed files
 
 
 def validator(name: str) -> jsonschema.Draft202012Validator:

@@ -1,4 +1,4 @@
-"""The local executor beyond the conformance matrix (tests/test_conformance.py):
+"""The local executor beyond the conformance matrix (tests/runtime/test_conformance.py):
 random kills of its workers, repeated kills of the whole run, a batch-1
 out-of-memory, changed settings, decide; and the replica's backoff against
 an injected model."""

@@ -187,7 +187,7 @@ def test_ray_from_the_cli_as_a_user_starts_it_on_a_cpu_machine(dataset, tmp_path
 
 def test_ray_shards_are_the_size_asked_for(cluster, tmp_path):
     """Ray's workers write a shard per batch; the run ends with Data-Juicer's
-    shard count, every shard but each output's last in the band (tests/test_shard_size.py)."""
+    shard count, every shard but each output's last in the band (tests/data/test_shard_size.py)."""
     from test_shard_size import SHARD, check_band
 
     rows = [{"id": i, "text": "caption " * (i % 40), "videos": [f"gone{i}.mp4"] if i % 100 == 0 else []}

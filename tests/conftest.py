@@ -91,6 +91,10 @@ def pytest_collection_modifyitems(items):
                     or params.get("executor") == "ray")
         if uses_ray:
             item.add_marker(pytest.mark.ray)
+        # pytest-xdist (README: -n 2 --dist loadgroup): a module to one worker, so that its
+        # module fixtures run once; every Ray test to the same worker, so that two Ray
+        # instances (each with its own object store in shared memory) never run side by side
+        item.add_marker(pytest.mark.xdist_group("ray" if uses_ray else item.module.__name__))
         if "chromium" in item.fixturenames:
             item.add_marker(pytest.mark.browser)
         if (uses_ray or "chromium" in item.fixturenames or item.get_closest_marker("gpu")

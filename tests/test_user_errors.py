@@ -119,7 +119,7 @@ def test_a_mistake_in_a_recipe_names_its_line(folder, case):
 
 def test_report_on_a_broken_folder_is_one_line(folder):
     done = cli("report", "broken_run", cwd=folder)
-    one_line_refusal(done, "broken_run: summary.json or stats.jsonl there cannot be read")
+    one_line_refusal(done, "broken_run/summary.json cannot be read")
 
 
 def test_memory_per_video_follows_the_frame_budget_not_a_fixed_limit(folder, tmp_path):

@@ -143,15 +143,7 @@ def _write_decided(paths: dict[str, Path], tmp: dict[str, Path], summary: RunSum
             previous = index
             _, sample = _next(old[status], paths[status], index)
             try:
-                limits = _kind_limits(op)
-                # a video past a kind's maximum fails whatever its ratio (as a run decides: steps.judge)
-                verdicts = [redecide_pieces(v, op) if kinds_within(v.get("kind_ratios"), limits) else False
-                            for v in record["videos"]]
-                entries = record.get("entry_videos") or []
-                new = "kept" if keep_with_verdicts(record["video_ocr_area_ratio"], [verdicts[i] for i in entries]
-                                                   or [None] * len(record["video_ocr_area_ratio"]),
-                                                   op["min_area_ratio"], op["max_area_ratio"], op["any_or_all"],
-                                                   op.get("reversed_range", False)) else "dropped"
+                new = _decision(record, op)
             except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
                 raise ConfigError(f"{where}: sample {index}'s ratios cannot be read ({type(exc).__name__}: {exc}): "
                                   f"the outputs were left as they were; {_WAY_OUT}") from None
@@ -173,6 +165,21 @@ def _write_decided(paths: dict[str, Path], tmp: dict[str, Path], summary: RunSum
             raise ConfigError(f"{paths[name]} line {extra[0]} has no record in {paths['stats']}: the outputs were "
                               f"left as they were; {_WAY_OUT}")
     return counts
+
+
+def _decision(record: dict, op: dict) -> str:
+    """A stats record's status at ``op``'s thresholds, as a run decides it
+    (steps.judge): a video past a kind's maximum fails whatever its ratio;
+    else its pieces' verdict, or its ratio."""
+    limits = _kind_limits(op)
+    verdicts = [redecide_pieces(v, op) if kinds_within(v.get("kind_ratios"), limits) else False
+                for v in record["videos"]]
+    entries = record.get("entry_videos") or []
+    keep = keep_with_verdicts(record["video_ocr_area_ratio"],
+                              [verdicts[i] for i in entries] or [None] * len(record["video_ocr_area_ratio"]),
+                              op["min_area_ratio"], op["max_area_ratio"], op["any_or_all"],
+                              op.get("reversed_range", False))
+    return "kept" if keep else "dropped"
 
 
 def _kind_limits(op: dict) -> dict[str, float]:

@@ -148,11 +148,11 @@ def photo_pans(folder: Path, work: Path) -> tuple[Path, list[Clip]]:
     return out, clips
 
 
-def detect_all(folder: Path, clips: list[Clip], frames: int, side: int, work: Path) -> dict[str, Detected]:
+def _cached(cache_path: Path, folder: Path, clips: list[Clip], measure) -> dict[str, dict]:
+    """``measure(path, detector)`` per clip, kept in ``cache_path`` by the
+    file's size and mtime, so that a rerun only re-judges."""
     from textsieve.detect.ppocr import PpOcrDetector
-    from textsieve.kind_frames import detect_kind_frames
 
-    cache_path = work / f"kinds_ppocr_{frames}_{side}.json"
     cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
     detector = None
     out = {}
@@ -162,54 +162,54 @@ def detect_all(folder: Path, clips: list[Clip], frames: int, side: int, work: Pa
         key = f"{clip.file}:{stat.st_size}:{int(stat.st_mtime)}"
         if key not in cache:
             detector = detector or PpOcrDetector(threads=1)
-            kf = detect_kind_frames(str(path), frames, detector, side=side, threads=1)
-            cache[key] = {"size": list(kf.frame_size), "times": kf.times, "seconds": kf.decode_s + kf.detect_s,
-                          "dets": [d.to_json() for d in kf.detections]}
-            work.mkdir(parents=True, exist_ok=True)
+            cache[key] = measure(path, detector)
+            cache_path.parent.mkdir(parents=True, exist_ok=True)
             cache_path.write_text(json.dumps(cache))
-        c = cache[key]
-        out[clip.file] = Detected((c["size"][0], c["size"][1]), c["times"],
-                                  [Detections(horizontal=d["horizontal"], free=d["free"]) for d in c["dets"]],
-                                  c["seconds"])
+        out[clip.file] = cache[key]
     return out
+
+
+def _detections(entry: dict) -> list[Detections]:
+    return [Detections(horizontal=d["horizontal"], free=d["free"]) for d in entry["dets"]]
+
+
+def detect_all(folder: Path, clips: list[Clip], frames: int, side: int, work: Path) -> dict[str, Detected]:
+    from textsieve.kind_frames import detect_kind_frames
+
+    def measure(path: Path, detector) -> dict:
+        kf = detect_kind_frames(str(path), frames, detector, side=side, threads=1)
+        return {"size": list(kf.frame_size), "times": kf.times, "seconds": kf.decode_s + kf.detect_s,
+                "dets": [d.to_json() for d in kf.detections]}
+
+    cached = _cached(work / f"kinds_ppocr_{frames}_{side}.json", folder, clips, measure)
+    return {name: Detected((c["size"][0], c["size"][1]), c["times"], _detections(c), c["seconds"])
+            for name, c in cached.items()}
 
 
 def cosmos_native(folder: Path, clips: list[Clip], work: Path) -> dict[str, list[Detections]]:
     """Cosmos's own sampling: every 3rd decoded frame, long side 640 (cached)."""
     import av
 
-    from textsieve.detect.ppocr import PpOcrDetector
     from textsieve.video.color import to_rgb
     from textsieve.video.frames import open_video, scaled_size
 
-    cache_path = work / "kinds_cosmos_native.json"
-    cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
-    detector = None
-    out = {}
-    for clip in clips:
-        path = folder / clip.file
-        stat = path.stat()
-        key = f"{clip.file}:{stat.st_size}:{int(stat.st_mtime)}"
-        if key not in cache:
-            detector = detector or PpOcrDetector(threads=1)
-            container = open_video(str(path))
-            try:
-                stream = container.streams.video[0]
-                size = scaled_size(stream.codec_context.width, stream.codec_context.height, 640)
-                dets = []
-                for i, frame in enumerate(container.decode(stream)):
-                    if i % 3 == 0:
-                        dets.extend(detector([to_rgb(frame, size, "dj")]))
-            except av.error.FFmpegError as exc:
-                sys.exit(f"{path}: decoding failed ({exc})")
-            finally:
-                container.close()
-            cache[key] = {"size": list(size), "dets": [d.to_json() for d in dets]}
-            work.mkdir(parents=True, exist_ok=True)
-            cache_path.write_text(json.dumps(cache))
-        c = cache[key]
-        out[clip.file] = (tuple(c["size"]), [Detections(horizontal=d["horizontal"], free=d["free"]) for d in c["dets"]])
-    return out
+    def measure(path: Path, detector) -> dict:
+        container = open_video(str(path))
+        try:
+            stream = container.streams.video[0]
+            size = scaled_size(stream.codec_context.width, stream.codec_context.height, 640)
+            dets = []
+            for i, frame in enumerate(container.decode(stream)):
+                if i % 3 == 0:
+                    dets.extend(detector([to_rgb(frame, size, "dj")]))
+        except av.error.FFmpegError as exc:
+            sys.exit(f"{path}: decoding failed ({exc})")
+        finally:
+            container.close()
+        return {"size": list(size), "dets": [d.to_json() for d in dets]}
+
+    cached = _cached(work / "kinds_cosmos_native.json", folder, clips, measure)
+    return {name: (tuple(c["size"]), _detections(c)) for name, c in cached.items()}
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,6 @@ from fractions import Fraction
 import re
 import signal
 import threading
-import time
-from collections import deque
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable, Sequence, TypeVar
 
@@ -45,6 +43,7 @@ from ..resources.planner import Replica
 from ..video.frames import Limits, SampledVideo
 from ..video.pieces import Piece, pieces, video_decision
 from .batching import BatchSizer, is_oom
+from .buffer import Frame, FrameBuffer, FrameKey
 from .faults import Faults
 from .kind_step import judge_kinds, kind_frames_of
 from .steps import SampleJob, decode, error_outcome, judge, prepare, probe_only
@@ -131,33 +130,6 @@ class DecodeTask:
     def label(self) -> str:
         """The path, and which piece (``#piece3``) or ``#probe``: what decoder faults match."""
         return self.path + ("#probe" if self.probe else f"#piece{self.piece.index}" if self.piece is not None else "")
-
-
-@dataclass(frozen=True)
-class FrameKey:
-    """Where a frame belongs: its sample, its video, the part of the video
-    (its piece; 0 for a whole video), its place among the part's frames."""
-
-    sample: int
-    path: str
-    slot: int
-    part: int = 0
-
-
-@dataclass
-class Frame:
-    key: FrameKey
-    image: Any  # an RGB ndarray, or a handle with .shape and .nbytes that the executor resolves
-    model: str  # the detector this frame waits for
-    held: bool = False  # at a replica now: released when it comes back, not before
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return tuple(self.image.shape)
-
-    @property
-    def nbytes(self) -> int:
-        return int(self.image.nbytes)
 
 
 FrameResult = Detections | Failure
@@ -408,9 +380,7 @@ class SampleAssembly:
         self.stages = stages_of(op)
         self._release = release or (lambda image: None)
         self._samples: dict[int, _Sample] = {}
-        self._buffer: dict[tuple, deque[Frame]] = {}  # frames waiting for a replica, by (model, shape)
-        self._since: dict[tuple, float] = {}  # when each group's oldest partial batch started waiting
-        self.buffered_bytes = 0
+        self._buffer = FrameBuffer()
         self._done: list[SampleOutcome] = []
         self._tasks: list[DecodeTask] = []
 
@@ -421,7 +391,11 @@ class SampleAssembly:
 
     @property
     def buffered_frames(self) -> int:
-        return sum(len(q) for q in self._buffer.values())
+        return len(self._buffer)
+
+    @property
+    def buffered_bytes(self) -> int:
+        return self._buffer.bytes
 
     def open(self, row: Row) -> list[DecodeTask]:
         """Start a sample; returns the videos to decode (none for a bad row
@@ -472,7 +446,7 @@ class SampleAssembly:
         part.results, part.waiting = [None] * len(part.frames), len(part.frames)
         for frame in part.frames:
             frame.model = model
-            self._push(frame)
+            self._buffer.push(frame)
 
     def decode_failed(self, task: DecodeTask, failure: Failure) -> None:
         state = self._samples.get(task.sample)
@@ -505,38 +479,10 @@ class SampleAssembly:
         return True
 
     # -- frames and detection --
-    def _push(self, frame: Frame, front: bool = False) -> None:
-        group = (frame.model, frame.shape)
-        queue = self._buffer.setdefault(group, deque())
-        (queue.appendleft if front else queue.append)(frame)
-        self._since.setdefault(group, time.monotonic())
-        self.buffered_bytes += frame.nbytes
-
     def take(self, sizes: Callable[[str], int], max_wait_s: float = 0.0, flush: bool = False,
              now: float | None = None) -> tuple[str, list[Frame]]:
-        """Frames of one model and one shape for a replica, up to
-        ``sizes(model)``: the group that fills a batch first, else the one
-        waiting longest. A partial batch goes once it has waited
-        ``max_wait_s``, or at once with ``flush``. ``("", [])`` when none is due."""
-        now = time.monotonic() if now is None else now
-        if not self._buffer:
-            return "", []
-        group = max(self._buffer, key=lambda g: (len(self._buffer[g]) >= sizes(g[0]), now - self._since[g]))
-        model, queue = group[0], self._buffer[group]
-        size = sizes(model)
-        if not (len(queue) >= size or flush or now - self._since[group] >= max_wait_s):
-            return "", []
-        batch: list[Frame] = []
-        while queue and len(batch) < size:
-            frame = queue.popleft()
-            self.buffered_bytes -= frame.nbytes
-            frame.held = True
-            batch.append(frame)
-        if queue:
-            self._since[group] = now
-        else:
-            del self._buffer[group], self._since[group]
-        return model, batch
+        """A batch for a replica (:meth:`FrameBuffer.take`)."""
+        return self._buffer.take(sizes, max_wait_s, flush, now)
 
     def detected(self, frames: Sequence[Frame], results: Sequence[FrameResult]) -> None:
         for frame, result in zip(frames, results):
@@ -618,24 +564,14 @@ class SampleAssembly:
             if part.attempts >= 2:
                 self.fail(key.sample, Failure(kind, f"{key.path}: {reason}", key.path, cause=f"{kind.value}: {reason}"))
             else:
-                self._push(frame, front=True)
+                self._buffer.push(frame, front=True)
 
     def fail(self, sample: int, failure: Failure) -> None:
         """The sample ends as an error; its frames are let go."""
         state = self._samples.pop(sample, None)
         if state is None:
             return
-        for group in list(self._buffer):
-            keep = deque()
-            for frame in self._buffer[group]:
-                if frame.key.sample == sample:
-                    self.buffered_bytes -= frame.nbytes
-                else:
-                    keep.append(frame)
-            if keep:
-                self._buffer[group] = keep
-            else:
-                del self._buffer[group], self._since[group]
+        self._buffer.drop(sample)
         for video in state.videos.values():
             for part in video.parts.values():
                 for frame in part.frames:

@@ -127,3 +127,14 @@ def test_kind_keys_with_pieces_are_refused_before_any_work(dataset, tmp_path, ca
     path = recipe(tmp_path, dataset, tmp_path / "out", segment_s=1.0)
     assert main(["run", str(path), "--executor", "serial"]) == 2
     assert "kinds of text" in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("op, says", [
+    ({"count_kinds": ["scene", "scene"]}, "names a kind twice"),
+    ({"max_subtitle_ratio": None, "max_overlay_ratio": None, "kind_frames": None,
+      "kind_rules": {"edge_margin": 0.1}}, "kind_rules is set but no kind key is"),
+    ({"count_kinds": ["scene"], "calibration": "cal.json"}, "count_kinds with a calibration"),
+], ids=["count-twice", "rules-alone", "count-calibrated"])
+def test_kind_settings_that_cannot_mean_what_they_say_are_refused(dataset, tmp_path, capsys, op, says):
+    assert main(["run", str(recipe(tmp_path, dataset, tmp_path / "out", **op)), "--executor", "serial"]) == 2
+    assert says in capsys.readouterr().err and not (tmp_path / "out").exists()

@@ -150,6 +150,15 @@ class OcrFilter(BaseModel):
         if self.count_kinds is not None and not self.count_kinds:
             raise ValueError("count_kinds is empty: list the kinds the ratio counts (overlay, subtitle, screen, "
                              "scene), or remove the key to count all text")
+        if self.count_kinds is not None and len(set(self.count_kinds)) != len(self.count_kinds):
+            raise ValueError(f"count_kinds {self.count_kinds} names a kind twice: each kind is counted once")
+        if self.count_kinds is not None and self.calibration is not None:
+            # the calibration maps the ratio of all text; a ratio of some kinds has no map
+            raise ValueError("count_kinds with a calibration: the calibration maps the ratio of all text, not of "
+                             "some kinds; use detector craft with count_kinds, or drop count_kinds")
+        if not self.kinds and self.kind_rules != KindRules():
+            raise ValueError("kind_rules is set but no kind key is (max_<kind>_ratio, count_kinds, kind_frames): "
+                             "the kinds would not be judged; add one, or remove kind_rules")
         return self
 
     @model_validator(mode="after")

@@ -310,7 +310,7 @@ def transfer_kinds(detections: Sequence[Detections], frame_size: tuple[int, int]
                                      ratios=_kind_ratios(det, kinds, width, height, area_mode),
                                      ratio=frame.ratio, screen_frame=frame.screen_frame))
     n = len(out_frames)
-    ratios: dict[Kind, float] = {k: sum(f.ratios[k] for f in out_frames) / n for k in KINDS}
+    ratios: dict[Kind, float] = {k: (sum(f.ratios[k] for f in out_frames) / n if n else 0.0) for k in KINDS}
     main: MainKind = max(KINDS, key=lambda k: ratios[k]) if any(ratios[k] > 0 for k in KINDS) else "none"
     return VideoKinds(frame_size=own.frame_size, area_mode=area_mode, frames=out_frames, ratios=ratios,
                       ratio=own.ratio, main_kind=main)

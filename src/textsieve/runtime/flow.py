@@ -606,7 +606,7 @@ class SampleAssembly:
             if part.fast is not None:
                 stats.fast_ratio, stats.routed = part.fast.ratio, part.routed
         if self.op.kinds:
-            judge_kinds(stats, part.results, sampled, self.op, self.calibration if part.stage != "craft" else None)
+            judge_kinds(stats, part.results, sampled, self.op)
         return stats
 
     def _pieces_stats(self, video: _Video, judged: list[VideoStats]) -> VideoStats:

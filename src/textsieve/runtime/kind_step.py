@@ -14,10 +14,10 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Sequence
 
-from ..calibration import Calibration
 from ..config import OcrFilter
 from ..detect.area import Detections
-from ..errors import ErrorKind, VideoError
+from ..data.sources import is_url
+from ..errors import ConfigError, ErrorKind, SystemicFailure, VideoError, store_failure
 from ..filter import video_ratio
 from ..kind_frames import KindFrames, detect_kind_frames
 from ..kinds import KINDS, classify_video, transfer_kinds
@@ -39,24 +39,30 @@ def kind_frames_of(path: str, op: OcrFilter, limits: Limits, threads: int = 0) -
     fast detector's boxes; a failure is this video's (``decode_error``)."""
     assert op.kind_frames is not None
     try:
-        return detect_kind_frames(path, op.kind_frames, _fast_detector(), color_conversion=op.color_conversion,
+        detector = _fast_detector()
+    except ConfigError as exc:  # preflight checks the model: a model gone since stops the run, it is no sample's
+        raise SystemicFailure(f"kind_frames needs PP-OCR, which cannot load: {exc}") from exc
+    try:
+        return detect_kind_frames(path, op.kind_frames, detector, color_conversion=op.color_conversion,
                                   limits=limits, threads=threads)
     except VideoError:
         raise
-    except Exception as exc:  # the sampled frames decoded: this is the kind analysis's own failure
-        raise VideoError(ErrorKind.DECODE_ERROR, f"{path}: its kind_frames could not be judged ({exc!r}); run "
-                         "without kind_frames to judge kinds on the sampled frames only", path) from exc
+    except Exception as exc:
+        if is_url(path):  # a read through the store that failed is the store's, as for the sampled frames
+            raise store_failure(path, exc) from exc
+        # the sampled frames decoded: the kind analysis's own detector failed on this video
+        raise VideoError(ErrorKind.DETECTOR_ERROR, f"{path}: its kind_frames could not be judged ({exc!r}); run "
+                         "without kind_frames to judge kinds on the sampled frames only", path,
+                         cause=f"detector_error: kind_frames: {type(exc).__name__}") from exc
 
 
-def judge_kinds(stats: VideoStats, results: Sequence[Detections], sampled: SampledVideo, op: OcrFilter,
-                calibration: Calibration | None) -> None:
+def judge_kinds(stats: VideoStats, results: Sequence[Detections], sampled: SampledVideo, op: OcrFilter) -> None:
     """Each box's kind and the video's per-kind ratios, into ``stats``; with
     ``count_kinds``, its ratio then counts only those kinds.
 
     Kind ratios are the deciding detector's own (CRAFT's under ``craft``, and
     under the cascade where CRAFT decided): a calibration maps a ratio of all
-    text, not a ratio per kind. Only the counted ratio, which the range test
-    reads, is mapped as the ratio it replaces was."""
+    text, not a ratio per kind (so ``count_kinds`` refuses a calibration)."""
     rules, mode = op.kind_rules, op.area_mode
     extra: KindFrames | None = sampled.kind_frames
     if extra is not None and extra.detections:
@@ -71,8 +77,6 @@ def judge_kinds(stats: VideoStats, results: Sequence[Detections], sampled: Sampl
     stats.frame_kinds = [list(f.kinds) for f in kinds.frames]
     if op.count_kinds is not None:
         counted = [sum(f.ratios[k] for k in op.count_kinds) for f in kinds.frames]
-        if calibration is not None:
-            counted = calibration(counted)
         stats.all_text_ratio = stats.ratio
         stats.frame_ratios = counted
         stats.ratio = video_ratio(counted, op.aggregate)

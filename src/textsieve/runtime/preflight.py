@@ -43,4 +43,7 @@ def preflight(config: RunConfig) -> Calibration | None:
                           "`textsieve calibrate --detector cascade` and give it as `calibration: FILE`")
     for model in model_specs(config):
         registry.check(registry.prepare(model.name, **dict(model.params)))
+    if op.kind_frames is not None:
+        # the kind frames are judged by PP-OCR in the decoders, whatever the op's detector
+        registry.check(registry.prepare("ppocr"))
     return calibration

@@ -12,12 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import ConfigDict
-
 from ..kind_rules import Kind, MainKind
-from .typed import parse, to_json, when_set
-
-DOCUMENTED = ConfigDict(use_attribute_docstrings=True)
+from .typed import DOCUMENTED, parse, to_json, when_set
 
 
 @dataclass(frozen=True, slots=True)

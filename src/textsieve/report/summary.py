@@ -19,21 +19,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import ConfigDict
-
 from ..data.export import write_json_atomic
 from ..errors import ConfigError
 from ..outcome import SampleOutcome
 from ..resources.planner import Plan, Replica
-from .typed import parse, to_json, when_set
+from .typed import DOCUMENTED, parse, to_json, when_set
 
 # Raised when a key is removed or renamed, or a value changes type or
 # meaning; keys added beside the others leave it as it is (readers ignore
 # keys they do not know). See docs/schemas/README.md.
 SCHEMA_VERSION = 1
-
-# field docstrings become the descriptions of the published schema
-DOCUMENTED = ConfigDict(use_attribute_docstrings=True)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,9 +14,11 @@ import dataclasses
 from functools import cache
 from typing import Any, TypeVar
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 OMIT_WHEN_NONE = "textsieve_omit_when_none"
+# a class's attribute docstrings become its fields' descriptions in the published schemas
+DOCUMENTED = ConfigDict(use_attribute_docstrings=True)
 
 T = TypeVar("T")
 

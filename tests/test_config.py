@@ -217,3 +217,34 @@ def test_build_config_returns_the_config_and_the_recipe_plan(tmp_path):
     with pytest.raises(FrozenInstanceError):
         settings.config = None
     assert build_config(overrides={"dataset_path": "d"}).recipe is None
+
+
+def test_precision_is_opt_in_and_only_for_craft(tmp_path):
+    """fp32 (Data-Juicer's) dumps as before precision existed, so older
+    journals resume; a reduced precision under ppocr, which runs ONNX
+    Runtime at fp32, is refused rather than ignored."""
+    from textsieve.config import OcrFilter
+
+    assert "precision" not in OcrFilter().without_kinds()
+    assert OcrFilter(precision="bf16").without_kinds()["precision"] == "bf16"
+    OcrFilter(detector="cascade", precision="fp16")
+    with pytest.raises(ValueError, match="precision bf16 applies to CRAFT"):
+        OcrFilter(detector="ppocr", precision="bf16")
+    with pytest.raises(SystemExit):
+        main(["run", "--dataset", str(tmp_path / "d.jsonl"), "--export", str(tmp_path / "o"), "--precision", "int4"])
+
+
+def test_a_bf16_run_says_so_in_its_summary(small_dataset, tmp_path):
+    """The ratios of a bf16 run are not Data-Juicer's: summary.json names the
+    precision and its scale says so; the calibration's reference pass stays fp32."""
+    import json
+
+    from textsieve.config import OcrFilter, RunConfig
+    from textsieve.runtime.passes import pass_op
+
+    assert main(["run", "--dataset", str(small_dataset), "--export", str(tmp_path / "o"), "--precision", "bf16",
+                 "--executor", "serial"]) == 0
+    ratios = json.loads((tmp_path / "o" / "summary.json").read_text())["ratios"]
+    assert ratios["precision"] == "bf16" and "bf16" in ratios["scale"]
+    config = RunConfig(dataset_path="d.jsonl", export_path="o", filter=OcrFilter(detector="cascade", precision="bf16"))
+    assert pass_op(config, "craft").precision == "fp32"

@@ -26,7 +26,7 @@ import numpy as np
 from .cascade import MARGIN_GRID, Margins, conformal_quantile, fit_margins, route
 from .data.export import write_json_atomic
 from .errors import ConfigError
-from .filter import video_ratio
+from .filter import in_range, video_ratio
 
 FORMAT = "textsieve-calibration/1"
 # what a calibration was fitted with that changes the ratios it maps: a run
@@ -114,7 +114,7 @@ def agreement(fast: Sequence[float], reference: Sequence[float], lo: float, hi: 
     """Share of videos on whose keep/drop the two ratios agree for [lo, hi]."""
     if not fast:
         return math.nan
-    same = sum((lo <= f <= hi) == (lo <= r <= hi) for f, r in zip(fast, reference))
+    same = sum(in_range(f, lo, hi) == in_range(r, lo, hi) for f, r in zip(fast, reference))
     return same / len(fast)
 
 
@@ -145,7 +145,7 @@ def evaluate(pairs: Sequence[VideoPair], mapped: Sequence[Sequence[float]], aggr
     for name, (lo, hi) in ranges.items():
         disagree[name] = [
             {"video": p.video, "kind": p.kind, "fast": g, "craft": r}
-            for p, g, r in zip(pairs, got, ref) if (lo <= g <= hi) != (lo <= r <= hi)
+            for p, g, r in zip(pairs, got, ref) if in_range(g, lo, hi) != in_range(r, lo, hi)
         ]
     out["disagreements"] = disagree
     return out
@@ -202,7 +202,7 @@ def cascade_held_out(pairs: Sequence[VideoPair], mapped: Sequence[Sequence[float
                 send = route(fast[i], 0.0, False, lo, hi, margins) is not None
                 decided = ref[i] if send else fast[i]
                 routed[name] += send
-                agree[name] += (lo <= decided <= hi) == (lo <= ref[i] <= hi)
+                agree[name] += in_range(decided, lo, hi) == in_range(ref[i], lo, hi)
     n = len(pairs)
     return {"videos": n, "level": level, "agreement": {k: v / n for k, v in agree.items()},
             "sent_to_reference": {k: v / n for k, v in routed.items()}}

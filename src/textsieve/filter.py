@@ -31,6 +31,13 @@ def video_ratio(frame_ratios: Sequence[float], how: Aggregate = "mean") -> float
     raise ValueError(f"unknown aggregate {how!r}; use mean, max or p90")
 
 
+def in_range(ratio: float, min_ratio: float, max_ratio: float, reversed_range: bool = False) -> bool:
+    """Data-Juicer's range test, the only one in textsieve: a ratio passes
+    inside [min, max], both ends included, or outside it with
+    ``reversed_range``. Videos, pieces and ``decide`` all judge through it."""
+    return (min_ratio <= ratio <= max_ratio) != reversed_range
+
+
 def keep_sample(ratios: Sequence[float], min_ratio: float, max_ratio: float, any_or_all: AnyOrAll,
                 reversed_range: bool = False) -> bool:
     """Keep when each video's ratio is in [min, max] (inclusive; outside it
@@ -38,7 +45,7 @@ def keep_sample(ratios: Sequence[float], min_ratio: float, max_ratio: float, any
     sample's videos; a sample without videos is kept."""
     if not ratios:
         return True
-    inside = [(min_ratio <= r <= max_ratio) != reversed_range for r in ratios]
+    inside = [in_range(r, min_ratio, max_ratio, reversed_range) for r in ratios]
     if any_or_all == "any":
         return any(inside)
     if any_or_all == "all":
@@ -52,7 +59,8 @@ def keep_with_verdicts(ratios: Sequence[float], verdicts: Sequence[bool | None],
     judged in pieces with ``segment_aggregate: any|all``); None: its ratio decides."""
     if all(v is None for v in verdicts):
         return keep_sample(ratios, min_ratio, max_ratio, any_or_all, reversed_range)
-    inside = [v if v is not None else (min_ratio <= r <= max_ratio) != reversed_range for v, r in zip(verdicts, ratios)]
+    inside = [v if v is not None else in_range(r, min_ratio, max_ratio, reversed_range)
+              for v, r in zip(verdicts, ratios)]
     return any(inside) if any_or_all == "any" else all(inside)
 
 

@@ -119,3 +119,38 @@ def test_channels_last_gives_the_same_boxes(detector):
     ]
     for a, b in zip(detector(frames), plain(frames)):
         assert a.horizontal == b.horizontal and a.free == b.free
+
+
+# ---- precision: CRAFT under torch autocast ---------------------------------------------
+
+def _photo(name: str) -> np.ndarray:
+    import skimage.data
+
+    image = getattr(skimage.data, name)()
+    return np.ascontiguousarray(np.stack([image] * 3, -1) if image.ndim == 2 else image[..., :3])
+
+
+def test_bf16_finds_fp32s_text_and_no_text_where_fp32_finds_none(detector):
+    """bf16 is not Data-Juicer's arithmetic, so its boxes may move by a few
+    pixels; it must find the same text, and none on text-free real photos."""
+    from textsieve.detect.area import frame_text_ratio
+
+    bf16 = CraftDetector("cpu", precision="bf16")
+    drawn = [frame("Subtitle text here"), render_frame(VideoSpec(width=640, height=360, blocks=tuple(
+        TextBlock(f"Row {r} of slide text", 20, 20 + 50 * r, size=30) for r in range(6))), 0)]
+    photos = [_photo(name) for name in ("page", "coffee", "chelsea", "rocket")]
+    for image, a, b in zip(drawn + photos, detector(drawn + photos), bf16(drawn + photos)):
+        height, width = image.shape[:2]
+        fp32_ratio, bf16_ratio = frame_text_ratio(a, width, height), frame_text_ratio(b, width, height)
+        assert abs(fp32_ratio - bf16_ratio) <= 0.01 + 0.05 * fp32_ratio, (fp32_ratio, bf16_ratio)
+        assert (fp32_ratio == 0) == (bf16_ratio == 0)
+    assert frame_text_ratio(bf16([drawn[0]])[0], 640, 360) > 0
+
+
+def test_bf16_outputs_reach_easyocr_as_fp32():
+    """EasyOCR's post-processing reads the score maps with numpy, which has no bfloat16."""
+    import torch
+
+    net = CraftDetector("cpu", precision="bf16")._reader.detector
+    y, feature = net(torch.zeros(1, 3, 64, 64))
+    assert y.dtype == torch.float32 and feature.dtype == torch.float32

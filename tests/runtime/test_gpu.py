@@ -51,6 +51,22 @@ def test_craft_on_cuda_gives_the_cpu_boxes():
     assert all(boxes_close(c, g) for c, g in zip(cpu, gpu)), (cpu, gpu)
 
 
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_craft_in_half_precision_on_cuda_finds_the_fp32_text(precision):
+    """precision fp16/bf16 on a GPU (torch autocast, tensor cores): the same
+    text as fp32, boxes a few pixels apart at most, and none on a blank frame."""
+    from textsieve.detect.area import frame_text_ratio
+    from textsieve.detect.craft import CraftDetector
+
+    frames = [render_frame(SPEC, i) for i in range(3)] + [render_frame(VideoSpec(width=640, height=360), 0)]
+    fp32 = CraftDetector("cuda:0")(frames)
+    half = CraftDetector("cuda:0", precision=precision)(frames)
+    for a, b in zip(fp32, half):
+        assert boxes_close(a, b, tolerance=4.0), (a, b)
+        assert abs(frame_text_ratio(a, 640, 360) - frame_text_ratio(b, 640, 360)) <= 0.005
+    assert half[-1].horizontal == [] and half[-1].free == []
+
+
 def test_the_memory_cap_is_applied_and_read_back():
     from textsieve.detect.craft import bind_torch
     from textsieve.resources.planner import Replica

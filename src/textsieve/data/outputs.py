@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Protocol
 
 from ..outcome import SampleOutcome
 from .export import ExportWriter, check_parts, iter_records, output_paths, part_of, read_jsonl, reopen_for_retry
@@ -31,6 +31,35 @@ class Totals:
     retried: int = 0
     resumed_with_done: int = 0
     files: dict = field(default_factory=dict)
+
+
+class OutputStore(Protocol):
+    """What the collector needs of a run's outputs, whichever way they are
+    kept: the samples already done (to resume), outcomes written and
+    committed durably, the totals at the end, and the records read back."""
+
+    complete: bool  # the journal or manifest says a finished run wrote them
+    retried: set[int]  # samples taken back out for --retry-errors
+
+    @property
+    def done(self) -> set[int]: ...
+
+    @property
+    def done_count(self) -> int: ...
+
+    def done_ranges(self) -> list[tuple[int, int]]: ...
+
+    def write(self, outcome: SampleOutcome) -> None: ...
+
+    def commit(self) -> None: ...
+
+    def finish(self) -> Totals: ...
+
+    def mark_complete(self) -> None: ...
+
+    def records(self, name: str) -> Iterator[dict]: ...
+
+    def close(self) -> None: ...
 
 
 class SingleFiles:

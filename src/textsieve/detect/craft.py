@@ -92,6 +92,30 @@ def _channels_last(net):
     return ChannelsLast(net)
 
 
+def _autocast(net, device: str, precision: str):
+    """CRAFT under ``torch.autocast`` in bf16 or fp16, its outputs back in
+    fp32: EasyOCR's post-processing reads them with numpy, which has no
+    bfloat16. Convolutions then run on the CPU's AMX or AVX-512 BF16 units,
+    or a GPU's tensor cores; the score maps differ slightly from fp32's, so
+    the boxes can too (docs/fast-detector.md, "precision")."""
+    import torch
+
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    device_type = torch.device(device).type
+
+    class Autocast(torch.nn.Module):
+        def __init__(self, module: torch.nn.Module):
+            super().__init__()
+            self.module = module
+
+        def forward(self, x):
+            with torch.autocast(device_type, dtype=dtype):
+                y, feature = self.module(x)
+            return y.float(), feature.float()
+
+    return Autocast(net)
+
+
 class CraftDetector:
     """Callable detector: a list of RGB frames in, one :class:`Detections` per
     frame out. Frames of equal size run through the network as one batch."""
@@ -99,7 +123,7 @@ class CraftDetector:
     name = "craft"
 
     def __init__(self, device: str = "cpu", params: CraftParams = CraftParams(), weights_dir: str | None = None,
-                 channels_last: bool = True):
+                 channels_last: bool = True, precision: str = "fp32"):
         import torch  # imported here: the parent process never needs it
         import easyocr
 
@@ -119,6 +143,9 @@ class CraftDetector:
         reader.detector = reader.detector.to(torch.device(self.device))
         if channels_last:
             reader.detector = _channels_last(reader.detector)
+        if precision != "fp32":
+            reader.detector = _autocast(reader.detector, self.device, precision)
+        self.precision = precision
         reader.device = self.device
         self._reader = reader
         self.params = params

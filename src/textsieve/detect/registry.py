@@ -40,12 +40,13 @@ class Detector:
     provider: str | None = None
 
 
-def _load_craft(device: str, replica: Replica | None = None, weights_dir: str | None = None, **params: Any):
+def _load_craft(device: str, replica: Replica | None = None, weights_dir: str | None = None,
+                precision: str = "fp32", **params: Any):
     from .craft import CraftDetector, CraftParams, bind_torch
 
     if replica is not None:
         bind_torch(replica)
-    return CraftDetector(device=device, params=CraftParams(**params), weights_dir=weights_dir)
+    return CraftDetector(device=device, params=CraftParams(**params), weights_dir=weights_dir, precision=precision)
 
 
 def _check_craft(weights_dir: str | None = None, **_: Any) -> None:

@@ -21,7 +21,7 @@ from ..data.export import iter_records, part_of
 from ..data.journal import JOURNAL, read_settings
 from ..data.shards import MANIFEST, read_manifest
 from ..errors import ConfigError
-from ..filter import kinds_within
+from ..filter import in_range, kinds_within
 from ..kind_rules import KINDS
 from .summary import RunSummary
 
@@ -203,7 +203,7 @@ class _Gallery:
         wanted = []  # (group, score) of the groups this video would enter
         if r > self.highest.floor:
             wanted.append((self.highest, r))
-        if lo <= r <= hi:
+        if in_range(r, lo, hi):
             if r > self.inside_max.floor:
                 wanted.append((self.inside_max, r))
             if -r > self.inside_min.floor:

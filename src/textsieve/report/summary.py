@@ -125,6 +125,8 @@ class RatioSource:
     """In words: CRAFT's own, or mapped by a calibration, or a fast detector's own."""
     outside_calibration_videos: int
     """Videos whose raw ratios lay past the range the calibration was fitted on."""
+    precision: str | None = when_set()
+    """CRAFT's arithmetic when not Data-Juicer's fp32: bf16 or fp16 (torch autocast)."""
     calibration: str | None = when_set()
     calibration_fingerprint: str | None = when_set()
     calibration_held_out: dict[str, float] | None = when_set()

@@ -24,13 +24,9 @@ from .. import __version__
 from ..calibration import load_calibration
 from ..config import RunConfig
 from ..data.dataset import count_rows
-from ..data.export import dumps
-from ..data.atomic import replacing
-from ..filter import STATS_FIELD
-from ..video.pieces import merge_kept
+from ..data.dj_files import write_dj_layout, write_segments
 from ..data.lock import FolderLock
-from ..data.outputs import Sharded, SingleFiles
-from ..data.parquet import write_records
+from ..data.outputs import OutputStore, Sharded, SingleFiles
 from ..data.shards import ShardEntry
 from ..errors import TRANSIENT_KINDS, ConfigError, RunStopped, SystemicFailure
 from ..outcome import SampleOutcome
@@ -42,10 +38,6 @@ from ..resources.planner import Plan
 from .monitor import Progress, ResourceMonitor, nvml_query
 
 log = logging.getLogger(__name__)
-
-# rows per row group of a single-file .parquet export: what is held in memory at once
-PARQUET_CHUNK_ROWS = 100_000
-
 
 class AlreadyComplete(Exception):
     """The export folder holds a finished run of the same settings."""
@@ -71,14 +63,20 @@ def ratio_source(config: RunConfig) -> dict:
     """Which detector produced the ratios, and whether they are on CRAFT's scale."""
     op = config.filter
     out: dict = {"detector": op.detector, "max_side": op.max_side}
+    if op.precision != "fp32":
+        out["precision"] = op.precision
     if op.detector == "craft":
         out["scale"] = "craft" + ("" if op.max_side is None else f" at max_side {op.max_side} (not Data-Juicer's native frames)")
+        if op.precision != "fp32":
+            out["scale"] += f" in {op.precision} (not Data-Juicer's fp32: boxes and ratios differ slightly)"
     elif op.detector == "cascade":
         calibration = load_calibration(op.calibration)
         out.update(scale=f"craft's decisions: ppocr mapped by {op.calibration} where it settles a video, CRAFT's "
                          "own ratios where it does not (see decided_by per video)",
                    calibration=op.calibration, calibration_fingerprint=calibration.fingerprint,
                    cascade_held_out=calibration.report.get("cascade_held_out", {}).get("agreement"))
+        if op.precision != "fp32":
+            out["scale"] += f"; CRAFT in {op.precision}, not Data-Juicer's fp32"
     elif op.calibration is None:
         out["scale"] = f"{op.detector}'s own (uncalibrated: thresholds tuned for CRAFT do not carry over)"
     else:
@@ -170,8 +168,8 @@ class Collector:
         settings = semantic_settings(config)
         with self._io():
             if config.sharded:
-                self.output: SingleFiles | Sharded = Sharded(config.export_dir, config.export_type, config.export_shard_size,
-                                                             settings, restart, kinds, kept=config.kept_shards)
+                self.output: OutputStore = Sharded(config.export_dir, config.export_type, config.export_shard_size,
+                                                   settings, restart, kinds, kept=config.kept_shards)
             else:
                 self.output = SingleFiles(config.export_dir, config.kept_file, settings, restart, kinds)
         if self.output.retried:
@@ -232,8 +230,10 @@ class Collector:
 
     def add_shards(self, entry: ShardEntry) -> None:
         """Commit shards a worker wrote (Ray): their samples are done."""
+        if not isinstance(self.output, Sharded):  # workers write shards only when the outputs are sharded
+            raise TypeError(f"shards were committed to {self.config.export_dir}, whose outputs are single files")
         with self._io():
-            self.output.add_entry(entry)  # type: ignore[union-attr]
+            self.output.add_entry(entry)
 
     def commit(self) -> None:
         with self._io():
@@ -284,7 +284,8 @@ class Collector:
             write_segments(self.output.records("stats"), self.config.export_dir / "segments.jsonl")
         outputs: ShardedOutputs | DataJuicerOutputs | None = None
         if self.config.export_file is not None and not self.config.sharded:
-            outputs = dj_style_outputs(self.config)
+            stats = write_dj_layout(self.config.export_file, self.config.kept_file, self.config.keep_stats_in_res_ds)
+            outputs = DataJuicerOutputs(kept=str(self.config.export_file), stats=str(stats))
         elif totals.files:
             outputs = ShardedOutputs(**totals.files)
         summary = RunSummary(
@@ -332,56 +333,6 @@ def _check_finished(config: RunConfig) -> None:
         except (OSError, ValueError, KeyError, TypeError):
             raise ConfigError(f"{export_dir}'s journal says the run finished, but {path} is missing or damaged: "
                               "restore it, or pass --restart to judge the dataset again") from None
-
-
-def write_segments(stats: Iterator[dict], path: Path) -> None:
-    """``segments.jsonl``: per video judged in pieces, the time ranges that
-    can be kept (adjacent kept pieces merged), ready to cut with FFmpeg or a
-    Data-Juicer split mapper."""
-    with replacing(path, path.with_name(path.name + ".part")) as tmp, open(tmp, "w", encoding="utf-8") as out:
-        for record in stats:
-            for video in record["videos"]:
-                if "pieces" in video:
-                    spans = [(p["start"], p["end"], p["keep"]) for p in video["pieces"]]
-                    out.write(dumps({"index": record["index"], "video": video["video"],
-                                     "segments": merge_kept(spans)}) + "\n")
-
-
-def dj_style_outputs(config: RunConfig) -> DataJuicerOutputs:
-    """What Data-Juicer writes for an export_path naming a file: the kept
-    samples' stats in ``<stem>_stats.jsonl`` (one ``{"__dj__stats__": ...}``
-    per kept sample, in order), the stats left in the kept samples only with
-    ``keep_stats_in_res_ds``, and a ``.parquet`` export_path as Parquet."""
-    file = config.export_file
-    assert file is not None
-    kept = config.kept_file
-    stats_path = file.with_name(f"{file.stem}_stats.jsonl")
-    with replacing(kept, kept.with_name(kept.name + ".dj")) as stripped, open(kept, encoding="utf-8") as src, \
-            open(stats_path, "w", encoding="utf-8") as stats, open(stripped, "w", encoding="utf-8") as out:
-        for line in src:
-            sample = json.loads(line)
-            stats.write(dumps({STATS_FIELD: sample.get(STATS_FIELD, {})}) + "\n")
-            if not config.keep_stats_in_res_ds:
-                sample.pop(STATS_FIELD, None)
-            out.write(dumps(sample) + "\n")
-    if file.suffix == ".parquet":
-        # typed by the shards' rule (data/parquet.py): a field that is 1 in one
-        # row and "x" in another must not fail the run after all detection
-        write_records(file, lambda: _chunks(kept))
-        kept.unlink()
-    return DataJuicerOutputs(kept=str(file), stats=str(stats_path))
-
-
-def _chunks(path: Path, rows: int = PARQUET_CHUNK_ROWS) -> Iterator[list[dict]]:
-    chunk: list[dict] = []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            chunk.append(json.loads(line))
-            if len(chunk) == rows:
-                yield chunk
-                chunk = []
-    if chunk:
-        yield chunk
 
 
 def video_sources(stats: Iterator[dict]) -> dict:

@@ -19,16 +19,16 @@ from typing import Iterator
 
 from ..config import OcrFilter
 from ..data.atomic import replacing
+from ..data.dj_files import write_segments
 from ..data.export import dumps, output_paths, read_jsonl
 from ..data.journal import JOURNAL, read_settings, replace_settings
 from ..data.lock import FolderLock
 from ..data.shards import MANIFEST
 from ..errors import ConfigError
-from ..filter import keep_with_verdicts, kinds_within
+from ..filter import in_range, keep_with_verdicts, kinds_within
 from ..kind_rules import KINDS
 from ..report.summary import Counts, Redecision, RunSummary
 from ..video.pieces import video_decision
-from .collector import write_segments
 
 
 def redecide(export_dir: Path, min_ratio: float | None, max_ratio: float | None, any_or_all: str | None,
@@ -225,7 +225,8 @@ def redecide_pieces(video: dict, op: dict) -> bool | None:
     if "pieces" not in video:
         return None
     for piece in video["pieces"]:
-        piece["keep"] = (op["min_area_ratio"] <= piece["ratio"] <= op["max_area_ratio"]) != op.get("reversed_range", False)
+        piece["keep"] = in_range(piece["ratio"], op["min_area_ratio"], op["max_area_ratio"],
+                                 op.get("reversed_range", False))
     _, keep = video_decision([p["ratio"] for p in video["pieces"]], [p["keep"] for p in video["pieces"]],
                              op.get("segment_aggregate", "mean"))
     if keep is not None:

@@ -37,7 +37,7 @@ from ..data.dataset import Row
 from ..detect import registry
 from ..detect.area import Detections, frame_text_ratio, largest_box_share, polygons
 from ..errors import ConfigError, ErrorKind, Failure, SystemicFailure, VideoError
-from ..filter import video_ratio
+from ..filter import in_range, video_ratio
 from ..outcome import SampleOutcome, VideoStats
 from ..resources.planner import Replica
 from ..video.frames import Limits, SampledVideo
@@ -615,7 +615,7 @@ class SampleAssembly:
         op = self.op
         spans = []
         for piece, stats in zip(video.pieces or [], judged):
-            keep = (op.min_area_ratio <= stats.ratio <= op.max_area_ratio) != op.reversed_range
+            keep = in_range(stats.ratio, op.min_area_ratio, op.max_area_ratio, op.reversed_range)
             spans.append({**piece.to_json(), "ratio": stats.ratio, "keep": keep})
         ratio, keep = video_decision([s["ratio"] for s in spans], [s["keep"] for s in spans], op.segment_aggregate)
         cut = next((p for p in video.pieces or [] if video.parts[p.index].cut is not None), None)

@@ -50,7 +50,8 @@ def pass_op(config: RunConfig, name: str) -> OcrFilter:
     detector at the run's ``max_side``; no thresholds, calibration or boxes."""
     op = config.filter
     return op.model_copy(update={
-        "detector": name, "max_side": op.max_side if name == FAST else None, "calibration": None,
+        # CRAFT's pass is the reference: Data-Juicer's fp32 whatever the run's precision
+        "detector": name, "max_side": op.max_side if name == FAST else None, "calibration": None, "precision": "fp32",
         "min_area_ratio": 0.0, "max_area_ratio": 1.0, "any_or_all": "any", "reversed_range": False,
         "save_boxes": False, **{key: OcrFilter.model_fields[key].get_default(call_default_factory=True)
                                 for key in KIND_KEYS},

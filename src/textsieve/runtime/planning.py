@@ -23,7 +23,11 @@ def model_specs(config: RunConfig) -> tuple[ModelSpec, ...]:
     costs = [describe(name).declared_cost.gpu_bytes for name in names]
     specs = []
     for name, cost in zip(names, costs):
-        params = {"weights_dir": config.weights_dir} if name == "craft" and config.weights_dir else {}
+        params: dict = {}
+        if name == "craft":
+            # fp32 adds no key: the model's registry key stays what it was before precision existed
+            params = {**({"weights_dir": config.weights_dir} if config.weights_dir else {}),
+                      **({"precision": config.filter.precision} if config.filter.precision != "fp32" else {})}
         share = cost / sum(costs) if sum(costs) else 1 / len(names)
         specs.append(ModelSpec(name, tuple(sorted(params.items())), share, describe(name).provider))
     return tuple(specs)

@@ -16,35 +16,27 @@ compressed or Arrow files, chunks of a video folder. Counting a split's rows
 is cheap and parallel; a split's first index is the count of the splits
 before it; reading a split yields its rows with their indices. Nothing held
 is proportional to the dataset, only to the number of splits.
+
+Each format's reader (how its files are cut, counted and read) is in
+:mod:`textsieve.data.formats`, looked up by a split's kind.
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import json
-import math
 import os
-import re
 import posixpath
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import Iterator
 
 from ..errors import ConfigError
+# Split, filesystem, is_url and row_defect are imported from here by the rest of the package too
+from .formats import VIDEO_SUFFIXES, Split, VideoFolder, filesystem, format_of, is_url, reader, row_defect
 from .row import Row
-from .strict_json import dumps, finite
 
 SPLIT_BYTES = 64 << 20
-VIDEOS_PER_SPLIT = 10_000
 DATA_SUFFIXES = (".jsonl", ".json", ".jsonl.gz", ".json.gz", ".parquet", ".arrow")
-# WebDataset-style archives, read in place (uncompressed tar; zip, its members stored or deflated)
-ARCHIVE_SUFFIXES = (".tar", ".zip")
-VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".gif", ".m4v", ".ts", ".flv", ".wmv", ".mpg", ".mpeg")
-
-
-def is_url(path: str) -> bool:
-    return "://" in path
 
 
 def join(base: str, path: str) -> str:
@@ -58,34 +50,6 @@ def join(base: str, path: str) -> str:
     return os.path.normpath(os.path.join(base, os.path.expanduser(path)))
 
 
-def filesystem(path: str):
-    """The fsspec file system of a URL (and the path within it)."""
-    import fsspec
-
-    return fsspec.core.url_to_fs(path)
-
-
-def open_binary(path: str) -> IO[bytes]:
-    """A local file or a URL, for reading (ranged reads where the store allows)."""
-    if is_url(path):
-        fs, inner = filesystem(path)
-        return fs.open(inner, "rb")
-    return open(path, "rb")
-
-
-@dataclass(frozen=True)
-class Split:
-    """A piece of the dataset that can be counted and read alone."""
-
-    path: str  # the file (or, for a video folder, the folder)
-    kind: str  # jsonl | jsonl.gz | json-array | parquet | arrow | videos
-    start: int = 0  # byte offset (jsonl), row group (parquet), first video (videos)
-    stop: int = 0  # end byte (jsonl), row group + 1 (parquet), last video + 1 (videos)
-    videos: tuple[str, ...] = ()  # the split's video files (videos)
-    weight: float = 1.0  # of a weighted dataset_path: the share of its rows taken
-    part: int = 0  # which dataset of a mixture it belongs to (seeds the draw)
-
-
 @dataclass(frozen=True)
 class Dataset:
     """A resolved dataset path: its splits and the folder relative video paths start from."""
@@ -96,19 +60,8 @@ class Dataset:
 
 
 def _kind(name: str) -> str | None:
-    # of a URL, the path decides, not a query (a presigned URL's signature)
-    lower = (name.split("?", 1)[0] if is_url(name) else name).lower()
-    if lower.endswith((".jsonl.gz", ".json.gz")):
-        return "jsonl.gz"
-    if lower.endswith((".jsonl", ".json")):
-        return "jsonl"
-    if lower.endswith(".parquet"):
-        return "parquet"
-    if lower.endswith(".arrow"):
-        return "arrow"
-    if lower.endswith(ARCHIVE_SUFFIXES):
-        return lower.rsplit(".", 1)[1]
-    return None
+    found = format_of(name)
+    return found.kind if found else None
 
 
 def _listing(path: str) -> tuple[list[str], bool]:
@@ -139,13 +92,6 @@ def _listing(path: str) -> tuple[list[str], bool]:
     if os.path.isfile(expanded):
         return [expanded], False
     return [], False
-
-
-def _size(path: str) -> int:
-    if is_url(path):
-        fs, inner = filesystem(path)
-        return int(fs.size(inner) or 0)
-    return os.path.getsize(path)
 
 
 def _weighted(tokens: list[str]) -> bool:
@@ -227,10 +173,7 @@ def _resolve_one(path: str, split_bytes: int) -> Dataset:
         if not videos:
             raise ConfigError(f"dataset {path} is a folder with neither dataset files ({', '.join(DATA_SUFFIXES)}) "
                               f"nor videos ({', '.join(VIDEO_SUFFIXES)})")
-        splits = tuple(Split(path, "videos", i, min(len(videos), i + VIDEOS_PER_SPLIT),
-                             tuple(videos[i:i + VIDEOS_PER_SPLIT]))
-                       for i in range(0, len(videos), VIDEOS_PER_SPLIT))
-        return Dataset(path, path, splits)
+        return Dataset(path, path, tuple(VideoFolder.folder_splits(path, videos)))
     if not data:
         raise ConfigError(f"dataset {path}: use JSON lines (.jsonl, .json, optionally .gz), Parquet (.parquet), "
                           "a WebDataset archive (.tar, .zip), "
@@ -238,16 +181,8 @@ def _resolve_one(path: str, split_bytes: int) -> Dataset:
     splits: list[Split] = []
     for file in data:
         kind = _kind(file)
-        if kind == "parquet":
-            splits += [Split(file, "parquet", g, g + 1) for g in range(_row_groups(file))]
-        elif kind == "jsonl":
-            if _first_byte(file) == b"[":
-                splits.append(Split(file, "json-array"))
-                continue
-            size = _size(file)
-            splits += [Split(file, "jsonl", s, min(size, s + split_bytes)) for s in range(0, max(size, 1), split_bytes)]
-        else:
-            splits.append(Split(file, kind))
+        assert kind is not None  # data holds the files that have one
+        splits += reader(kind).splits(file, split_bytes)
     base = path if folder else _parent(data[0])
     return Dataset(path, base, tuple(splits))
 
@@ -259,62 +194,11 @@ def _parent(path: str) -> str:
     return os.path.dirname(os.path.abspath(path))
 
 
-def _first_byte(path: str) -> bytes:
-    with open_binary(path) as f:
-        while True:
-            b = f.read(1)
-            if not b or not b.isspace():
-                return b
-
-
-def _row_groups(path: str) -> int:
-    import pyarrow.parquet as pq
-
-    try:
-        with open_binary(path) as f:
-            return pq.ParquetFile(f).metadata.num_row_groups
-    except ValueError as exc:  # of a glob or folder, name the one file that is broken
-        raise ValueError(f"{path}: {exc}") from None
-
-
 # ---- counting and reading ---------------------------------------------------------
-
-def _jsonl_lines(split: Split) -> Iterator[bytes]:
-    """The lines that start inside the split's byte range (a line that
-    crosses its start belongs to the split before)."""
-    with open_binary(split.path) as f:
-        if split.start > 0:
-            f.seek(split.start - 1)
-            f.readline()  # the end of the previous split's last line
-        position = f.tell()
-        while position < split.stop or split.stop == split.start == 0:
-            line = f.readline()
-            if not line:
-                return
-            position += len(line)
-            yield line
-
-
-def _lines(split: Split) -> Iterator[bytes]:
-    if split.kind == "jsonl":
-        yield from _jsonl_lines(split)
-    else:  # jsonl.gz: one split per file
-        with open_binary(split.path) as raw, gzip.open(raw, "rb") as f:
-            yield from f
-
 
 def count(split: Split) -> int:
     """How many rows (samples) the split holds."""
-    if split.kind in ("jsonl", "jsonl.gz"):
-        return sum(1 for line in _lines(split) if line.strip())
-    if split.kind == "parquet":
-        import pyarrow.parquet as pq
-
-        with open_binary(split.path) as f:
-            return pq.ParquetFile(f).metadata.row_group(split.start).num_rows
-    if split.kind == "videos":
-        return len(split.videos)
-    return sum(1 for _ in _records(split))
+    return reader(split.kind).count(split)
 
 
 def read(split: Split, first_index: int) -> Iterator[Row]:
@@ -322,7 +206,7 @@ def read(split: Split, first_index: int) -> Iterator[Row]:
     dataset, only the rows drawn). A row that is not a JSON object, or that
     no output could hold (see :func:`row_defect`), comes with an error
     instead of stopping the run."""
-    for row in _read_all(split, first_index):
+    for row in reader(split.kind).rows(split, first_index):
         if selected(split, row.index):
             yield row
 
@@ -334,199 +218,6 @@ def count_selected(split: Split, first_index: int, rows_in_split: int) -> int:
     return sum(selected(split, i) for i in range(first_index, first_index + rows_in_split))
 
 
-def _read_all(split: Split, first_index: int) -> Iterator[Row]:
-    index = first_index
-    if split.kind in ("jsonl", "jsonl.gz"):
-        for line in _lines(split):
-            if not line.strip():
-                continue
-            # named by its index (its row among the non-blank lines), which
-            # every output uses too; a split does not know its line numbers
-            item, problem = _parse(line)
-            if problem is not None:
-                yield Row(index, line_text(line), f"{split.path}: row {index} {problem}")
-            else:
-                yield _row(index, item, split.path, line)
-            index += 1
-        return
-    for item in _records(split):
-        if isinstance(item, _ArchiveDefect):
-            yield Row(index, None, f"{split.path}: row {index}: {item.problem}")
-        else:
-            yield _row(index, item, split.path)
-        index += 1
-
-
-def _parse(line: bytes) -> tuple[Any, str | None]:
-    """A line's value, or what is wrong with it. Every way a line can fail
-    to parse is that row's own: the run goes on."""
-    try:
-        return json.loads(line), None
-    except UnicodeDecodeError as exc:  # before JSONDecodeError: both are ValueErrors
-        return None, (f"is not UTF-8 text (byte {line[exc.start:exc.start + 1]!r} at offset {exc.start}): "
-                      "re-encode the file as UTF-8")
-    except json.JSONDecodeError as exc:
-        return None, f"is not valid JSON: {exc}"
-    except RecursionError:
-        return None, (f"nests deeper than the JSON parser can follow; textsieve takes rows up to {MAX_DEPTH} "
-                      "levels deep: flatten the row")
-    except ValueError as exc:  # e.g. an integer of more than 4300 digits
-        return None, f"cannot be read as JSON: {exc}"
-
-
-def line_text(line: bytes) -> str:
-    """A line that cannot be a sample, as text for its error record: the
-    line itself, an undecodable byte as U+FFFD."""
-    return line.decode("utf-8", "replace").rstrip("\n")
-
-
-def _records(split: Split) -> Iterator[Any]:
-    if split.kind == "parquet":
-        import pyarrow.parquet as pq
-
-        with open_binary(split.path) as f:
-            yield from pq.ParquetFile(f).read_row_group(split.start).to_pylist()
-    elif split.kind == "arrow":
-        import pyarrow as pa
-
-        with open_binary(split.path) as f:
-            reader = pa.ipc.open_stream(f)
-            for batch in reader:
-                yield from batch.to_pylist()
-    elif split.kind == "json-array":
-        with open_binary(split.path) as f:
-            try:
-                items = json.load(f)
-            except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError too
-                raise ConfigError(f"dataset {split.path} starts with '[' but is not one JSON array ({exc!r}): "
-                                  "write one sample object per line (JSON lines) or a single array") from None
-        yield from items
-    elif split.kind == "videos":
-        for video in split.videos:
-            yield {"videos": [video]}
-    elif split.kind in ARCHIVE_KINDS:
-        yield from _archive_samples(split.path, split.kind)
-
-
-ARCHIVE_KINDS = tuple(suffix[1:] for suffix in ARCHIVE_SUFFIXES)
-
-
-def member_url(kind: str, archive: str, member: str) -> str:
-    """A member's address, fsspec's chained URL (``tar://000123.mp4::/data/shard-0.tar``):
-    it names the archive and the member, and opening it reads the member's
-    bytes in place, by seeking within the archive, locally or in a store."""
-    return f"{kind}://{member}::{archive if is_url(archive) else os.path.abspath(archive)}"
-
-
-def _archive_samples(archive: str, kind: str) -> Iterator[Any]:
-    """An archive's samples, WebDataset's way: members grouped by key (the
-    member's name up to the first dot of its file name: ``a/000123.mp4`` and
-    ``a/000123.json`` are one sample), in archive order. A sample is its
-    ``.json`` member (an object; anything else is that row's error), with
-    ``text`` from a ``.txt`` member where the JSON has none, and ``videos``
-    the key's video members (by name), which replace a ``videos`` field the
-    JSON may hold; a key without a video member keeps the JSON's own."""
-    import fsspec
-
-    fs = fsspec.filesystem(kind, fo=archive)
-    groups: dict[str, list[str]] = {}
-    for member in fs.find(""):
-        folder, name = posixpath.split(member)
-        key = posixpath.join(folder, name.split(".", 1)[0])
-        groups.setdefault(key, []).append(member)
-    for key, members in groups.items():
-        named = {m[len(key):].lower(): m for m in members}
-        sample: Any = {}
-        if ".json" in named:
-            parsed, problem = _parse(fs.cat(named[".json"]))
-            if problem is not None:
-                yield _ArchiveDefect(f"{named['.json']} {problem}")
-                continue
-            sample = parsed
-        if isinstance(sample, dict):
-            if ".txt" in named and "text" not in sample:
-                sample = {**sample, "text": fs.cat(named[".txt"]).decode("utf-8", "replace")}
-            videos = sorted(m for m in members if m.lower().endswith(VIDEO_SUFFIXES))
-            if videos:
-                sample = {**sample, "videos": [member_url(kind, archive, m) for m in videos]}
-        yield sample
-
-
-@dataclass(frozen=True)
-class _ArchiveDefect:
-    """A member that cannot be a sample: its row's error, as a bad line is."""
-
-    problem: str
-
-
-# Deeper rows are refused (their own error record): pickling a row to a
-# worker and writing it recurse once per level, and past Python's recursion
-# limit (1000 frames, the caller's included) either would stop the run.
-# 256 leaves that margin; a real sample is a few levels deep.
-MAX_DEPTH = 256
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _row(index: int, item: Any, path: str, line: bytes | None = None) -> Row:
-    where = f"{path}: row {index}"
-    defect, nonfinite = row_defect(item)
-    if defect is not None:
-        return Row(index, _as_text(item) if line is None else line_text(line), f"{where}: {defect}")
-    if nonfinite:
-        item = finite(item)
-    if not isinstance(item, dict):
-        return Row(index, item, f"{where} is a {type(item).__name__}, not a JSON object: write one object per sample")
-    return Row(index, item)
-
-
-def row_defect(item: Any) -> tuple[str | None, bool]:
-    """What makes a row unwritable, if anything (nesting past
-    :data:`MAX_DEPTH`, a lone surrogate in a string or key, which is half a
-    UTF-16 pair and has no UTF-8 form), and whether it holds a non-finite
-    float (NaN, Infinity: written as null, JSON has no such number). One
-    walk without recursion, so that a deep row cannot stop it."""
-    nonfinite = False
-    stack: list[tuple[Any, int, str]] = [(item, 1, "")]
-    while stack:
-        value, depth, field = stack.pop()
-        if isinstance(value, str):
-            if not value.isascii() and _SURROGATE.search(value):
-                return _surrogate(field, value), nonfinite
-        elif isinstance(value, float):
-            nonfinite = nonfinite or not math.isfinite(value)
-        elif isinstance(value, (dict, list)):
-            if depth > MAX_DEPTH:
-                return (f"{_what(field)} nests more than {MAX_DEPTH} levels deep, the most textsieve takes: "
-                        "flatten it, or store it as a JSON string"), nonfinite
-            children = value.items() if isinstance(value, dict) else enumerate(value)
-            for key, child in children:
-                if isinstance(key, str) and not key.isascii() and _SURROGATE.search(key):
-                    return _surrogate(field, key), nonfinite
-                # messages name the top-level field: the one a user knows
-                stack.append((child, depth + 1, field or (key if isinstance(key, str) else f"[{key}]")))
-    return None, nonfinite
-
-
-def _what(field: str) -> str:
-    return f"field {field!r}" if field else "the row"
-
-
-def _surrogate(field: str, text: str) -> str:
-    at = _SURROGATE.search(text)
-    assert at is not None
-    return (f"{_what(field)} holds a lone surrogate ({at.group()!a} at character {at.start()}), which is half "
-            "of a UTF-16 pair and cannot be written as UTF-8: fix the text where the row was made")
-
-
-def _as_text(item: Any) -> Any:
-    """A defective row from a source without lines (Parquet, a JSON array)
-    as ASCII JSON text for its error record, where that can be made."""
-    try:
-        return dumps(item, ascii=True)
-    except RecursionError:
-        return None
-
-
 def rows(dataset: Dataset) -> Iterator[Row]:
     """Every row in order, numbered: the sequential reader (serial, local).
     Rows are numbered over all rows of a mixture, drawn or not, so that a
@@ -534,7 +225,7 @@ def rows(dataset: Dataset) -> Iterator[Row]:
     first = 0
     for split in dataset.splits:
         last = first - 1
-        for row in _read_all(split, first):
+        for row in reader(split.kind).rows(split, first):
             last = row.index
             if selected(split, row.index):
                 yield row

@@ -79,10 +79,11 @@ def ratios(export: Path) -> dict[str, dict]:
 
 
 def agreement(got: dict[str, dict], craft: dict[str, dict], t: float) -> tuple[int, int, list[str]]:
+    """Of the videos both judged: how many got CRAFT's decision at ``t``, of how many; the others named."""
     both = [k for k in craft if k in got]
     wrong = [f"{k} (CRAFT {craft[k]['ratio']:.4f}, got {got[k]['ratio']:.4f})" for k in both
              if (got[k]["ratio"] <= t) != (craft[k]["ratio"] <= t)]
-    return len(both) - len(wrong), len(craft), wrong
+    return len(both) - len(wrong), len(both), wrong
 
 
 def bench_folder(folder: Path, others: list[Path], work: Path, venv: Path | None, env: dict) -> dict:
@@ -140,6 +141,8 @@ def report(results: list[dict], argv: list[str]) -> None:
             agree = " / ".join(f"{a}/{of}" for a, of, _ in (agreement(run["ratios"], craft, t) for t in ts))
             if "threshold" in run:
                 agree = f"at {run['threshold']:g}: {agree}"
+            if len(run["ratios"]) < r["videos"]:  # Data-Juicer's skip_op_error drops a sample it cannot read
+                agree += f" ({r['videos'] - len(run['ratios'])} not judged)"
             sent = [v["decided_by"] == "craft" for v in run["ratios"].values()]
             share = f"{100 * sum(sent) / len(sent):.0f}%" if "cascade" in name and sent else "-"
             speed = f"{dj / run['wall']:.1f}x" if dj else "-"
@@ -156,7 +159,9 @@ def report(results: list[dict], argv: list[str]) -> None:
         dj = r["runs"].get("Data-Juicer (np 1)")
         if dj:
             diffs = [abs(dj["ratios"][k]["ratio"] - craft[k]["ratio"]) for k in craft if k in dj["ratios"]]
-            print(f"- {r['folder']}: Data-Juicer judged {len(dj['ratios'])}/{r['videos']}; largest |DJ - craft| "
+            absent = sorted(set(craft) - set(dj["ratios"]))
+            print(f"- {r['folder']}: Data-Juicer judged {len(dj['ratios'])}/{r['videos']}"
+                  f"{f' (dropped without a record: {absent})' if absent else ''}; largest |DJ - craft| "
                   f"{max(diffs, default=float('nan')):.1e}")
         bf = r["runs"]["craft bf16"]["ratios"]
         d = {k: abs(bf[k]["ratio"] - craft[k]["ratio"]) for k in craft if k in bf}

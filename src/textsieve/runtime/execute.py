@@ -6,6 +6,7 @@ from __future__ import annotations
 from rich.console import Console
 
 from ..config import RunConfig
+from ..detect.craft import check_precision
 from ..report.plan_table import render_plan
 from ..report.summary import RunSummary
 from .lifecycle import Executor, RunSetup
@@ -31,6 +32,9 @@ def execute(config: RunConfig, restart: bool = False, retry_errors: bool = False
     render_plan(inventory, plan, console)
     if not plan.ok:
         return None
+    if config.filter.detector != "ppocr":
+        for replica in plan.replicas:  # before any work: a Ray node's replicas are checked as their models load
+            check_precision(replica.device, config.filter.precision)
     setup = RunSetup.resolve(config, plan, calibration, restart, retry_errors)
     executor: Executor = SerialExecutor(setup) if config.executor == "serial" else LocalExecutor(setup)
     return executor.run()

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from PIL import Image, ImageDraw, ImageFont
 
 from textsieve.detect.area import Detections, frame_text_ratio, polygons
-from textsieve.filter import video_ratio
+from textsieve.judging import video_ratio
 from textsieve.kind_frames import detect_kind_frames
 from textsieve.kinds import (
     KINDS,

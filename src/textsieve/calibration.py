@@ -23,10 +23,10 @@ from typing import Literal, Sequence
 
 import numpy as np
 
-from .cascade import MARGIN_GRID, Margins, conformal_quantile, fit_margins, route
+from .judging import MARGIN_GRID, Margins, conformal_quantile, fit_margins, route
 from .data.export import write_json_atomic
 from .errors import ConfigError
-from .filter import in_range, video_ratio
+from .judging import in_range, video_ratio
 
 FORMAT = "textsieve-calibration/1"
 # what a calibration was fitted with that changes the ratios it maps: a run

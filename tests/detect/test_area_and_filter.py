@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from textsieve.detect.area import Detections, dj_text_area, frame_text_ratio, triangle_area, union_text_area
-from textsieve.filter import keep_sample, video_ratio, with_stats
+from textsieve.judging import keep_sample, video_ratio, with_stats
 
 
 def test_rectangles_sum():

@@ -23,7 +23,7 @@ from textsieve.cli import main
 from textsieve.data.export import ExportWriter
 from textsieve.data.journal import Journal
 from textsieve.errors import VideoError
-from textsieve.filter import keep_sample, keep_with_verdicts
+from textsieve.judging import keep_sample, keep_with_verdicts
 from textsieve.kind_rules import KINDS
 from textsieve.outcome import SampleOutcome, VideoStats
 from textsieve.report.gallery import BOX_COLOR, render_card, shown_frames

@@ -13,7 +13,7 @@ import jsonschema
 import pytest
 
 from textsieve.calibration import Calibration, save_calibration
-from textsieve.cascade import Margins
+from textsieve.judging import Margins
 from textsieve.cli import main
 from textsieve.data.export import iter_records
 from textsieve.errors import ConfigError

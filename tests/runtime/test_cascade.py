@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from textsieve.calibration import Calibration, VideoPair, calibrate, load_calibration, save_calibration
-from textsieve.cascade import FRAME_FILLING_BOX, Margins, conformal_quantile, fit_margins, route, wrong_side_scores
+from textsieve.judging import FRAME_FILLING_BOX, Margins, conformal_quantile, fit_margins, route, wrong_side_scores
 from textsieve.cli import main
 from textsieve.config import OcrFilter
 from textsieve.data.dataset import Row

@@ -195,7 +195,7 @@ def cascade_calibration(tmp_path_factory) -> Path:
     """An identity map whose margin sends the videos with ppocr ratios in
     [0, 0.15] to CRAFT at max 0.05: here three of the four videos."""
     from textsieve.calibration import Calibration, save_calibration
-    from textsieve.cascade import Margins
+    from textsieve.judging import Margins
 
     calibration = Calibration("ppocr", None, (0.0, 1.0), (0.0, 1.0), margins=Margins((0.05,), (0.1,), 0.99))
     return save_calibration(calibration, tmp_path_factory.mktemp("cascade") / "cal.json")

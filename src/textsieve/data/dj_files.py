@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Iterator
 
-from ..filter import STATS_FIELD
+from ..judging import STATS_FIELD
 from ..video.pieces import merge_kept
 from .atomic import replacing
 from .export import dumps

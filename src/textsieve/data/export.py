@@ -19,7 +19,7 @@ from collections import Counter
 from pathlib import Path
 from typing import IO, Any, Iterator
 
-from ..filter import with_stats
+from ..judging import with_stats
 from ..outcome import SampleOutcome
 from .atomic import replacing, write_atomic
 from .shards import MANIFEST, read_manifest, read_shard

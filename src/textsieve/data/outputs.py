@@ -151,11 +151,13 @@ class SingleFiles:
 
 class Sharded:
     """Shards and their manifest (data/shards.py). A partial shard is
-    flushed every ``flush_every_s`` too, so that a crash costs at most that
+    flushed every ``FLUSH_EVERY_S`` too, so that a crash costs at most that
     much work; ``add_entry`` commits shards other processes wrote (Ray)."""
 
+    FLUSH_EVERY_S = 60.0
+
     def __init__(self, export_dir: Path, fmt: str, shard_bytes: int, settings: dict, restart: bool,
-                 retry_kinds: frozenset[str] | None, flush_every_s: float = 60.0, kept: str = "kept"):
+                 retry_kinds: frozenset[str] | None, kept: str = "kept"):
         self.manifest = Manifest(export_dir, settings, restart=restart, kept=kept)
         self.retried: set[int] = set()
         resumed = self.done_count
@@ -164,7 +166,6 @@ class Sharded:
         self.complete = self.manifest.complete
         self.resumed = resumed
         self.writer = ShardWriter(export_dir, fmt, shard_bytes, kept=kept)
-        self.flush_every_s = flush_every_s
         self._flushed = time.monotonic()
 
     @property
@@ -188,7 +189,7 @@ class Sharded:
         self._flushed = time.monotonic()
 
     def commit(self) -> None:
-        if time.monotonic() - self._flushed >= self.flush_every_s:
+        if time.monotonic() - self._flushed >= self.FLUSH_EVERY_S:
             self.flush()
 
     def flush(self) -> None:

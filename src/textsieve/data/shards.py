@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..errors import ConfigError
-from ..filter import with_stats
+from ..judging import with_stats
 from ..outcome import SampleOutcome
 from .atomic import replacing
 from .parquet import arrow_table, common_schema, conform, replace_file, shape, warn_mixed

@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import ConfigError
-# Split, filesystem, is_url and row_defect are imported from here by the rest of the package too
-from .formats import VIDEO_SUFFIXES, Split, VideoFolder, filesystem, format_of, is_url, reader, row_defect
+# Split, filesystem and is_url are imported from here by the rest of the package too
+from .formats import VIDEO_SUFFIXES, Split, VideoFolder, filesystem, format_of, is_url, reader
 from .row import Row
 
 SPLIT_BYTES = 64 << 20

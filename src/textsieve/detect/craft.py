@@ -155,7 +155,6 @@ class CraftDetector:
         check_precision(self.device, precision)
         if precision != "fp32":
             reader.detector = _autocast(reader.detector, self.device, precision)
-        self.precision = precision
         reader.device = self.device
         self._reader = reader
         self.params = params

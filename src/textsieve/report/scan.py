@@ -21,7 +21,7 @@ from ..data.export import iter_records, part_of
 from ..data.journal import JOURNAL, read_settings
 from ..data.shards import MANIFEST, read_manifest
 from ..errors import ConfigError
-from ..filter import in_range, kinds_within
+from ..judging import in_range, kinds_within
 from ..kind_rules import KINDS
 from .summary import RunSummary
 
@@ -86,7 +86,7 @@ class Scan:
 
     def kept_at(self, max_ratios: np.ndarray) -> np.ndarray:
         """Samples kept at each max_area_ratio, at the recipe's min, any/all
-        and reversed_range: the rule of :func:`textsieve.filter.keep_sample`."""
+        and reversed_range: the rule of :func:`textsieve.judging.keep_sample`."""
         inside = np.searchsorted(self.keep_keys, max_ratios, side="right")
         if not self.thresholds.reversed_range:
             return inside

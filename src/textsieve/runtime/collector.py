@@ -139,8 +139,11 @@ class Collector:
     """Use as a context manager: a run that ends by an exception commits what
     it can and releases the folder, so the same command resumes."""
 
+    # the journal is committed at most this often: each commit fsyncs
+    COMMIT_EVERY_S = 2.0
+
     def __init__(self, config: RunConfig, plan: Plan | None, executor: str, restart: bool = False,
-                 retry_errors: bool = False, commit_every_s: float = 2.0, gpu_query=None, total: int | None = None):
+                 retry_errors: bool = False, total: int | None = None):
         self.config, self.plan, self.executor = config, plan, executor
         # counted first: a dataset that cannot be read in full is refused before anything is written
         self.total = total if total is not None else count_rows(config.dataset)
@@ -155,11 +158,10 @@ class Collector:
         # GPUs are watched where this process runs; a cluster run's nodes report their own
         gpus = plan.gpus if plan is not None else []
         reserves = {g.index: g.reserve for g in gpus}
-        query = gpu_query if gpu_query is not None else (nvml_query if gpus and not config.simulate_gpus else None)
+        query = nvml_query if gpus and not config.simulate_gpus else None
         self.monitor = ResourceMonitor(query, reserves).start()
         self.progress = Progress(self.total, self.output.done_count, self.monitor)
         self._last_commit = time.monotonic()
-        self.commit_every_s = commit_every_s
         self._closed = False
 
     def _open(self, restart: bool, retry_errors: bool) -> None:
@@ -220,7 +222,7 @@ class Collector:
         with self._io():
             self.output.write(outcome)
         self.counted(outcome)
-        if time.monotonic() - self._last_commit >= self.commit_every_s:
+        if time.monotonic() - self._last_commit >= self.COMMIT_EVERY_S:
             self.commit()
 
     def counted(self, outcome: SampleOutcome) -> None:

@@ -25,7 +25,7 @@ from ..data.journal import JOURNAL, read_settings, replace_settings
 from ..data.lock import FolderLock
 from ..data.shards import MANIFEST
 from ..errors import ConfigError
-from ..filter import in_range, keep_with_verdicts, kinds_within
+from ..judging import in_range, keep_with_verdicts, kinds_within
 from ..kind_rules import KINDS
 from ..report.summary import Counts, Redecision, RunSummary
 from ..video.pieces import video_decision

@@ -31,13 +31,13 @@ from typing import Any, Callable, Sequence, TypeVar
 import numpy as np
 
 from ..calibration import Calibration
-from ..cascade import route
+from ..judging import route
 from ..config import OcrFilter
 from ..data.dataset import Row
 from ..detect import registry
 from ..detect.area import Detections, frame_text_ratio, largest_box_share, polygons
 from ..errors import ConfigError, ErrorKind, Failure, SystemicFailure, VideoError
-from ..filter import in_range, video_ratio
+from ..judging import in_range, video_ratio
 from ..outcome import SampleOutcome, VideoStats
 from ..resources.planner import Replica
 from ..video.frames import Limits, SampledVideo
@@ -363,7 +363,7 @@ class SampleAssembly:
 
     Under ``detector: cascade`` a video's frames go to the fast detector
     first; its verdict (mapped onto CRAFT's scale by the calibration) stands
-    unless :func:`textsieve.cascade.route` sends the video to CRAFT, which
+    unless :func:`textsieve.judging.route` sends the video to CRAFT, which
     re-judges the same frames.
 
     With ``segment_s`` a video is first probed for its duration, then cut

@@ -18,7 +18,7 @@ from ..config import OcrFilter
 from ..detect.area import Detections
 from ..data.sources import is_url
 from ..errors import ConfigError, ErrorKind, SystemicFailure, VideoError, store_failure
-from ..filter import video_ratio
+from ..judging import video_ratio
 from ..kind_frames import KindFrames, detect_kind_frames
 from ..kinds import KINDS, classify_video, transfer_kinds
 from ..outcome import VideoStats

@@ -10,7 +10,7 @@ from ..config import OcrFilter, RunConfig
 from ..data.dataset import Row, video_paths, with_absolute_videos
 from ..data.sources import is_url
 from ..errors import ErrorKind, Failure, VideoError, store_failure
-from ..filter import STATS_FIELD, keep_with_verdicts, kinds_within
+from ..judging import STATS_FIELD, keep_with_verdicts, kinds_within
 from ..outcome import SampleOutcome, VideoStats
 from ..video.frames import Limits, SampledVideo, probe_video, sample_video
 from ..video.pieces import Piece

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Literal, Sequence
 
-from ..filter import video_ratio
+from ..judging import video_ratio
 
 SegmentAggregate = Literal["mean", "any", "all"]
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from fractions import Fraction
 from pathlib import Path
 
@@ -70,6 +71,14 @@ def ray_local():
     if not ray.is_initialized():
         ray.init(**RAY_LOCAL)
     return ray
+
+
+@pytest.fixture
+def ray_env(ray_local) -> dict[str, str]:
+    """The environment for a CLI subprocess that joins the session's Ray instance, as a
+    user's command joins a running cluster (RAY_ADDRESS): starting a Ray instance of its
+    own costs each such run 5-15 s on 2 cores. Tests of the start itself do not use it."""
+    return {**os.environ, "RAY_ADDRESS": ray_local.get_runtime_context().gcs_address}
 
 
 

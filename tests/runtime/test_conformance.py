@@ -89,68 +89,62 @@ class TestConformance:
         assert result["counts"] == {"input": 9, "kept": 3, "dropped": 3, "error": 3, "adds_up": True}
         assert result["executor"] == executor and result["resources"]["peak_host_rss_bytes"] > 0
 
-    def test_out_of_memory_backs_off_and_leaves_no_trace(self, executor, cluster, dataset, undisturbed, tmp_path,
-                                                          monkeypatch):
-        assert run_in_process(monkeypatch, dataset, tmp_path / "out", executor, {"oom_calls": [1]}) == 0
-        assert outputs(tmp_path / "out") == undisturbed
-        assert summary(tmp_path / "out")["detector"]["oom_backoffs"] >= 1  # it fired
-
-    def test_a_detector_exception_on_one_video_fails_that_sample_only(self, executor, cluster, dataset, undisturbed,
-                                                                       tmp_path, monkeypatch):
-        faults = {"detector_error_on": ["v2.mp4"]}
-        assert run_in_process(monkeypatch, dataset, tmp_path / "out", executor, faults) == 0
-        got = outputs(tmp_path / "out")
-        errors = {json.loads(line)["index"]: json.loads(line) for line in got["errors.jsonl"].splitlines()}
-        assert errors[2]["kind"] == "detector_error" and "injected detector error on v2.mp4" in errors[2]["message"]
-        assert without(got, 2) == without(undisturbed, 2)
-
-    def test_a_crashed_replica_is_replaced_and_its_frames_retried(self, executor, cluster, dataset, undisturbed,
-                                                                   tmp_path, monkeypatch):
-        faults = {"crash_replica_calls": [2], "once_dir": str(tmp_path)}
+    def test_transient_faults_leave_no_trace(self, executor, cluster, dataset, undisturbed, tmp_path, monkeypatch):
+        """A simulated out-of-memory (the batch halved), a replica that dies
+        (replaced, its frames retried), a decoder that dies once (replaced,
+        its video retried) and, in serial, a hung detector call (stopped, its
+        frames retried): the outputs are the undisturbed ones. With workers,
+        one run, in a fixed order: the first call runs out of memory and its
+        retry (call 2) kills the replica. Serial is one process: the hang and
+        the out-of-memory in one run, and a crash is the run's own, so the
+        same command resumes it."""
         if executor == "serial":
-            # one process: the crash is the run's; the same command resumes it
-            first = run_cli(dataset, tmp_path / "out", executor, faults)
-            assert first.returncode != 0 and (tmp_path / "replica-crash-2").exists()
-            assert run_cli(dataset, tmp_path / "out", executor, faults).returncode == 0
+            faults = {"hang_replica_calls": [1], "oom_calls": [2], "once_dir": str(tmp_path)}
+            assert run_in_process(monkeypatch, dataset, tmp_path / "in-process", executor, faults,
+                                  "--detect-timeout-s", "5") == 0
+            assert outputs(tmp_path / "in-process") == undisturbed
+            crashes = {"crash_replica_calls": [1], "crash_decode_on": ["v3.mp4"], "once_dir": str(tmp_path)}
+            codes = [run_cli(dataset, tmp_path / "out", executor, crashes).returncode for _ in range(3)]
+            assert codes[0] != 0 and 0 in codes, codes  # a crash stopped it, the same command finished it
+            fired = {"replica-hang-1", "oom-2", "replica-crash-1"}
         else:
+            faults = {"oom_calls": [1], "crash_replica_calls": [2], "crash_decode_on": ["v3.mp4"],
+                      "once_dir": str(tmp_path)}
             assert run_in_process(monkeypatch, dataset, tmp_path / "out", executor, faults) == 0
-            assert (tmp_path / "replica-crash-2").exists()
+            # the replica that backed off died with its counters: the marker files say what fired
             assert summary(tmp_path / "out")["workers"]["restarts"]["replica"] == 1
+            fired = {"oom-1", "replica-crash-2"}
+        assert fired <= {p.name for p in tmp_path.iterdir()}  # every fault fired
+        assert list(tmp_path.glob("decode-crash-*"))
         assert outputs(tmp_path / "out") == undisturbed
 
-    def test_a_crashed_decoder_is_replaced_and_its_video_retried(self, executor, cluster, dataset, undisturbed,
-                                                                  tmp_path, monkeypatch):
-        faults = {"crash_decode_on": ["v3.mp4"], "once_dir": str(tmp_path)}
-        if executor == "serial":
-            assert run_cli(dataset, tmp_path / "out", executor, faults).returncode != 0
-            assert run_cli(dataset, tmp_path / "out", executor, faults).returncode == 0
-        else:
-            assert run_in_process(monkeypatch, dataset, tmp_path / "out", executor, faults) == 0
-        assert list(tmp_path.glob("decode-crash-*"))  # it fired
-        assert outputs(tmp_path / "out") == undisturbed
-
-    def test_a_hung_decoder_is_stopped_and_recorded_as_timeout(self, executor, cluster, dataset, undisturbed,
-                                                                tmp_path, monkeypatch):
+    def test_faults_of_a_sample_are_that_samples_errors(self, executor, cluster, dataset, undisturbed, tmp_path,
+                                                       monkeypatch):
+        """Each time, not once: the detector raising on one video's frames,
+        a decoder hanging on one video (stopped, recorded as a timeout), and
+        (not serial, where it is the run's own process) a decoder dying on one
+        video every time (replaced, tried once more, then `worker_crashed`).
+        Those samples alone are errors; the rest is as undisturbed."""
+        faults = {"detector_error_on": ["v2.mp4"], "hang_decode_on": ["v1.mp4"]}
+        if executor != "serial":
+            faults["crash_decode_on"] = ["v3.mp4"]
         t0 = time.monotonic()
-        code = run_in_process(monkeypatch, dataset, tmp_path / "out", executor, {"hang_decode_on": ["v1.mp4"]},
-                              "--decode-timeout-s", "3")
-        assert code == 0 and time.monotonic() - t0 < 150
+        code = run_in_process(monkeypatch, dataset, tmp_path / "out", executor, faults, "--decode-timeout-s", "3")
+        assert code == 0 and time.monotonic() - t0 < 200
         got = outputs(tmp_path / "out")
         errors = {json.loads(line)["index"]: json.loads(line) for line in got["errors.jsonl"].splitlines()}
-        # v1 alone, and the pair that holds it
-        assert {i: e["kind"] for i, e in errors.items() if e["kind"] == "timeout"} == {1: "timeout", 4: "timeout"}
+        failed = {1: "timeout", 2: "detector_error", 4: "timeout"}  # 4 holds v1 too
+        if executor != "serial":
+            failed[3] = "worker_crashed"
+            assert errors[3]["message"].endswith("v3.mp4: the decode worker died on it twice")
+        assert {i: e["kind"] for i, e in errors.items() if i in failed} == failed
+        assert "injected detector error on v2.mp4" in errors[2]["message"]
         assert errors[1]["message"].endswith("v1.mp4: decoding took over 3 s and was stopped")
-        assert without(without(got, 1), 4) == without(without(undisturbed, 1), 4)  # the rest as undisturbed
+        rest_got, rest_undisturbed = got, undisturbed
+        for index in failed:
+            rest_got, rest_undisturbed = without(rest_got, index), without(rest_undisturbed, index)
+        assert rest_got == rest_undisturbed
         assert summary(tmp_path / "out")["counts"]["adds_up"]
-
-    def test_a_hung_replica_is_stopped_and_its_frames_retried(self, executor, cluster, dataset, undisturbed,
-                                                               tmp_path, monkeypatch):
-        faults = {"hang_replica_calls": [1], "once_dir": str(tmp_path)}
-        t0 = time.monotonic()
-        assert run_in_process(monkeypatch, dataset, tmp_path / "out", executor, faults,
-                              "--detect-timeout-s", "5") == 0
-        assert (tmp_path / "replica-hang-1").exists() and time.monotonic() - t0 < 200
-        assert outputs(tmp_path / "out") == undisturbed
 
     def test_killed_then_resumed_gives_the_undisturbed_outputs(self, executor, dataset, undisturbed, tmp_path):
         """The command a user runs, killed whole (SIGKILL to its process
@@ -172,22 +166,28 @@ class TestConformance:
         assert 0 < done_before < 9 and not (export / "summary.json").exists()
         final = subprocess.run(cmd, capture_output=True, text=True, timeout=400)
         assert final.returncode == 0, final.stderr[-3000:]
+        if executor == "ray":
+            # no address, no declared GPU, as on a laptop: the command started a local Ray instance,
+            # printed the plan first, and ran CPU actors that leave room for decoding
+            assert "Started a local Ray instance" in final.stderr and "Ray node" in final.stderr
+            assert "Ray pool: 1 detector actor(s), 0 GPU" in final.stderr
         assert outputs(export) == undisturbed
         assert summary(export)["resumed_with_done"] == done_before  # those were not judged again
         assert not list(export.glob("*.part"))
 
 
 @pytest.mark.parametrize("executor", ["local", "ray"])
-def test_a_video_that_kills_its_decoder_every_time_is_recorded_and_the_run_goes_on(executor, cluster, dataset,
-                                                                                   undisturbed, tmp_path, monkeypatch):
-    """FFmpeg crashing on a file: the worker is replaced and the video tried
-    once more, then the sample is `worker_crashed` (one process, `serial`
-    dies with it: the same command resumes)."""
-    assert run_in_process(monkeypatch, dataset, tmp_path / "out", executor, {"crash_decode_on": ["v3.mp4"]}) == 0
-    got = outputs(tmp_path / "out")
-    errors = {json.loads(line)["index"]: json.loads(line) for line in got["errors.jsonl"].splitlines()}
-    assert errors[3]["kind"] == "worker_crashed" and errors[3]["message"].endswith("v3.mp4: the decode worker died on it twice")
-    assert without(got, 3) == without(undisturbed, 3)
+def test_a_hung_replica_is_stopped_and_its_frames_retried(executor, cluster, dataset, undisturbed, tmp_path,
+                                                          monkeypatch):
+    """A worker's hung call is stopped by killing its process (serial's, by
+    the timer: in test_transient_faults_leave_no_trace). Apart from the other
+    transient faults: a hang and a crash on the same frames would fail them,
+    as a second loss should."""
+    faults = {"hang_replica_calls": [1], "once_dir": str(tmp_path)}
+    t0 = time.monotonic()
+    assert run_in_process(monkeypatch, dataset, tmp_path / "out", executor, faults, "--detect-timeout-s", "5") == 0
+    assert (tmp_path / "replica-hang-1").exists() and time.monotonic() - t0 < 200
+    assert outputs(tmp_path / "out") == undisturbed
 
 
 @pytest.fixture(scope="module")

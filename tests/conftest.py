@@ -101,9 +101,11 @@ def pytest_collection_modifyitems(items):
         if uses_ray:
             item.add_marker(pytest.mark.ray)
         # pytest-xdist (README: -n 2 --dist loadgroup): a module to one worker, so that its
-        # module fixtures run once; every Ray test to the same worker, so that two Ray
-        # instances (each with its own object store in shared memory) never run side by side
-        item.add_marker(pytest.mark.xdist_group("ray" if uses_ray else item.module.__name__))
+        # module fixtures run once; every test of the session's Ray instance (ray_local, which
+        # lives in a worker's process) to the same worker. test_cluster's 3-node cluster is a
+        # group of its own, so that it can run beside them on the other worker.
+        group = "ray" if uses_ray and item.module.__name__ != "test_cluster" else item.module.__name__
+        item.add_marker(pytest.mark.xdist_group(group))
         if "chromium" in item.fixturenames:
             item.add_marker(pytest.mark.browser)
         if (uses_ray or "chromium" in item.fixturenames or item.get_closest_marker("gpu")

@@ -74,30 +74,6 @@ def reference(dataset, tmp_path_factory) -> dict[str, str]:
     return outputs(out)
 
 
-def test_every_node_plans_itself_and_actors_land_where_the_plans_say(cluster, dataset, reference, tmp_path):
-    _, ids = cluster
-    assert main([*common(dataset, tmp_path / "out", "--executor", "ray"), "--max-replicas-per-gpu", "2"]) == 0
-    assert outputs(tmp_path / "out") == reference
-    detail = json.loads((tmp_path / "out" / "summary.json").read_text())["executor_detail"]
-    pools = {p["k"]: p for p in detail["pools"]}
-    assert sorted(pools) == [0, 1, 2]
-    assert pools[2]["nodes"] == [ids["A"]] and pools[2]["size"] == 4 and pools[2]["num_gpus"] == 0.5
-    assert pools[1]["nodes"] == [ids["B"]] and pools[1]["size"] == 1
-    assert ids["C"] in pools[0]["nodes"] and pools[0]["actor_cpus"] == 0.0  # 2 cores: both for decode + repartition
-    plans = {n["node"]: n["plan"] for n in detail["nodes"]}
-    assert [g["replicas"] for g in plans[ids["A"]]["gpus"]] == [2, 2]
-    assert [g["replicas"] for g in plans[ids["B"]]["gpus"]] == [1]
-    # actors: each on one GPU, never more on a GPU than its node's plan says (two on each of A's,
-    # one on B's), none with a GPU on C. Fewer may be logged: on a loaded machine Ray Data can
-    # finish these 18 samples and stop a pool's last actor before its constructor logged it.
-    where = Counter((a["node"], tuple(a["gpu_ids"])) for a in detail["actors"])
-    assert where[(ids["A"], ("0",))] <= 2 and where[(ids["A"], ("1",))] <= 2
-    assert where[(ids["B"], ("0",))] <= 1
-    assert all(len(a["gpu_ids"]) == 1 for a in detail["actors"] if a["node"] in (ids["A"], ids["B"]))
-    assert sum(n for (node, _), n in where.items() if node == ids["A"]) >= 1
-    assert all(not a["gpu_ids"] for a in detail["actors"] if a["node"] == ids["C"])
-
-
 def test_plan_prints_every_nodes_plan(cluster, capsys):
     c, ids = cluster
     assert main(["plan", "--executor", "ray", "--address", c.address, "--detector", "ppocr"]) == 0
@@ -165,22 +141,44 @@ def test_the_driver_killed_and_run_again_resumes_sharded_outputs_exactly_once(cl
     assert summary["counts"]["adds_up"] and summary["counts"]["input"] == 18
 
 
-def test_a_data_juicer_ray_recipe_with_a_parquet_export_path_and_shards(cluster, dataset, reference, tmp_path, capsys):
+def test_a_data_juicer_ray_recipe_runs_where_every_nodes_plan_says(cluster, dataset, reference, tmp_path, capsys):
     """As a Data-Juicer user runs it: executor_type ray, ray_address, filters
     around the OCR op, export_path out/result.parquet, export_shard_size.
-    Kept samples land where Data-Juicer's Ray exporter puts them: a folder of
-    Parquet files at export_path; the other ops go to rest.yaml."""
+    Each node plans itself and the actors land where the plans say. Kept
+    samples land where Data-Juicer's Ray exporter puts them: a folder of
+    Parquet files at export_path; the other ops go to rest.yaml. (The other
+    outputs of a sharded cluster run: the killed-driver test.)"""
     import pyarrow.parquet as pq
     import yaml
 
-    c, _ = cluster
+    c, ids = cluster
     recipe = tmp_path / "recipe.yaml"
     ray_globals = f"executor_type: ray\nray_address: {c.address}\nexport_shard_size: 400\ntext_key: text"
     recipe.write_text(RECIPE.format(dataset=dataset, export=tmp_path / "out" / "result.parquet", globals=ray_globals)
-                      .replace("      frame_sample_num: 3", "      frame_sample_num: 3\n      detector: ppocr"))
-    assert main(["run", str(recipe)]) == 0
+                      .replace("      frame_sample_num: 3", "      frame_sample_num: 3\n      detector: ppocr")
+                      .replace("np: 2\n", ""))  # np caps a node's replicas: here each node's plan decides
+    assert main(["run", str(recipe), "--max-replicas-per-gpu", "2"]) == 0
     out = capsys.readouterr().out
-    assert "rest.yaml" in out and json.loads((tmp_path / "out" / "summary.json").read_text())["executor"] == "ray"
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert "rest.yaml" in out and summary["executor"] == "ray" and summary["counts"]["adds_up"]
+    detail = summary["executor_detail"]
+    pools = {p["k"]: p for p in detail["pools"]}
+    assert sorted(pools) == [0, 1, 2]
+    assert pools[2]["nodes"] == [ids["A"]] and pools[2]["size"] == 4 and pools[2]["num_gpus"] == 0.5
+    assert pools[1]["nodes"] == [ids["B"]] and pools[1]["size"] == 1
+    assert ids["C"] in pools[0]["nodes"] and pools[0]["actor_cpus"] == 0.0  # 2 cores: both for decode + repartition
+    plans = {n["node"]: n["plan"] for n in detail["nodes"]}
+    assert [g["replicas"] for g in plans[ids["A"]]["gpus"]] == [2, 2]
+    assert [g["replicas"] for g in plans[ids["B"]]["gpus"]] == [1]
+    # actors: each on one GPU, never more on a GPU than its node's plan says (two on each of A's,
+    # one on B's), none with a GPU on C. Fewer may be logged: on a loaded machine Ray Data can
+    # finish these 18 samples and stop a pool's last actor before its constructor logged it.
+    where = Counter((a["node"], tuple(a["gpu_ids"])) for a in detail["actors"])
+    assert where[(ids["A"], ("0",))] <= 2 and where[(ids["A"], ("1",))] <= 2
+    assert where[(ids["B"], ("0",))] <= 1
+    assert all(len(a["gpu_ids"]) == 1 for a in detail["actors"] if a["node"] in (ids["A"], ids["B"]))
+    assert sum(n for (node, _), n in where.items() if node == ids["A"]) >= 1
+    assert all(not a["gpu_ids"] for a in detail["actors"] if a["node"] == ids["C"])
     folder = tmp_path / "out" / "result.parquet"
     shards = sorted(folder.glob("*.parquet"))
     assert folder.is_dir() and len(shards) >= 2  # 400-byte shards: several

@@ -90,6 +90,9 @@ SLOW_MODULES = {"test_archives", "test_cluster", "test_conformance", "test_failu
                 "test_bad_rows", "test_run", "test_pieces", "test_cascade", "test_fast", "test_report", "test_kinds_run"}
 
 
+# tryfirst: pytest-xdist reads the xdist_group markers in its own hook of this name (it
+# appends "@group" to each node id): these markers must be set before it runs
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items):
     """Markers a test earns by what it runs, so that none is forgotten: Ray
     (its fixture, a Ray module, or a Ray executor parameter), the browser and
@@ -111,3 +114,18 @@ def pytest_collection_modifyitems(items):
         if (uses_ray or "chromium" in item.fixturenames or item.get_closest_marker("gpu")
                 or item.module.__name__ in SLOW_MODULES):
             item.add_marker(pytest.mark.slow)
+
+
+def pytest_collection_finish(session):
+    """Refuse to run an xdist worker whose groups were dropped: pytest 9.2 names tests by a
+    structured id that pytest-xdist 3.8 cannot append its "@group" to, and then every test is
+    dealt out alone (pytest-dev/pytest-xdist#1386), with no error: module fixtures set up on
+    both workers, two Ray instances side by side, the suite far slower. requirements/pins.in
+    holds pytest below 9.2 for this."""
+    if not getattr(session.config.option, "loadgroup", False):
+        return
+    lost = [item.nodeid for item in session.items
+            if item.get_closest_marker("xdist_group") and "@" not in item.nodeid]
+    if lost:
+        raise pytest.UsageError(f"pytest-xdist's --dist loadgroup ignored the xdist_group of {len(lost)} tests "
+                                f"(first: {lost[0]}): install the locked pytest (requirements/pins.in)")

@@ -5,9 +5,12 @@ on every executor: the same answers as from local files."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
+import io
 import json
+import logging
 import os
 import re
 import subprocess
@@ -20,6 +23,7 @@ import av
 import numpy as np
 import pytest
 
+from textsieve.cli import main
 from textsieve.synthetic import TextBlock, VideoSpec, write_video
 from textsieve.video.frames import REMOTE_BLOCK
 
@@ -80,6 +84,7 @@ def site(tmp_path_factory) -> Path:
     with av.open(str(d / "noise.mp4"), "w") as c:
         stream = c.add_stream("libx264", rate=10)
         stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        stream.options = {"preset": "ultrafast"}  # noise does not compress: the file is large at any preset
         rng = np.random.default_rng(0)
         for _ in range(60):
             frame = av.VideoFrame.from_ndarray(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8), format="rgb24")
@@ -101,10 +106,49 @@ def serve(folder: Path, handler: type[Plain]):
     return server, handler.asked
 
 
-def run(dataset: str, export: Path, executor: str) -> dict:
-    done = subprocess.run([sys.executable, "-m", "textsieve.cli", "run", "--dataset", dataset, "--export", str(export),
-                           "--executor", executor, "--device", "cpu", "--max-area-ratio", "0.05"],
-                          capture_output=True, text=True, timeout=600, env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
+def in_process(argv: list[str], env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """A textsieve command through the CLI's own entry, in this process (the model libraries
+    load once per session, not once per command): its exit code, stdout, and stderr with the
+    log records the command prints there. The streams encode as a process's own do (stdout
+    strict UTF-8, stderr escaping what UTF-8 cannot hold), so that a print that would stop
+    the command stops it here too; ``env`` and ``cwd`` hold for the command only."""
+    out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="strict", write_through=True)
+    err = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="backslashreplace", write_through=True)
+    handler = logging.StreamHandler(err)
+    root, saved_env, saved_cwd = logging.getLogger(), {k: os.environ.get(k) for k in env or {}}, os.getcwd()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    os.environ.update(env or {})
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(list(argv))
+    finally:
+        os.chdir(saved_cwd)
+        root.removeHandler(handler)
+        root.setLevel(level)
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return subprocess.CompletedProcess(list(argv), code, *(s.buffer.getvalue().decode("utf-8", "replace")
+                                                            for s in (out, err)))
+
+
+def run(dataset: str, export: Path, executor: str, ray_env: dict | None = None) -> dict:
+    """Serial and local runs in this process; a Ray run is a CLI subprocess that joins the
+    session's Ray instance (``ray_env``), as a user's command joins a running cluster. The
+    fast detector: what is tested is how the bytes arrive, not what finds the text."""
+    argv = ["run", "--dataset", dataset, "--export", str(export), "--executor", executor, "--device", "cpu",
+            "--detector", "ppocr", "--max-area-ratio", "0.05"]
+    if executor == "ray":
+        done = subprocess.run([sys.executable, "-m", "textsieve.cli", *argv], capture_output=True, text=True,
+                              timeout=600, env={**ray_env, "RAY_USAGE_STATS_ENABLED": "0"})
+    else:
+        done = in_process(argv)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-3000:]
     stats = {r["index"]: (r["status"], r["video_ocr_area_ratio"]) for r in map(json.loads, (export / "stats.jsonl").read_text().splitlines())}
     errors = {r["index"]: r["kind"] for r in map(json.loads, (export / "errors.jsonl").read_text().splitlines())}
@@ -120,11 +164,12 @@ def reference(site, tmp_path_factory) -> dict:
 # every executor reads http(s), and both kinds of server on one executor: the whole-file spool
 # is the same code wherever it runs
 @pytest.mark.parametrize("executor,handler", [("serial", Ranged), ("serial", Plain), ("local", Plain), ("ray", Ranged)])
-def test_http_datasets_and_videos_give_the_local_answers(site, reference, tmp_path, executor, handler):
+def test_http_datasets_and_videos_give_the_local_answers(site, reference, tmp_path, request, executor, handler):
+    ray_env = request.getfixturevalue("ray_env") if executor == "ray" else None
     server, asked = serve(site, handler)
     try:
         base = f"http://127.0.0.1:{server.server_address[1]}"
-        got = run(f"{base}/data.jsonl", tmp_path / "out", executor)
+        got = run(f"{base}/data.jsonl", tmp_path / "out", executor, ray_env)
     finally:
         server.shutdown()
     assert got == reference

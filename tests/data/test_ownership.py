@@ -1,11 +1,15 @@
 """Nothing a user owns is overwritten, and no row can stop a run for good
-(issue #22), through the CLI as a user meets it: outputs never replace what
-textsieve did not write, `decide` re-decides only stats that cover the run,
-and resume checks what it resumes."""
+(issue #22), through the CLI as a user meets it (its own entry, its exit codes
+and messages, in this process; a run that is killed, in a process of its own):
+outputs never replace what textsieve did not write, `decide` re-decides only
+stats that cover the run, and resume checks what it resumes."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging
 import os
 import shutil
 import signal
@@ -16,12 +20,50 @@ from pathlib import Path
 
 import pytest
 
-from runs import args, outputs, summary
+from runs import args as run_args
+from runs import outputs, summary
+from textsieve.cli import main
 
 
-def cli(*argv: str, env: dict | None = None, timeout: float = 400, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "textsieve.cli", *argv], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})}, cwd=cwd)
+def args(dataset: Path, export: Path, executor: str, *extra: str) -> list[str]:
+    """runs.args with the fast detector: what these tests check is the folder, not what finds the text."""
+    return run_args(dataset, export, executor, "--detector", "ppocr", *extra)
+
+
+def in_process(argv: list[str], env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """A textsieve command through the CLI's own entry, in this process (the model libraries
+    load once per session, not once per command): its exit code, stdout, and stderr with the
+    log records the command prints there. The streams encode as a process's own do (stdout
+    strict UTF-8, stderr escaping what UTF-8 cannot hold), so that a print that would stop
+    the command stops it here too; ``env`` and ``cwd`` hold for the command only."""
+    out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="strict", write_through=True)
+    err = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="backslashreplace", write_through=True)
+    handler = logging.StreamHandler(err)
+    root, saved_env, saved_cwd = logging.getLogger(), {k: os.environ.get(k) for k in env or {}}, os.getcwd()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    os.environ.update(env or {})
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(list(argv))
+    finally:
+        os.chdir(saved_cwd)
+        root.removeHandler(handler)
+        root.setLevel(level)
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return subprocess.CompletedProcess(list(argv), code, *(s.buffer.getvalue().decode("utf-8", "replace")
+                                                            for s in (out, err)))
+
+
+def cli(*argv: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return in_process(list(argv), env, cwd)
 
 
 def tree(folder: Path) -> dict[str, bytes]:
@@ -125,14 +167,16 @@ def test_an_export_inside_the_dataset_is_refused_before_any_work(layouts, datase
         (layouts / "out" / "kept").mkdir(parents=True)
         shutil.copy(layouts / "sets" / "a.jsonl", layouts / "out" / "kept")
     before = tree(layouts)
-    done = cli("run", "--dataset", dataset, "--export", export, "--executor", "serial", *extra, cwd=layouts)
+    done = cli("run", "--dataset", dataset, "--export", export, "--executor", "serial", "--detector", "ppocr", *extra,
+               cwd=layouts)
     refused(done, *words, "choose another --export")
     assert tree(layouts) == before
 
 
 def test_an_export_beside_a_folder_of_videos_reads_the_videos(layouts):
     """The control: the same folder, the export outside it, four samples."""
-    done = cli("run", "--dataset", "videos", "--export", "out", "--executor", "serial", cwd=layouts)
+    done = cli("run", "--dataset", "videos", "--export", "out", "--executor", "serial", "--detector", "ppocr",
+               cwd=layouts)
     assert done.returncode == 0, done.stderr[-2000:]
     assert summary(layouts / "out")["counts"]["input"] == 4
 
@@ -264,7 +308,8 @@ def test_retried_errors_are_still_counted_after_a_kill_and_a_resume(small_datase
     first = cli(*args(small_dataset, out, "serial"), env={"TEXTSIEVE_FAULTS": json.dumps({"detector_error_on": ["v2.mp4"]})})
     assert first.returncode == 0, first.stderr[-2000:]
     retry = args(small_dataset, out, "serial", "--retry-errors")
-    # the retried sample's detection is slow: the run is killed after it took the sample back
+    # the retried sample's detection is slow: the run, a process of its own, is killed after it
+    # took the sample back
     proc = subprocess.Popen([sys.executable, "-m", "textsieve.cli", *retry], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True,
                             env={**os.environ, "TEXTSIEVE_FAULTS": json.dumps({"slow_detect_s": 60})})

@@ -3,7 +3,10 @@ reads, against an S3-compatible server the test starts on localhost (moto)."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -12,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from runs import OUTPUTS
+from textsieve.cli import main
 from textsieve.synthetic import TextBlock, VideoSpec, write_video
 
 s3fs = pytest.importorskip("s3fs")
@@ -32,6 +36,7 @@ def s3(tmp_path_factory):
            "AWS_ENDPOINT_URL": f"http://{host}:{port}"}
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
+    s3fs.S3FileSystem.clear_instance_cache()  # one cached by another module's server in this process
     local = tmp_path_factory.mktemp("s3local")
     rows = []
     for i, text in enumerate(["Hello world", "", "A caption"]):
@@ -48,6 +53,7 @@ def s3(tmp_path_factory):
     fs.put(str(local / "data.jsonl"), "videos/set/data.jsonl")
     yield local, env
     server.stop()
+    s3fs.S3FileSystem.clear_instance_cache()
     for key, value in saved.items():
         if value is None:
             os.environ.pop(key, None)
@@ -71,22 +77,77 @@ def write_noise(path: Path, frames: int, gop: int) -> None:
         out.mux(stream.encode())
 
 
-def cli(*args: str, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "textsieve.cli", *args], capture_output=True, text=True, timeout=400,
-                          env={**os.environ, **env})
+COMMON = ["--max-area-ratio", "0.05", "--detector", "ppocr"]
+
+
+def in_process(argv: list[str], env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """A textsieve command through the CLI's own entry, in this process (the model libraries
+    load once per session, not once per command): its exit code, stdout, and stderr with the
+    log records the command prints there. The streams encode as a process's own do (stdout
+    strict UTF-8, stderr escaping what UTF-8 cannot hold), so that a print that would stop
+    the command stops it here too; ``env`` and ``cwd`` hold for the command only."""
+    out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="strict", write_through=True)
+    err = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="backslashreplace", write_through=True)
+    handler = logging.StreamHandler(err)
+    root, saved_env, saved_cwd = logging.getLogger(), {k: os.environ.get(k) for k in env or {}}, os.getcwd()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    os.environ.update(env or {})
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(list(argv))
+    finally:
+        os.chdir(saved_cwd)
+        root.removeHandler(handler)
+        root.setLevel(level)
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return subprocess.CompletedProcess(list(argv), code, *(s.buffer.getvalue().decode("utf-8", "replace")
+                                                            for s in (out, err)))
+
+
+@pytest.fixture(scope="module")
+def on_disk(s3, tmp_path_factory) -> Path:
+    """The same files on local disk, on the serial executor: what every executor must write
+    from S3 (every executor writes the serial outputs from local files: test_conformance)."""
+    local, _ = s3
+    out = tmp_path_factory.mktemp("disk") / "out"
+    done = in_process(["run", "--dataset", str(local / "data.jsonl"), "--export", str(out), "--executor", "serial",
+                       *COMMON])
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out
+
+
+def ray_job(ray_env: dict[str, str], env: dict[str, str]) -> dict[str, str]:
+    """The environment of a CLI subprocess that joins the session's Ray instance (ray_env) as a
+    job whose workers have the credentials in their environment, as `ray job submit
+    --runtime-env-json '{"env_vars": ...}'` gives a job's (the job manager hands the driver that
+    runtime env in this variable): the instance was started before this module's server."""
+    return {**ray_env, **env, "RAY_JOB_CONFIG_JSON_ENV_VAR": json.dumps({"runtime_env": {"env_vars": env}})}
 
 
 @pytest.mark.parametrize("executor", ["serial", "local", "ray"])
-def test_videos_in_s3_give_the_outputs_of_the_same_files_on_disk(s3, tmp_path, executor):
-    """On Ray the decode tasks read the videos (a local instance: its workers
-    take the credentials from the environment, as a cluster's nodes must)."""
+def test_videos_in_s3_give_the_outputs_of_the_same_files_on_disk(s3, on_disk, tmp_path, request, executor):
+    """Each executor's outputs from S3 are the serial outputs of the files on disk. On Ray the
+    decode tasks read the videos (the session's local instance: its workers take the
+    credentials from their environment, which the job gives them, as a cluster's must have them)."""
     local, env = s3
-    common = ["--executor", executor, "--max-area-ratio", "0.05", "--detector", "ppocr"]
-    on_disk = cli("run", "--dataset", str(local / "data.jsonl"), "--export", str(tmp_path / "disk"), *common, env=env)
-    remote = cli("run", "--dataset", "s3://videos/set/data.jsonl", "--export", str(tmp_path / "s3"), *common, env=env)
-    assert on_disk.returncode == 0 and remote.returncode == 0, remote.stderr[-3000:]
+    argv = ["run", "--dataset", "s3://videos/set/data.jsonl", "--export", str(tmp_path / "s3"), "--executor", executor,
+            *COMMON]
+    if executor == "ray":  # a CLI subprocess that joins the session's instance, as a user's command joins a cluster
+        remote = subprocess.run([sys.executable, "-m", "textsieve.cli", *argv], capture_output=True, text=True,
+                                timeout=400, env=ray_job(request.getfixturevalue("ray_env"), env))
+    else:
+        remote = in_process(argv)
+    assert remote.returncode == 0, remote.stderr[-3000:]
     for name in OUTPUTS:
-        disk_text = (tmp_path / "disk" / name).read_text().replace(str(local), "s3://videos/set")
+        disk_text = (on_disk / name).read_text().replace(str(local), "s3://videos/set")
         assert (tmp_path / "s3" / name).read_text() == disk_text, name
     errors = [json.loads(line) for line in (tmp_path / "s3" / "errors.jsonl").read_text().splitlines()]
     assert [(e["kind"], e["video"]) for e in errors] == [("missing_file", "s3://videos/set/clips/missing.mp4")]

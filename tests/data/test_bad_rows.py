@@ -7,11 +7,7 @@ of kept, dropped or errors. Through the CLI's own entry, as a user runs it
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-import logging
-import os
 import subprocess
 from fractions import Fraction
 from pathlib import Path
@@ -21,8 +17,8 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from runs import in_process
 
-from textsieve.cli import main
 from textsieve.synthetic import VideoSpec, write_video
 
 # export flags -> how the outputs lie in the folder
@@ -32,38 +28,6 @@ FORMATS = {
     "shards-jsonl": ["--export-shard-size", "1"],
     "shards-parquet": ["--export-shard-size", "1", "--export-type", "parquet"],
 }
-
-
-def in_process(argv: list[str], env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """A textsieve command through the CLI's own entry, in this process (the model libraries
-    load once per session, not once per command): its exit code, stdout, and stderr with the
-    log records the command prints there. The streams encode as a process's own do (stdout
-    strict UTF-8, stderr escaping what UTF-8 cannot hold), so that a print that would stop
-    the command stops it here too; ``env`` and ``cwd`` hold for the command only."""
-    out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="strict", write_through=True)
-    err = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="backslashreplace", write_through=True)
-    handler = logging.StreamHandler(err)
-    root, saved_env, saved_cwd = logging.getLogger(), {k: os.environ.get(k) for k in env or {}}, os.getcwd()
-    level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    os.environ.update(env or {})
-    try:
-        if cwd is not None:
-            os.chdir(cwd)
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = main(list(argv))
-    finally:
-        os.chdir(saved_cwd)
-        root.removeHandler(handler)
-        root.setLevel(level)
-        for key, value in saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-    return subprocess.CompletedProcess(list(argv), code, *(s.buffer.getvalue().decode("utf-8", "replace")
-                                                            for s in (out, err)))
 
 
 def textsieve(dataset: Path, export: Path, fmt: str = "jsonl", *extra: str) -> subprocess.CompletedProcess:

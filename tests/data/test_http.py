@@ -5,12 +5,10 @@ on every executor: the same answers as from local files."""
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import http.server
 import io
 import json
-import logging
 import os
 import re
 import subprocess
@@ -22,8 +20,8 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from runs import in_process
 
-from textsieve.cli import main
 from textsieve.synthetic import TextBlock, VideoSpec, write_video
 from textsieve.video.frames import REMOTE_BLOCK
 
@@ -68,7 +66,6 @@ class Ranged(Plain):
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Accept-Ranges", "bytes")
         self.end_headers()
-        import io
 
         return io.BytesIO(body)
 
@@ -104,38 +101,6 @@ def serve(folder: Path, handler: type[Plain]):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(folder)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, handler.asked
-
-
-def in_process(argv: list[str], env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """A textsieve command through the CLI's own entry, in this process (the model libraries
-    load once per session, not once per command): its exit code, stdout, and stderr with the
-    log records the command prints there. The streams encode as a process's own do (stdout
-    strict UTF-8, stderr escaping what UTF-8 cannot hold), so that a print that would stop
-    the command stops it here too; ``env`` and ``cwd`` hold for the command only."""
-    out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="strict", write_through=True)
-    err = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="backslashreplace", write_through=True)
-    handler = logging.StreamHandler(err)
-    root, saved_env, saved_cwd = logging.getLogger(), {k: os.environ.get(k) for k in env or {}}, os.getcwd()
-    level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    os.environ.update(env or {})
-    try:
-        if cwd is not None:
-            os.chdir(cwd)
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = main(list(argv))
-    finally:
-        os.chdir(saved_cwd)
-        root.removeHandler(handler)
-        root.setLevel(level)
-        for key, value in saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-    return subprocess.CompletedProcess(list(argv), code, *(s.buffer.getvalue().decode("utf-8", "replace")
-                                                            for s in (out, err)))
 
 
 def run(dataset: str, export: Path, executor: str, ray_env: dict | None = None) -> dict:

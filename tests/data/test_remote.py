@@ -3,19 +3,15 @@ reads, against an S3-compatible server the test starts on localhost (moto)."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-import logging
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from runs import OUTPUTS, in_process
 
-from runs import OUTPUTS
-from textsieve.cli import main
 from textsieve.synthetic import TextBlock, VideoSpec, write_video
 
 s3fs = pytest.importorskip("s3fs")
@@ -78,38 +74,6 @@ def write_noise(path: Path, frames: int, gop: int) -> None:
 
 
 COMMON = ["--max-area-ratio", "0.05", "--detector", "ppocr"]
-
-
-def in_process(argv: list[str], env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """A textsieve command through the CLI's own entry, in this process (the model libraries
-    load once per session, not once per command): its exit code, stdout, and stderr with the
-    log records the command prints there. The streams encode as a process's own do (stdout
-    strict UTF-8, stderr escaping what UTF-8 cannot hold), so that a print that would stop
-    the command stops it here too; ``env`` and ``cwd`` hold for the command only."""
-    out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="strict", write_through=True)
-    err = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="backslashreplace", write_through=True)
-    handler = logging.StreamHandler(err)
-    root, saved_env, saved_cwd = logging.getLogger(), {k: os.environ.get(k) for k in env or {}}, os.getcwd()
-    level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    os.environ.update(env or {})
-    try:
-        if cwd is not None:
-            os.chdir(cwd)
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = main(list(argv))
-    finally:
-        os.chdir(saved_cwd)
-        root.removeHandler(handler)
-        root.setLevel(level)
-        for key, value in saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-    return subprocess.CompletedProcess(list(argv), code, *(s.buffer.getvalue().decode("utf-8", "replace")
-                                                            for s in (out, err)))
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ import functools
 import gzip
 import http.server
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -19,14 +20,16 @@ from pathlib import Path
 
 import pytest
 
+from textsieve.detect import registry
 from textsieve.synthetic import TextBlock, VideoSpec, write_video
 
-from runs import journal_done
+from runs import in_process, journal_done
 
 TINY = dict(width=160, height=120, frames=10, gop=5)
 
 
 def cli(*argv: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """The command in a process of its own, as a user runs it (~6 s to import the model libraries)."""
     return subprocess.run([sys.executable, "-m", "textsieve.cli", *argv], capture_output=True, text=True,
                           timeout=timeout, cwd=cwd, env={**os.environ, **(env or {})})
 
@@ -88,6 +91,9 @@ RECIPES = {
 }
 
 
+# In this process: a refusal is checked on what main returns and prints; the exit code of the process
+# itself (sys.exit(main())) is checked by test_a_failing_url_prints_no_secret, in a subprocess.
+
 def one_line_refusal(done: subprocess.CompletedProcess, says: str) -> None:
     assert "Traceback" not in done.stderr + done.stdout, done.stderr
     assert done.returncode == 2, (done.returncode, done.stderr)
@@ -102,7 +108,7 @@ def test_a_mistake_in_flags_or_data_is_one_line_and_exit_2_before_any_work(folde
     export = tmp_path / "out"
     base = ["run", "--dataset", "data.jsonl", "--export", str(export), "--device", "cpu"]
     # a later flag wins: the case's own --dataset/--export replace the defaults
-    done = cli(*base, *flags, cwd=folder)
+    done = in_process([*base, *flags], cwd=folder)
     one_line_refusal(done, says)
     assert not export.exists(), "a refused run writes nothing"
 
@@ -111,14 +117,18 @@ def test_a_mistake_in_flags_or_data_is_one_line_and_exit_2_before_any_work(folde
 def test_a_mistake_in_a_recipe_names_its_line(folder, case):
     recipe, says = RECIPES[case]
     started = time.monotonic()
-    done = cli("run", recipe, "--device", "cpu", cwd=folder, timeout=60)
+    if case == "billion laughs":
+        # in a process of its own: were the guard gone, the expansion would exhaust that process, not pytest's
+        done = cli("run", recipe, "--device", "cpu", cwd=folder, timeout=60)
+    else:
+        done = in_process(["run", recipe, "--device", "cpu"], cwd=folder)
     one_line_refusal(done, says)
     assert time.monotonic() - started < 60
     assert not (folder / "out").exists()
 
 
 def test_report_on_a_broken_folder_is_one_line(folder):
-    done = cli("report", "broken_run", cwd=folder)
+    done = in_process(["report", "broken_run"], cwd=folder)
     one_line_refusal(done, "broken_run/summary.json cannot be read")
 
 
@@ -137,7 +147,9 @@ def test_memory_per_video_follows_the_frame_budget_not_a_fixed_limit(folder, tmp
         out.mux(stream.encode())
     assert (folder / "eight_k.mp4").stat().st_size < 200_000
     (folder / "big.jsonl").write_text(json.dumps({"videos": ["eight_k.mp4"]}) + "\n")
-    done = cli("run", "--dataset", "big.jsonl", "--export", str(tmp_path / "o"), "--device", "cpu", cwd=folder)
+    # the limit is the run's, not the executor's: serial, which starts no worker
+    done = in_process(["run", "--dataset", "big.jsonl", "--export", str(tmp_path / "o"), "--device", "cpu",
+                       "--executor", "serial"], cwd=folder)
     assert done.returncode == 0, done.stderr
     (error,) = [json.loads(line) for line in (tmp_path / "o" / "errors.jsonl").read_text().splitlines()]
     assert error["kind"] == "bad_resolution", error
@@ -172,19 +184,28 @@ def web(folder):
     server.shutdown()
 
 
-def test_url_secrets_reach_no_file_and_no_log(folder, web, tmp_path):
+def test_url_secrets_reach_no_file_and_no_log(folder, web, tmp_path, capfd, caplog):
     url = f"http://alice:{PASSWORD}@{web}/data.jsonl?X-Amz-Signature={SIGNATURE}&X-Amz-Credential=AKIA{SIGNATURE}"
     export = tmp_path / "out"
-    done = cli("-v", "run", "--dataset", url, "--export", str(export), "--device", "cpu", "--executor", "serial")
+    # In this process (serial, ppocr: the secrets are the URL's, whatever runs the detection): textsieve's
+    # DEBUG records, which -v turns on, reach the command's stderr; what -v does to third-party loggers in a
+    # process of its own (botocore's credentials) is test_a_store_that_does_not_answer_stops_the_run_and_it_resumes's
+    caplog.set_level(logging.DEBUG, logger="textsieve")
+    for key, _ in registry.loaded():  # the model built by this run, as in a process of its own: -v logs that
+        if key.name == "ppocr":
+            registry.release(key)
+    done = in_process(["-v", "run", "--dataset", url, "--export", str(export), "--device", "cpu", "--executor",
+                       "serial", "--detector", "ppocr"])
     assert done.returncode == 0, done.stderr
     assert json.loads((export / "summary.json").read_text())["counts"]["adds_up"]
-    report = cli("report", str(export))
+    report = in_process(["report", str(export)])
     assert report.returncode == 0, report.stderr
     # the video was read through the URL as given (its ratio is measured), but no copy keeps the secret
     stats = [json.loads(line) for line in (export / "stats.jsonl").read_text().splitlines()]
     assert any(v["ratio"] > 0 and v["video"].startswith(f"http://***@{web}/") for s in stats for v in s["videos"])
-    logs = done.stdout + done.stderr + report.stdout + report.stderr
-    assert "DEBUG textsieve" in logs  # -v was on
+    # and what reached the file descriptors beside Python's streams (FFmpeg's own messages, say)
+    logs = done.stdout + done.stderr + report.stdout + report.stderr + "".join(capfd.readouterr()) + caplog.text
+    assert any(r.levelno == logging.DEBUG and r.name.startswith("textsieve") for r in caplog.records)  # -v was on
     files = sorted(p for p in export.rglob("*") if p.is_file())
     assert {"summary.json", "journal.jsonl", ".textsieve.lock", "stats.jsonl", "report.html"} <= {p.name for p in files}
     for secret in (PASSWORD, SIGNATURE):
@@ -225,6 +246,18 @@ def serve_clips(video: Path, samples: int) -> tuple:
     return server, endpoint
 
 
+# The runs below use the serial executor and ppocr: what is tested is how a store's failure
+# stops the run (the collector's, the same in every executor) and that it resumes, not the
+# detector; tests/data/test_remote.py reads videos from S3 on every executor.
+S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+def fresh_s3_clients() -> None:
+    """Forget the S3 file systems fsspec keeps in this process: each knows the endpoint it was
+    made with, and a run in a process of its own would make a new one."""
+    pytest.importorskip("s3fs").S3FileSystem.clear_instance_cache()
+
+
 def test_a_store_that_does_not_answer_stops_the_run_and_it_resumes(folder, tmp_path):
     """Every video's store refuses connections: not one bad sample each, but a
     stopped run (exit 4) with no error recorded, which resumes once the store
@@ -232,12 +265,12 @@ def test_a_store_that_does_not_answer_stops_the_run_and_it_resumes(folder, tmp_p
     dataset = s3_dataset(tmp_path, 4)
     export = tmp_path / "out"
     token = "TOKEN-" + SIGNATURE
-    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": token,
-           "AWS_DEFAULT_REGION": "us-east-1"}
+    env = {**S3_ENV, "AWS_SESSION_TOKEN": token}
     command = ["-v", "run", "--dataset", str(dataset), "--export", str(export), "--device", "cpu",
-               "--failure-streak", "2"]
+               "--failure-streak", "2", "--executor", "serial", "--detector", "ppocr"]
     # nothing listens on port 9; one attempt per request (botocore's default retries with backoff, which
-    # only makes the test slower: what is tested is what happens once the client gives up)
+    # only makes the test slower: what is tested is what happens once the client gives up). In a process
+    # of its own: its -v logging is the CLI's own (stderr), where botocore's DEBUG log would print the token
     gone = cli(*command, env={**env, "AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_MAX_ATTEMPTS": "1"})
     assert gone.returncode == 4, gone.stderr
     assert "could not be read from their store" in gone.stderr and "Traceback" not in gone.stderr
@@ -246,10 +279,12 @@ def test_a_store_that_does_not_answer_stops_the_run_and_it_resumes(folder, tmp_p
     assert all(not line.strip() for line in (export / "errors.jsonl.part").read_text().splitlines())
 
     server, endpoint = serve_clips(folder / "v.mp4", 4)
+    fresh_s3_clients()
     try:
-        back = cli(*command, env={**env, "AWS_ENDPOINT_URL": endpoint})
+        back = in_process(command, env={**env, "AWS_ENDPOINT_URL": endpoint})
     finally:
         server.stop()
+        fresh_s3_clients()
     assert back.returncode == 0, back.stderr
     counts = json.loads((export / "summary.json").read_text())["counts"]
     assert counts["kept"] + counts["dropped"] == 4 and counts["error"] == 0 and counts["adds_up"]
@@ -264,13 +299,13 @@ def test_a_store_that_goes_away_mid_run_stops_it_and_no_sample_is_blamed(folder,
     dataset = s3_dataset(tmp_path, 12)
     export = tmp_path / "out"
     # one attempt per request: once the store is gone, botocore's retries with backoff only slow the test
-    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-           "AWS_MAX_ATTEMPTS": "1"}
+    env = {**S3_ENV, "AWS_MAX_ATTEMPTS": "1"}
     command = ["run", "--dataset", str(dataset), "--export", str(export), "--executor", "serial",
-               "--device", "cpu", "--failure-streak", "2"]
+               "--device", "cpu", "--failure-streak", "2", "--detector", "ppocr"]
 
     server, endpoint = serve_clips(folder / "v.mp4", 12)
     slow = {**os.environ, **env, "AWS_ENDPOINT_URL": endpoint, "TEXTSIEVE_FAULTS": json.dumps({"slow_detect_s": 0.5})}
+    # in a process of its own: the store is stopped from here while the run goes on there
     proc = subprocess.Popen([sys.executable, "-m", "textsieve.cli", *command], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=slow)
     journal, deadline = export / "journal.jsonl", time.monotonic() + 240
@@ -289,10 +324,12 @@ def test_a_store_that_goes_away_mid_run_stops_it_and_no_sample_is_blamed(folder,
     assert recorded == [], recorded  # nothing blamed on a sample: the store's failure is the run's
 
     server, endpoint = serve_clips(folder / "v.mp4", 12)
+    fresh_s3_clients()
     try:
-        back = cli(*command, env={**env, "AWS_ENDPOINT_URL": endpoint})
+        back = in_process(command, env={**env, "AWS_ENDPOINT_URL": endpoint})
     finally:
         server.stop()
+        fresh_s3_clients()
     assert back.returncode == 0, back.stderr[-3000:]
     summary = json.loads((export / "summary.json").read_text())
     counts = summary["counts"]
@@ -307,16 +344,20 @@ def test_ctrl_c_is_one_line_saying_how_to_resume(folder, tmp_path):
     dataset = folder / "eight.jsonl"
     dataset.write_text("".join(json.dumps(r) + "\n" for r in rows))
     export = tmp_path / "out"
-    command = [sys.executable, "-m", "textsieve.cli", "run", "--dataset", str(dataset), "--export", str(export),
-               "--device", "cpu"]
+    # the local executor (its workers share the terminal's process group) with ppocr, whose replica
+    # starts in a fraction of CRAFT's time: what is tested is the interrupt, not the detector
+    argv = ["run", "--dataset", str(dataset), "--export", str(export), "--device", "cpu", "--detector", "ppocr",
+            "--batch-size", "1"]
+    # detection slowed down (0.7 s a frame, one frame a call), so that the interrupt surely lands mid-run
+    slow = {**os.environ, "TEXTSIEVE_FAULTS": json.dumps({"slow_detect_s": 0.7})}
     # a terminal's Ctrl-C goes to the whole foreground process group: the supervisor and its workers
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen([sys.executable, "-m", "textsieve.cli", *argv], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True, env=slow)
     journal = export / "journal.jsonl"
     deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and proc.poll() is None:  # until a first commit is on disk
-        if journal.exists() and len(journal.read_text().splitlines()) >= 2:
-            break
-        time.sleep(0.2)
+    # until a commit with a judged sample is on disk (every sample here is judged: none settles first)
+    while time.monotonic() < deadline and proc.poll() is None and not journal_done(journal):
+        time.sleep(0.05)
     assert proc.poll() is None, "the run ended before it could be interrupted"
     os.killpg(proc.pid, signal.SIGINT)
     out, err = proc.communicate(timeout=120)
@@ -324,7 +365,9 @@ def test_ctrl_c_is_one_line_saying_how_to_resume(folder, tmp_path):
     assert "Traceback" not in out + err, err
     assert err.strip().splitlines()[-1] == ("textsieve: interrupted. What was committed is kept: run the same "
                                             "command again to resume.")
-    again = subprocess.run(command, capture_output=True, text=True, timeout=400)
+    assert 0 < journal_done(journal) < 8  # it landed mid-run
+    # the same command again, through the CLI's entry in this process (without the slow detection)
+    again = in_process(argv)
     assert again.returncode == 0, again.stderr
     assert "resuming:" in again.stderr
     assert json.loads((export / "summary.json").read_text())["counts"]["adds_up"]

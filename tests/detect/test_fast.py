@@ -282,15 +282,16 @@ def _stats(export: Path) -> list[dict]:
 
 
 def test_calibrate_then_run_with_the_calibration(clip_set, tmp_path, capsys):
-    common = ["--dataset", str(clip_set), "--max-area-ratio", "0.1", "--detector", "ppocr"]
+    # serial: the executors give the same outputs (test_local_executor_matches_serial_with_ppocr below, and
+    # tests/runtime/test_conformance.py), and a local run would start a replica process for each run
+    common = ["--dataset", str(clip_set), "--max-area-ratio", "0.1", "--detector", "ppocr", "--executor", "serial"]
     assert main(["run", *common, "--export", str(tmp_path / "raw")]) == 0
     raw = json.loads((tmp_path / "raw" / "summary.json").read_text())
     assert raw["ratios"]["detector"] == "ppocr" and "own (uncalibrated" in raw["ratios"]["scale"]
     assert raw["counts"]["adds_up"] and raw["counts"]["error"] == 1
 
     out = tmp_path / "cal.json"
-    assert main(["calibrate", *common, "--export", str(tmp_path / "cal"), "--samples", "20",
-                 "--executor", "serial", "--out", str(out)]) == 0
+    assert main(["calibrate", *common, "--export", str(tmp_path / "cal"), "--samples", "20", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "held" in printed and f"saved {out}" in printed
     cal = load_calibration(str(out))

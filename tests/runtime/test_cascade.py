@@ -9,7 +9,6 @@ import json
 import math
 import shutil
 import subprocess
-import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -28,6 +27,8 @@ from textsieve.errors import ConfigError
 from textsieve.runtime.flow import SampleAssembly
 from textsieve.synthetic import TextBlock, VideoSpec, write_video
 from textsieve.video.frames import SampledVideo, VideoInfo
+
+from runs import in_process
 
 # ---- margins and routing, pure ------------------------------------------------------
 
@@ -219,12 +220,13 @@ def test_a_calibration_without_margins_cannot_drive_a_cascade(tmp_path):
 
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory) -> Path:
-    """Twelve small clips with 0 to 3 lines of drawn text."""
+    """Eight small clips with 0 to 3 lines of drawn text, two of each (CRAFT, on a CPU, takes
+    ~0.3 s a frame: every clip costs two runs' worth of it)."""
     folder = tmp_path_factory.mktemp("cascade")
     rng = np.random.default_rng(3)
     words = ["Hello world", "Subtitle here", "BIG", "Caption 123", "Lorem ipsum", "Slide title"]
     rows = []
-    for i in range(12):
+    for i in range(8):
         blocks = tuple(TextBlock(words[int(rng.integers(len(words)))], int(rng.integers(0, 60)), 10 + 40 * j,
                                  size=int(rng.integers(14, 30))) for j in range(i % 4))
         write_video(folder / f"c{i}.mp4", VideoSpec(width=200, height=150, frames=10, gop=5, fps=Fraction(10),
@@ -235,36 +237,32 @@ def clips(tmp_path_factory) -> Path:
     return path
 
 
-def test_cascade_through_the_cli_gives_crafts_decisions(clips, tmp_path, capsys):
-    base = ["--dataset", str(clips), "--max-area-ratio", "0.05"]
-    calibration = tmp_path / "cal.json"
-    # 12 videos are too few for the default 0.99 gate at the held-out level: --force, as a user would here
-    assert main(["calibrate", *base, "--export", str(tmp_path / "cal"), "--detector", "cascade", "--samples", "12",
-                 "--out", str(calibration), "--force"]) == 0
-    assert "sent to CRAFT" in capsys.readouterr().out
-    assert main(["run", *base, "--export", str(tmp_path / "craft"), "--executor", "serial"]) == 0
+@pytest.fixture(scope="module")
+def wide_margin_calibration(tmp_path_factory) -> Path:
+    """An identity map whose margin (0.1 at max 0.05) sends every video with a
+    ppocr ratio up to 0.15 to CRAFT: made by hand, as a calibration's margins
+    are fitted (calibrate itself is tested on tiny_clips below, and in
+    tests/detect/test_fast.py)."""
+    return save_calibration(identity_calibration(0.1), tmp_path_factory.mktemp("widecal") / "cal.json")
+
+
+def test_cascade_through_the_cli_gives_crafts_decisions(clips, wide_margin_calibration, tmp_path):
+    base = ["--dataset", str(clips), "--max-area-ratio", "0.05", "--executor", "serial"]
+    assert main(["run", *base, "--export", str(tmp_path / "craft")]) == 0
     assert main(["run", *base, "--export", str(tmp_path / "cascade"), "--detector", "cascade",
-                 "--calibration", str(calibration)]) == 0
+                 "--calibration", str(wide_margin_calibration)]) == 0
     craft = [json.loads(line)["status"] for line in (tmp_path / "craft" / "stats.jsonl").read_text().splitlines()]
     cascade = [json.loads(line) for line in (tmp_path / "cascade" / "stats.jsonl").read_text().splitlines()]
     assert [r["status"] for r in cascade] == craft
     assert all(v["decided_by"] in ("ppocr", "craft") for r in cascade for v in r["videos"])
     summary = json.loads((tmp_path / "cascade" / "summary.json").read_text())
-    assert summary["ratios"]["cascade"]["videos"] == 12
+    assert summary["ratios"]["cascade"]["videos"] == 8
     assert 0 <= summary["ratios"]["cascade"]["share_sent_to_craft"] <= 1
 
 
 def test_cascade_without_a_calibration_is_refused(clips, tmp_path, capsys):
     assert main(["run", "--dataset", str(clips), "--export", str(tmp_path / "o"), "--detector", "cascade"]) == 2
     assert "cascade needs a calibration" in capsys.readouterr().err
-
-
-def test_calibrate_refuses_to_save_below_the_agreement_gate(clips, tmp_path, capsys):
-    code = main(["calibrate", "--dataset", str(clips), "--export", str(tmp_path / "cal"), "--detector", "ppocr",
-                 "--samples", "12", "--max-area-ratio", "0.05", "--min-agreement", "1.01"])
-    assert code == 2
-    assert "calibration not saved" in capsys.readouterr().err
-    assert not (tmp_path / "cal" / "calibration-ppocr.json").exists()
 
 
 def test_fast_ratios_past_the_fitted_range_are_counted_and_warned_about(clips, tmp_path, caplog):
@@ -302,15 +300,16 @@ def test_calibrate_says_when_the_cascade_would_be_no_faster_than_craft(tmp_path,
 
 
 # ---- a calibration a user can afford: refused, accepted, extended, invalidated -----------
-# Through the command itself (a subprocess, as a user runs it), on 8 tiny clips. One refused
-# calibration of 4 samples is measured once; each test works on its own copy of that folder.
+# Through the command's own entry (main, in this process: the models it builds are kept
+# between calls, where each subprocess paid ~6 s to import and build them again), on 8 tiny
+# clips. One refused calibration of 4 samples is measured once; each test works on its own
+# copy of that folder.
 
 CAL_ARGS = ["--detector", "cascade", "--max-area-ratio", "0.05", "--executor", "serial"]
 
 
-def calibrate_cli(dataset: Path, export: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "textsieve.cli", "calibrate", "--dataset", str(dataset),
-                           "--export", str(export), *CAL_ARGS, *extra], capture_output=True, text=True, timeout=300)
+def calibrate_cli(dataset: Path, export: Path, *extra: str, args: tuple[str, ...] = tuple(CAL_ARGS)):
+    return in_process(["calibrate", "--dataset", str(dataset), "--export", str(export), *args, *extra])
 
 
 @pytest.fixture(scope="module")
@@ -371,8 +370,8 @@ def test_a_refused_calibration_says_what_it_measured_and_how_to_go_on(refused):
     assert "run the same command with --samples 8 (the 4 samples drawn so far stay in the draw; only the 4 new" in err
     assert "use detector: cascade" not in err  # the command already said so
     assert not (export / "calibration-ppocr.json").exists()
-    # the table was printed before the refusal, and both passes are kept
-    assert "cascade, held out" in done.stdout
+    # the table was printed before the refusal (with the share the cascade sends to CRAFT), and both passes are kept
+    assert "cascade, held out" in done.stdout and "sent to CRAFT" in done.stdout
     passes = _passes(export)
     assert len(passes["ppocr"]["videos"]) == len(passes["craft"]["videos"]) == 4
     assert passes["ppocr"]["timing"]["videos"] == passes["craft"]["timing"]["videos"] == 4
@@ -393,10 +392,24 @@ def test_a_refused_calibration_is_accepted_without_detecting_again(refused, tmp_
     assert runs == {name: (export / "calibrate" / name / "summary.json").stat().st_mtime_ns for name in runs}
     cal = load_calibration(str(export / "calibration-ppocr.json"))
     assert cal.fitted_on["videos"] == 4 and cal.margins is not None
+    cal.check_applies(OcrFilter(detector="cascade", max_area_ratio=0.05))  # what a cascade run checks first
     # the very numbers the refusal reported: fitted on the same measurements
     refused_report = json.loads((refused[0] / "calibrate" / "report.json").read_text())
     assert cal.report["cascade_held_out"] == refused_report["cascade_held_out"]
     assert "expected speed-up of the cascade over detector: craft, measured" in out
+
+
+def test_calibrate_refuses_to_save_below_the_agreement_gate(refused, tmp_path):
+    """detector: ppocr is gated on its mapped ratios' agreement (the cascade, above, on the
+    cascade's): below the gate nothing is saved. The kept passes serve it: nothing is detected."""
+    export = _copy(refused, tmp_path)
+    ppocr_args = ("--detector", "ppocr", "--max-area-ratio", "0.05", "--executor", "serial")
+    done = calibrate_cli(_dataset_of(export), export, "--samples", "4", "--min-agreement", "1.01", args=ppocr_args)
+    assert done.returncode == 2, done.stderr
+    assert "calibration not saved" in done.stderr
+    assert "detector: ppocr is gated on the mapped ppocr ratios' agreement" in done.stderr
+    assert "ppocr pass: detecting 0 of the 4 drawn sample(s), 4 already measured" in done.stdout
+    assert not (export / "calibration-ppocr.json").exists()
 
 
 def test_a_calibration_is_extended_by_detecting_only_the_new_samples(refused, tmp_path):
@@ -410,6 +423,7 @@ def test_a_calibration_is_extended_by_detecting_only_the_new_samples(refused, tm
     assert "expected speed-up of the cascade over detector: craft at ratio <= 0.05 (estimate)" in out[:first]
     assert "held out on the 4 videos calibrated earlier" in out[:first]
     assert "craft pass: detecting 2 of the 6 drawn sample(s), 4 already measured" in out
+    assert "Plan:" in done.stderr  # each pass's run is planned (what an accepted calibration never does)
     passes = _passes(export)
     for name in ("ppocr", "craft"):
         assert len(passes[name]["videos"]) == 6

@@ -1,8 +1,17 @@
 """Frames in shared memory: the pool's bookkeeping, and no segment left
-behind however a run ends (finished, a worker killed, the whole run killed)."""
+behind however a run ends (finished, a worker killed, the whole run killed).
+
+The whole runs use cheap detectors: what is tested is how frames travel and
+what is left in /dev/shm, not the detector (the conformance suite runs the
+local executor, frames in shared memory, with CRAFT). The CLI's runs use
+ppocr, whose replica starts in a fraction of CRAFT's time (each killed one
+is replaced); the transports are compared with ``red``
+(textsieve.testing), whose ratio is each frame's mean red level: a frame
+that arrived otherwise would show in the outputs."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -18,6 +27,9 @@ from textsieve.cli import main
 from textsieve.runtime.shm import PREFIX, SHM_DIR, FramePool, SharedFrame, pool_size, sweep_stale
 
 pytestmark = pytest.mark.skipif(not os.path.isdir(SHM_DIR), reason="no /dev/shm")
+
+
+PPOCR = ("--detector", "ppocr")
 
 
 def segments_of(pid: int) -> list[str]:
@@ -94,6 +106,7 @@ def test_stale_segments_of_dead_runs_are_swept(tmp_path):
 
 
 def test_pipe_and_shared_memory_transports_give_identical_outputs(small_dataset, tmp_path):
+    from textsieve import testing
     from textsieve.recipe import build_config
     from textsieve.runtime.lifecycle import RunSetup
     from textsieve.runtime.local import LocalExecutor
@@ -101,15 +114,21 @@ def test_pipe_and_shared_memory_transports_give_identical_outputs(small_dataset,
     for transport in ("pipe", "shm"):
         config = build_config(overrides={"dataset_path": str(small_dataset), "export_path": str(tmp_path / transport),
                                          "filter.max_area_ratio": 0.05, "batch_size": 4}).config
-        summary = LocalExecutor(RunSetup.resolve(config), transport=transport).run()
+        summary = LocalExecutor(RunSetup.resolve(testing.with_detector(config, "red")), transport=transport).run()
         assert ("shared memory" in summary.workers.frame_transport) == (transport == "shm")
     assert outputs(tmp_path / "pipe") == outputs(tmp_path / "shm")
+    # the frames' own levels were measured: the ratios differ from video to video
+    stats = [json.loads(line) for line in outputs(tmp_path / "shm")["stats.jsonl"].splitlines()]
+    assert len({v["ratio"] for r in stats for v in r["videos"]}) >= 3
     assert not segments_of(os.getpid())
 
 
 def test_no_segment_outlives_a_run_whose_workers_are_killed(small_dataset, tmp_path):
-    command = [sys.executable, "-m", "textsieve.cli", *args(small_dataset, tmp_path / "out", "local")]
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    command = [sys.executable, "-m", "textsieve.cli",
+               *args(small_dataset, tmp_path / "out", "local", *PPOCR, "--batch-size", "1")]
+    # detection slowed down (0.2 s a frame, one frame a call): the run outlasts both kills
+    slow = {**os.environ, "TEXTSIEVE_FAULTS": json.dumps({"slow_detect_s": 0.2})}
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=slow)
     killed = 0
     deadline = time.monotonic() + 120
     while proc.poll() is None and killed < 2 and time.monotonic() < deadline:
@@ -118,9 +137,11 @@ def test_no_segment_outlives_a_run_whose_workers_are_killed(small_dataset, tmp_p
         except psutil.Error:  # a worker just died (a zombie until reaped): look again
             workers = []
         if len(workers) >= 2 and segments_of(proc.pid):
-            os.kill(workers[killed].pid, signal.SIGKILL)  # a decoder, then a replica: each is replaced
+            victim = workers[killed]
+            os.kill(victim.pid, signal.SIGKILL)  # a decoder, then a replica: each is replaced
             killed += 1
-            time.sleep(2)
+            # until the run has noticed (reaped it); the next kill waits for its replacement (two workers)
+            psutil.wait_procs([victim], timeout=30)
         time.sleep(0.2)
     assert proc.wait(timeout=300) == 0 and killed == 2
     assert not segments_of(proc.pid)
@@ -129,7 +150,7 @@ def test_no_segment_outlives_a_run_whose_workers_are_killed(small_dataset, tmp_p
 def test_a_killed_run_leaves_no_segment_once_it_resumes(small_dataset, undisturbed_local, tmp_path):
     """The whole process group killed (its resource tracker too): the segment
     is orphaned, and the next run, resuming, removes it."""
-    command = [sys.executable, "-m", "textsieve.cli", *args(small_dataset, tmp_path / "out", "local")]
+    command = [sys.executable, "-m", "textsieve.cli", *args(small_dataset, tmp_path / "out", "local", *PPOCR)]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 120
     while not segments_of(proc.pid) and time.monotonic() < deadline:
@@ -137,7 +158,7 @@ def test_a_killed_run_leaves_no_segment_once_it_resumes(small_dataset, undisturb
     assert segments_of(proc.pid), "the run never created its frame pool"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert main(args(small_dataset, tmp_path / "out", "local")) == 0
+    assert main(args(small_dataset, tmp_path / "out", "local", *PPOCR)) == 0
     assert not segments_of(proc.pid)
     assert outputs(tmp_path / "out") == undisturbed_local
 
@@ -145,7 +166,7 @@ def test_a_killed_run_leaves_no_segment_once_it_resumes(small_dataset, undisturb
 @pytest.fixture(scope="module")
 def undisturbed_local(small_dataset, tmp_path_factory) -> dict[str, str]:
     out = tmp_path_factory.mktemp("undisturbed") / "out"
-    assert main(args(small_dataset, out, "serial")) == 0
+    assert main(args(small_dataset, out, "serial", *PPOCR)) == 0
     return outputs(out)
 
 

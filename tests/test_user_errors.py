@@ -11,6 +11,7 @@ import http.server
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -340,8 +341,12 @@ def test_a_store_that_goes_away_mid_run_stops_it_and_no_sample_is_blamed(folder,
 # ---- Ctrl-C ---------------------------------------------------------------------------
 
 def test_ctrl_c_is_one_line_saying_how_to_resume(folder, tmp_path):
-    rows = [{"id": i, "videos": ["v.mp4"]} for i in range(8)]
-    dataset = folder / "eight.jsonl"
+    # eight files, not one video eight times: the flow judges a path once per batch of samples,
+    # and eight samples of one video finish together, before an interrupt can land between them
+    for i in range(8):
+        shutil.copyfile(folder / "v.mp4", tmp_path / f"v{i}.mp4")
+    rows = [{"id": i, "videos": [str(tmp_path / f"v{i}.mp4")]} for i in range(8)]
+    dataset = tmp_path / "eight.jsonl"
     dataset.write_text("".join(json.dumps(r) + "\n" for r in rows))
     export = tmp_path / "out"
     # the local executor (its workers share the terminal's process group) with ppocr, whose replica

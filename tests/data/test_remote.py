@@ -44,7 +44,8 @@ def s3(tmp_path_factory):
         (local / f"v{i}.mp4").rename(local / "clips" / f"v{i}.mp4")
     (local / "data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     fs = s3fs.S3FileSystem()
-    fs.mkdir("videos")
+    # moto keeps its buckets per process, not per server: another module's server may have made it
+    fs.makedirs("videos", exist_ok=True)
     fs.put(str(local / "clips"), "videos/set/clips", recursive=True)
     fs.put(str(local / "data.jsonl"), "videos/set/data.jsonl")
     yield local, env

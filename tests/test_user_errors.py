@@ -356,8 +356,11 @@ def test_ctrl_c_is_one_line_saying_how_to_resume(folder, tmp_path):
     # detection slowed down (0.7 s a frame, one frame a call), so that the interrupt surely lands mid-run
     slow = {**os.environ, "TEXTSIEVE_FAULTS": json.dumps({"slow_detect_s": 0.7})}
     # a terminal's Ctrl-C goes to the whole foreground process group: the supervisor and its workers
+    # with SIGINT's default action, as a terminal's foreground job has it: a shell starts a background
+    # job (`.ci/run ... &`) with SIGINT ignored, which its children inherit, and Python keeps it so
     proc = subprocess.Popen([sys.executable, "-m", "textsieve.cli", *argv], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True, env=slow)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True, env=slow,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     journal = export / "journal.jsonl"
     deadline = time.monotonic() + 240
     # until a commit with a judged sample is on disk (every sample here is judged: none settles first)

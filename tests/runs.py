@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 from textsieve.cli import main
@@ -94,3 +95,16 @@ def in_process(argv: list[str], env: dict | None = None, cwd: Path | None = None
                 os.environ[key] = value
     return subprocess.CompletedProcess(list(argv), code, *(s.buffer.getvalue().decode("utf-8", "replace")
                                                             for s in (out, err)))
+
+
+def run_ok(argv: list[str], executor: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """A command that must succeed: serial and local in this process (``env`` for the
+    command only); Ray as a CLI subprocess with ``env`` (a test's ray_env: it joins the
+    session's Ray instance, as a user's command joins a running cluster)."""
+    if executor == "ray":
+        done = subprocess.run([sys.executable, "-m", "textsieve.cli", *argv], capture_output=True, text=True,
+                              timeout=600, env={**(env or {}), "RAY_USAGE_STATS_ENABLED": "0"})
+    else:
+        done = in_process(argv, env)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    return done

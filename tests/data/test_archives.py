@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
-import sys
 import tarfile
 import zipfile
 from fractions import Fraction
 from pathlib import Path
 
 import pytest
-from runs import in_process
+from runs import run_ok
 
 from textsieve.synthetic import TextBlock, VideoSpec, write_video
 
@@ -67,16 +65,10 @@ def answers(export: Path) -> dict:
 
 
 def run(dataset: str, export: Path, executor: str, env: dict | None = None) -> dict:
-    """Serial and local runs in this process; a Ray run is a CLI subprocess that joins the
-    session's Ray instance (``env``: ray_env), as a user's command joins a running cluster."""
+    """As runs.run_ok runs it (``env``: ray_env for Ray)."""
     argv = ["run", "--dataset", dataset, "--export", str(export), "--executor", executor, "--device", "cpu",
             "--detector", "ppocr", "--max-area-ratio", "0.05"]
-    if executor == "ray":
-        done = subprocess.run([sys.executable, "-m", "textsieve.cli", *argv], capture_output=True, text=True,
-                              timeout=600, env={**env, "RAY_USAGE_STATS_ENABLED": "0"})
-    else:
-        done = in_process(argv, env)
-    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    run_ok(argv, executor, env)
     return answers(export)
 
 

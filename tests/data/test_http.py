@@ -11,8 +11,6 @@ import io
 import json
 import os
 import re
-import subprocess
-import sys
 import threading
 from fractions import Fraction
 from pathlib import Path
@@ -20,7 +18,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from runs import in_process
+from runs import run_ok
 
 from textsieve.synthetic import TextBlock, VideoSpec, write_video
 from textsieve.video.frames import REMOTE_BLOCK
@@ -104,17 +102,11 @@ def serve(folder: Path, handler: type[Plain]):
 
 
 def run(dataset: str, export: Path, executor: str, ray_env: dict | None = None) -> dict:
-    """Serial and local runs in this process; a Ray run is a CLI subprocess that joins the
-    session's Ray instance (``ray_env``), as a user's command joins a running cluster. The
+    """As runs.run_ok runs it (``ray_env`` for Ray). The
     fast detector: what is tested is how the bytes arrive, not what finds the text."""
     argv = ["run", "--dataset", dataset, "--export", str(export), "--executor", executor, "--device", "cpu",
             "--detector", "ppocr", "--max-area-ratio", "0.05"]
-    if executor == "ray":
-        done = subprocess.run([sys.executable, "-m", "textsieve.cli", *argv], capture_output=True, text=True,
-                              timeout=600, env={**ray_env, "RAY_USAGE_STATS_ENABLED": "0"})
-    else:
-        done = in_process(argv)
-    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    run_ok(argv, executor, ray_env if executor == "ray" else None)
     stats = {r["index"]: (r["status"], r["video_ocr_area_ratio"]) for r in map(json.loads, (export / "stats.jsonl").read_text().splitlines())}
     errors = {r["index"]: r["kind"] for r in map(json.loads, (export / "errors.jsonl").read_text().splitlines())}
     kept = [r["id"] for r in map(json.loads, (export / "kept.jsonl").read_text().splitlines())]

@@ -154,12 +154,13 @@ def test_a_truncated_long_video_says_how_far_it_was_judged(tmp_path):
 
 @pytest.mark.parametrize("where", ["#probe", "#piece7"])
 def test_a_hung_piece_times_out_on_its_own_limit(where, lecture, tmp_path, monkeypatch):
-    """The limit is per decode task: the probe, or one piece of the 21."""
+    """The limit is per decode task: the probe, or one piece of the 21 (each
+    of the others, decoded for real, must stay under it on a busy machine)."""
     monkeypatch.setenv("TEXTSIEVE_FAULTS", json.dumps({"hang_decode_on": [f"lecture.mp4{where}"]}))
     t0 = time.monotonic()
-    assert main(segment_args(lecture, tmp_path / "out", "--executor", "serial", "--decode-timeout-s", "2")) == 0
+    assert main(segment_args(lecture, tmp_path / "out", "--executor", "serial", "--decode-timeout-s", "5")) == 0
     error = json.loads((tmp_path / "out" / "errors.jsonl").read_text())
-    assert error["kind"] == "timeout" and "took over 2 s" in error["message"]
+    assert error["kind"] == "timeout" and "took over 5 s" in error["message"]
     assert time.monotonic() - t0 < 90  # one piece's limit, not the whole video's
 
 

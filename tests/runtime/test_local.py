@@ -116,8 +116,11 @@ def test_random_worker_kills_never_hang_the_run(dataset, tmp_path):
     kills = []
 
     def children() -> list[psutil.Process]:
+        """The run's workers: the forks of its fork server (not the resource
+        tracker, Python's, which a run cannot survive losing mid-call)."""
         try:
-            return psutil.Process(proc.pid).children(recursive=True)
+            return [w for c in psutil.Process(proc.pid).children() if "forkserver" in " ".join(c.cmdline())
+                    for w in c.children()]
         except psutil.Error:  # the run just ended
             return []
 
@@ -153,6 +156,28 @@ def test_random_worker_kills_never_hang_the_run(dataset, tmp_path):
         ids += [json.loads(l)["id"] for l in (export / name).read_text().splitlines()]
     ids += [json.loads(l)["sample"]["id"] for l in (export / "errors.jsonl").read_text().splitlines()]
     assert sorted(map(str, ids)) == sorted(map(str, [0, 1, 2, 3, 4, 5, "pair", "missing", "empty", "zero"]))
+
+
+def test_a_killed_supervisor_leaves_no_worker_behind(dataset, tmp_path):
+    """Workers are forks of a fork server, which lives while any of them
+    does: the supervisor killed while its replica hangs in a detector call
+    (it would never read its pipe again), every process of the run ends."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    hang = {**os.environ, "TEXTSIEVE_FAULTS": json.dumps({"hang_replica_calls": [1], "once_dir": str(marks)})}
+    proc = subprocess.Popen([sys.executable, "-m", "textsieve.cli", "run", "--dataset", str(dataset), "--export",
+                             str(tmp_path / "out"), "--max-area-ratio", "0.05", "--detector", "ppocr"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=hang)
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and not (marks / "replica-hang-1").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert (marks / "replica-hang-1").exists(), "the replica never reached its hung call"
+    workers = psutil.Process(proc.pid).children(recursive=True)
+    assert len(workers) >= 3  # the fork server, a decoder, the replica (and the resource tracker)
+    proc.kill()  # the supervisor alone: SIGKILL, no chance to stop anything
+    proc.wait()
+    gone, alive = psutil.wait_procs(workers, timeout=20)
+    assert not alive, [(p.pid, p.cmdline()) for p in alive]
 
 
 def test_resume_after_repeated_sigkills_gives_the_uninterrupted_outputs(dataset, reference, tmp_path, monkeypatch):

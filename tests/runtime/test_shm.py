@@ -133,7 +133,9 @@ def test_no_segment_outlives_a_run_whose_workers_are_killed(small_dataset, tmp_p
     deadline = time.monotonic() + 120
     while proc.poll() is None and killed < 2 and time.monotonic() < deadline:
         try:
-            workers = [c for c in psutil.Process(proc.pid).children() if "spawn_main" in " ".join(c.cmdline())]
+            # the workers are forks of the run's fork server
+            workers = [w for c in psutil.Process(proc.pid).children() if "forkserver" in " ".join(c.cmdline())
+                       for w in c.children()]
         except psutil.Error:  # a worker just died (a zombie until reaped): look again
             workers = []
         if len(workers) >= 2 and segments_of(proc.pid):

@@ -35,6 +35,9 @@ class Detector:
     # used until `textsieve profile` has measured the model on the device kind
     declared_cost: ModelCost
     uses_torch: bool  # whether torch's allocator counters describe its GPU memory
+    # modules its build imports that take seconds to import: a fork server imports them once, and
+    # the CPU replicas forked from it start without importing them again (runtime/workers.py)
+    imports: tuple[str, ...] = ()
     # the module that registers this description, for entries defined outside
     # this file (tests, benchmarks): worker processes import it to know them
     provider: str | None = None
@@ -77,7 +80,7 @@ DETECTORS: dict[str, Detector] = {d.name: d for d in (
     Detector("craft", _load_craft, _check_craft,
              ModelCost("craft", gpu_bytes=int(2.5 * GiB), host_bytes=int(1.5 * GiB),
                        source="declared default (not measured: run `textsieve profile`)"),
-             uses_torch=True),
+             uses_torch=True, imports=("torch", "easyocr", "textsieve.detect.craft")),
     # PP-OCR det: 10 MB of weights; ONNX Runtime's CUDA context and arena
     # stay well under 1 GiB at batch 8 of 1080p; on a CPU ~0.4 GiB RSS at 1080p.
     Detector("ppocr", _load_ppocr, _check_ppocr,

@@ -32,7 +32,7 @@ from .flow import DETECT_TIMEOUT, REPLICA_CRASHED, DecodeTask, ReplicaCounters, 
 from .lifecycle import Executor, RunSetup
 from .shm import ALIGN, FramePool, SharedFrame, pool_size
 from .workers import (DecodeFailed, DecodeRequest, Decoded, DetectRequest, Detected, ReplicaDown, ReplicaReady,
-                      LOAD_TIMEOUT_S, MAX_LOAD_CRASHES, WorkerProcess, decode_worker, replica_worker)
+                      LOAD_TIMEOUT_S, MAX_LOAD_CRASHES, WorkerProcess, decode_worker, preload_for, replica_worker)
 
 log = logging.getLogger(__name__)
 
@@ -214,6 +214,7 @@ class LocalExecutor(Executor):
         self._open_pool()
         pool = self.pool.ref() if self.pool is not None else None
         decode_args = (self.op, self.setup.limits, self.faults, self.plan.decoder_threads, pool)
+        preload_for(self.specs)
         self.decoders = [WorkerProcess("decode", i, decode_worker, decode_args) for i in range(self.plan.decoders)]
         self.replicas = [WorkerProcess("replica", i, replica_worker, (spec, self.faults, pool), ready=False)
                          for i, spec in enumerate(self.specs)]

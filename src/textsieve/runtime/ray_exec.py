@@ -61,7 +61,7 @@ from .lifecycle import Executor, RunSetup, Written
 from .planning import model_specs, narrow_to_device, plan_for
 from .shm import FramePool, pool_size
 from .steps import SampleJob, prepare
-from .workers import (LOAD_TIMEOUT_S, MAX_LOAD_CRASHES, TIMED_OUT, Detected, DetectRequest, ReplicaDown, ReplicaReady, WorkerProcess,
+from .workers import (LOAD_TIMEOUT_S, MAX_LOAD_CRASHES, TIMED_OUT, Detected, DetectRequest, ReplicaDown, ReplicaReady, WorkerProcess, preload_for,
                       replica_worker)
 
 log = logging.getLogger(__name__)
@@ -374,6 +374,7 @@ class DetectStage:
         slots, _ = pool_size(2 * spec.batch_size * stage.slot_bytes, stage.slot_bytes, spec.batch_size)
         self.pool = FramePool.create(slots, stage.slot_bytes) if slots else None
         pool = self.pool.ref() if self.pool is not None else None
+        preload_for([spec])
         self.replica = WorkerProcess("replica", 0, replica_worker, (spec, Faults.from_json(stage.faults), pool),
                                      ready=False)
         self.batch_sizes = {m.name: spec.batch_size for m in spec.models}

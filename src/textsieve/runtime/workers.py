@@ -2,34 +2,44 @@
 exchange with the supervisor (dataclasses, one per kind of message).
 
 Both kinds of worker hold one task at a time and talk over one pipe: a
-request in, a result out. They start by the ``spawn`` method, so nothing of
-the parent (threads, a CUDA context, a model) is inherited. This module
-imports no torch at the top: a replica pins its GPU through
-``CUDA_VISIBLE_DEVICES`` before torch or ONNX Runtime loads.
+request in, a result out. They are forks of a fork server (multiprocessing's
+``forkserver`` method): a clean process started once, with no thread, CUDA
+context or model of the parent's. For a run whose replicas use the CPU, the
+server imports the detector's heavy modules first (torch and EasyOCR: 5 s of
+CPU each time a process imports them), so each replica, and each replacement
+of one that died or hung, starts without importing them again. For a GPU
+replica it imports no detector module: the replica pins its GPU through
+``CUDA_VISIBLE_DEVICES`` before torch or ONNX Runtime loads, as it always did.
+This module imports no torch at the top.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import multiprocessing as mp
 import os
+import select
 import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import numpy as np
+import psutil
 
 from ..config import OcrFilter
+from ..detect import registry
 from ..errors import Failure, SystemicFailure, VideoError
 from ..video.frames import Limits, SampledVideo
 from .faults import Faults
 from .flow import DecodeTask, FrameKey, FrameResult, ReplicaCounters, ReplicaSpec, decode_video
 from .shm import PoolRef, SharedFrame
 
-CTX = mp.get_context("spawn")
+CTX = mp.get_context("forkserver")
 # a replica that dies this many times before its model is even loaded will not load
 MAX_LOAD_CRASHES = 3
 # loading reads weights and may create a CUDA context: slow on a busy machine, but a
@@ -88,23 +98,64 @@ class ReplicaDown:
     message: str
 
 
-def die_with_parent() -> None:
-    """Linux: this process gets SIGKILL when its parent dies, however the
-    parent dies, so that a killed supervisor leaves no replica holding a GPU
-    (a hung worker would never notice its pipe closing)."""
+def preload_for(specs: Iterable[ReplicaSpec]) -> None:
+    """Say what the fork server imports before its first fork: this module
+    (every worker runs it), and the heavy modules of the models that the
+    replicas in ``specs`` run on the CPU. Only the first start of the server
+    in a process counts (later runs in the same process fork from it as it
+    is). Nothing of a GPU replica's model is imported there: importing torch
+    is harmless to a fork, but anything that initialised CUDA in the server
+    would break every GPU replica forked from it."""
+    modules = [__name__]
+    for spec in specs:
+        if spec.replica.device == "cpu":
+            modules += [m for model in spec.models for m in registry.describe(model.name).imports if m not in modules]
+    CTX.set_forkserver_preload(modules)
+
+
+def _worker_main(environ: dict[str, str], supervisor: int, target: Callable[..., None], *args: Any) -> None:
+    """A worker's start: the supervisor's environment as it is now (a fork
+    of the server would otherwise have the server's, from when it started),
+    tied to the supervisor's life, then ``target``."""
+    os.environ.clear()
+    os.environ.update(environ)
+    _die_with(supervisor)
+    target(*args)
+
+
+def _die_with(supervisor: int) -> None:
+    """This process is killed when the supervisor ends, however it ends, so
+    that a killed supervisor leaves no replica holding a GPU (a hung worker
+    would never notice its pipe closing). The parent's death signal is not
+    enough: the parent is the fork server, which lives while any of its forks
+    does. A thread waits on the supervisor itself. The parent's death signal
+    is still set: a fork server that dies takes its workers with it, as the
+    supervisor, which sees all of their sentinels close, then assumes."""
     if sys.platform.startswith("linux"):
         try:
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
         except OSError:
             pass
+    threading.Thread(target=_kill_self_after, args=(supervisor,), name="textsieve-lifeline", daemon=True).start()
     # Ctrl-C reaches the whole process group: the supervisor alone handles it
     # (commits, stops the workers, says how to resume), so a worker ignores it
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def _kill_self_after(supervisor: int) -> None:
+    try:
+        pidfd = os.pidfd_open(supervisor)  # readable once that process has ended (Linux 5.3+)
+        select.select([pidfd], [], [])
+    except (AttributeError, OSError):  # no pidfd here: look twice a second
+        with contextlib.suppress(psutil.Error):
+            process = psutil.Process(supervisor)
+            while process.is_running():
+                time.sleep(0.5)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
 def decode_worker(conn: Connection, op: OcrFilter, limits: Limits, faults: Faults, threads: int = 1,
                   pool: PoolRef | None = None) -> None:
-    die_with_parent()
     frames = pool.attach() if pool is not None else None
     decode = faults.decoder(decode_video)
     while (request := conn.recv()) is not None:
@@ -119,7 +170,6 @@ def decode_worker(conn: Connection, op: OcrFilter, limits: Limits, faults: Fault
 
 
 def replica_worker(conn: Connection, spec: ReplicaSpec, faults: Faults, pool: PoolRef | None = None) -> None:
-    die_with_parent()
     frames = pool.attach() if pool is not None else None
     if spec.visible is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = spec.visible  # before torch or ONNX Runtime loads
@@ -161,7 +211,8 @@ class WorkerProcess:
 
     def _start(self) -> None:
         parent, child = CTX.Pipe()
-        self.proc = CTX.Process(target=self.target, args=(child, *self.args),
+        self.proc = CTX.Process(target=_worker_main,
+                                args=(dict(os.environ), os.getpid(), self.target, child, *self.args),
                                 name=f"textsieve-{self.kind}-{self.index}", daemon=True)
         self.proc.start()
         child.close()

@@ -108,3 +108,12 @@ def run_ok(argv: list[str], executor: str, env: dict | None = None) -> subproces
         done = in_process(argv, env)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-3000:]
     return done
+
+
+def ray_job(ray_env: dict[str, str], env: dict[str, str]) -> dict[str, str]:
+    """The environment of a CLI subprocess that joins the session's Ray instance (ray_env) as a
+    job whose workers have ``env`` in their environment, as `ray job submit --runtime-env-json
+    '{"env_vars": ...}'` gives a job's (the job manager hands the driver that runtime env in this
+    variable, which is internal to Ray: fine with the pinned Ray). A variable set on a driver
+    alone does not reach the actors of an instance that was already running."""
+    return {**ray_env, **env, "RAY_JOB_CONFIG_JSON_ENV_VAR": json.dumps({"runtime_env": {"env_vars": env}})}

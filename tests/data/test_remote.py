@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from runs import OUTPUTS, in_process
+from runs import OUTPUTS, in_process, ray_job
 
 from textsieve.synthetic import TextBlock, VideoSpec, write_video
 
@@ -87,14 +87,6 @@ def on_disk(s3, tmp_path_factory) -> Path:
                        *COMMON])
     assert done.returncode == 0, done.stderr[-3000:]
     return out
-
-
-def ray_job(ray_env: dict[str, str], env: dict[str, str]) -> dict[str, str]:
-    """The environment of a CLI subprocess that joins the session's Ray instance (ray_env) as a
-    job whose workers have the credentials in their environment, as `ray job submit
-    --runtime-env-json '{"env_vars": ...}'` gives a job's (the job manager hands the driver that
-    runtime env in this variable): the instance was started before this module's server."""
-    return {**ray_env, **env, "RAY_JOB_CONFIG_JSON_ENV_VAR": json.dumps({"runtime_env": {"env_vars": env}})}
 
 
 @pytest.mark.parametrize("executor", ["serial", "local", "ray"])

@@ -107,9 +107,10 @@ class TestConformance:
             assert run_in_process(monkeypatch, dataset, tmp_path / "in-process", executor, faults,
                                   "--detect-timeout-s", DETECT_LIMIT) == 0
             assert outputs(tmp_path / "in-process") == undisturbed
-            crashes = {"crash_replica_calls": [1], "crash_decode_on": ["v3.mp4"], "once_dir": str(tmp_path)}
-            codes = [run_cli(dataset, tmp_path / "out", executor, crashes).returncode for _ in range(3)]
-            assert codes[0] != 0 and 0 in codes, codes  # a crash stopped it, the same command finished it
+            # a decoder dying is the same event here (the one process exits): one crash stands for both
+            crashes = {"crash_replica_calls": [1], "once_dir": str(tmp_path)}
+            codes = [run_cli(dataset, tmp_path / "out", executor, crashes).returncode for _ in range(2)]
+            assert codes == [71, 0], codes  # a crash stopped it, the same command finished it
             fired = {"replica-hang-1", "oom-2", "replica-crash-1"}
         else:
             faults = {"oom_calls": [1], "crash_replica_calls": [2], "crash_decode_on": ["v3.mp4"],
@@ -118,8 +119,8 @@ class TestConformance:
             # the replica that backed off died with its counters: the marker files say what fired
             assert summary(tmp_path / "out")["workers"]["restarts"]["replica"] == 1
             fired = {"oom-1", "replica-crash-2"}
+            assert list(tmp_path.glob("decode-crash-*"))
         assert fired <= {p.name for p in tmp_path.iterdir()}  # every fault fired
-        assert list(tmp_path.glob("decode-crash-*"))
         assert outputs(tmp_path / "out") == undisturbed
 
     def test_faults_of_a_sample_are_that_samples_errors(self, executor, cluster, dataset, undisturbed, tmp_path,
@@ -150,15 +151,19 @@ class TestConformance:
         assert rest_got == rest_undisturbed
         assert summary(tmp_path / "out")["counts"]["adds_up"]
 
-    def test_killed_then_resumed_gives_the_undisturbed_outputs(self, executor, dataset, undisturbed, tmp_path):
+    def test_killed_then_resumed_gives_the_undisturbed_outputs(self, executor, dataset, undisturbed, tmp_path,
+                                                               request):
         """The command a user runs, killed whole (SIGKILL to its process
-        group, Ray's own processes included), then run again."""
+        group, the Ray instance it started included), then run again (on
+        Ray, joined to the session's instance: the resume is the point, and
+        starting one more instance costs 15-30 s on 2 cores)."""
         export = tmp_path / "out"
         cmd = [sys.executable, "-m", "textsieve.cli", *args(dataset, export, executor)]
         # detection slowed down, so that the run is surely killed part-way
         slow = {**os.environ, "TEXTSIEVE_FAULTS": json.dumps({"slow_detect_s": 0.7})}
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-                                env=slow)
+        log = tmp_path / "killed.log"
+        with open(log, "w") as stderr:
+            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True, env=slow)
         journal, deadline = export / "journal.jsonl", time.monotonic() + 240
         # killed once the journal holds a commit with a judged sample, before the end
         while proc.poll() is None and time.monotonic() < deadline and not journal_done(journal, JUDGED):
@@ -168,13 +173,15 @@ class TestConformance:
         proc.wait()
         done_before = journal_done(journal, JUDGED)
         assert 0 < done_before < 9 and not (export / "summary.json").exists()
-        final = subprocess.run(cmd, capture_output=True, text=True, timeout=400)
+        env = request.getfixturevalue("ray_env") if executor == "ray" else None
+        final = subprocess.run(cmd, capture_output=True, text=True, timeout=400, env=env)
         assert final.returncode == 0, final.stderr[-3000:]
         if executor == "ray":
             # no address, no declared GPU, as on a laptop: the command started a local Ray instance,
             # printed the plan first, and ran CPU actors that leave room for decoding
-            assert "Started a local Ray instance" in final.stderr and "Ray node" in final.stderr
-            assert "Ray pool: 1 detector actor(s), 0 GPU" in final.stderr
+            killed = log.read_text()
+            assert "Started a local Ray instance" in killed and "Ray node" in killed, killed[-3000:]
+            assert "Ray pool: 1 detector actor(s), 0 GPU" in killed
         assert outputs(export) == undisturbed
         assert summary(export)["resumed_with_done"] == done_before  # those were not judged again
         assert not list(export.glob("*.part"))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from runs import args, outputs, summary
+from runs import args, outputs, ray_job, summary
 from textsieve.cli import main
 from textsieve.data.lock import LOCK_FILE
 from textsieve.errors import ErrorKind, Failure
@@ -48,16 +48,20 @@ def undisturbed(small_dataset, tmp_path_factory) -> dict[str, str]:
 # ---- systemic failures stop the run --------------------------------------------------
 
 @pytest.mark.parametrize("executor", ["serial", "local", "ray"])
-def test_a_model_that_cannot_load_stops_the_run_and_the_same_command_resumes(executor, small_dataset, tmp_path):
+def test_a_model_that_cannot_load_stops_the_run_and_the_same_command_resumes(executor, small_dataset, tmp_path,
+                                                                             request):
     broken = tmp_path / "broken.onnx"
     broken.write_bytes(b"not an onnx graph")
     command = args(small_dataset, tmp_path / "out", executor, "--detector", "ppocr")
-    first = cli(*command, env={"TEXTSIEVE_PPOCR_MODEL": str(broken)})
+    env = {"TEXTSIEVE_PPOCR_MODEL": str(broken)}
+    # on Ray, a job of the session's instance whose actors have the variable
+    base = request.getfixturevalue("ray_env") if executor == "ray" else {}
+    first = cli(*command, env=ray_job(base, env) if executor == "ray" else env)
     assert first.returncode == 4, first.stderr[-2000:]
     assert "could not be built" in first.stderr and "run the same command again" in first.stderr
     assert "detector_error" not in error_kinds(tmp_path / "out", "errors.jsonl.part")
     assert not (tmp_path / "out" / "summary.json").exists()
-    fixed = cli(*command)
+    fixed = cli(*command, env=base)
     assert fixed.returncode == 0, fixed.stderr[-2000:]
     counts = summary(tmp_path / "out")["counts"]
     assert counts["adds_up"] and counts["input"] == 9

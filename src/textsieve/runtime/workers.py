@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import importlib
 import multiprocessing as mp
 import os
 import select
@@ -107,9 +108,10 @@ def preload_for(specs: Iterable[ReplicaSpec]) -> None:
     is harmless to a fork, but anything that initialised CUDA in the server
     would break every GPU replica forked from it."""
     modules = [__name__]
-    for spec in specs:
-        if spec.replica.device == "cpu":
-            modules += [m for model in spec.models for m in registry.describe(model.name).imports if m not in modules]
+    for model in (m for spec in specs if spec.replica.device == "cpu" for m in spec.models):
+        if model.provider:  # a detector described outside textsieve (tests, benchmarks) registers itself
+            importlib.import_module(model.provider)
+        modules += [m for m in registry.describe(model.name).imports if m not in modules]
     CTX.set_forkserver_preload(modules)
 
 

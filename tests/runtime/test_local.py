@@ -6,8 +6,8 @@ an injected model.
 The runs here detect with ppocr: what they test is how runs are killed,
 resumed, refused and re-decided, not the detector, and a ppocr replica
 starts (and restarts, after each kill) in a fraction of CRAFT's time; the
-conformance suite runs every executor with CRAFT. Runs whose subject is not
-the local executor's processes run on the serial executor."""
+conformance suite's undisturbed runs use CRAFT on every executor. Runs whose
+subject is not the local executor's processes run on the serial executor."""
 
 from __future__ import annotations
 

@@ -110,7 +110,10 @@ def pytest_collection_modifyitems(items):
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
         uses_ray = ("ray_local" in item.fixturenames or item.module.__name__ in ("test_ray", "test_cluster")
-                    or params.get("executor") == "ray")
+                    or params.get("executor") == "ray"
+                    # test_schemas' module fixture makes a Ray run in the session's instance: with the
+                    # Ray group, or the other worker starts an instance of its own for it
+                    or (item.module.__name__ == "test_schemas" and "runs" in item.fixturenames))
         if uses_ray:
             item.add_marker(pytest.mark.ray)
         # pytest-xdist (README: -n 2 --dist loadgroup): a module to one worker, so that its

@@ -77,7 +77,8 @@ class FramePool:
 
     @classmethod
     def attach(cls, name: str, slots: int, slot_bytes: int) -> "FramePool":
-        # Workers are spawned by the creator and share its resource tracker:
+        # Workers are started by the creator (forks of its fork server, which
+        # hands each of them the creator's resource tracker) and share that tracker:
         # attaching registers the name again there (a no-op), and the tracker
         # unlinks the segment if the creator dies without doing it itself.
         segment = shared_memory.SharedMemory(name=name)

@@ -117,3 +117,16 @@ def ray_job(ray_env: dict[str, str], env: dict[str, str]) -> dict[str, str]:
     variable, which is internal to Ray: fine with the pinned Ray). A variable set on a driver
     alone does not reach the actors of an instance that was already running."""
     return {**ray_env, **env, "RAY_JOB_CONFIG_JSON_ENV_VAR": json.dumps({"runtime_env": {"env_vars": env}})}
+
+
+def workers_of(pid: int) -> list:
+    """A local run's worker processes: the forks of its fork server (not the
+    resource tracker, Python's, which a run cannot survive losing mid-call).
+    Empty once the run has ended."""
+    import psutil
+
+    try:
+        return [w for c in psutil.Process(pid).children() if "forkserver" in " ".join(c.cmdline())
+                for w in c.children()]
+    except psutil.Error:  # the run just ended, or a worker just died
+        return []

@@ -40,7 +40,7 @@ from textsieve.runtime.lifecycle import RunSetup
 from textsieve.runtime.serial import SerialExecutor
 from textsieve.synthetic import TextBlock, VideoSpec, write_video
 
-from runs import journal_done, outputs
+from runs import journal_done, outputs, workers_of
 
 SMALL = dict(width=240, height=180, frames=10, gop=5, fps=Fraction(10))
 
@@ -115,22 +115,13 @@ def test_random_worker_kills_never_hang_the_run(dataset, tmp_path):
     rng = random.Random(7)
     kills = []
 
-    def children() -> list[psutil.Process]:
-        """The run's workers: the forks of its fork server (not the resource
-        tracker, Python's, which a run cannot survive losing mid-call)."""
-        try:
-            return [w for c in psutil.Process(proc.pid).children() if "forkserver" in " ".join(c.cmdline())
-                    for w in c.children()]
-        except psutil.Error:  # the run just ended
-            return []
-
     def killer():
         # from the moment the run has workers (not a fixed wait: the start takes 3-30 s with the load),
         # a random one every 1-3 s
-        while proc.poll() is None and not children():
+        while proc.poll() is None and not workers_of(proc.pid):
             time.sleep(0.1)
         while proc.poll() is None and len(kills) < 4:
-            alive = children()
+            alive = workers_of(proc.pid)
             if alive:
                 victim = rng.choice(alive)
                 try:

@@ -22,7 +22,7 @@ import numpy as np
 import psutil
 import pytest
 
-from runs import args, outputs
+from runs import args, outputs, workers_of
 from textsieve.cli import main
 from textsieve.runtime.shm import PREFIX, SHM_DIR, FramePool, SharedFrame, pool_size, sweep_stale
 
@@ -132,12 +132,7 @@ def test_no_segment_outlives_a_run_whose_workers_are_killed(small_dataset, tmp_p
     killed = 0
     deadline = time.monotonic() + 120
     while proc.poll() is None and killed < 2 and time.monotonic() < deadline:
-        try:
-            # the workers are forks of the run's fork server
-            workers = [w for c in psutil.Process(proc.pid).children() if "forkserver" in " ".join(c.cmdline())
-                       for w in c.children()]
-        except psutil.Error:  # a worker just died (a zombie until reaped): look again
-            workers = []
+        workers = workers_of(proc.pid)
         if len(workers) >= 2 and segments_of(proc.pid):
             victim = workers[killed]
             os.kill(victim.pid, signal.SIGKILL)  # a decoder, then a replica: each is replaced

@@ -19,9 +19,9 @@ from textsieve.cli import main
 from textsieve.data import shards
 from textsieve.data.shards import SHARD_BAND, read_manifest
 
+from runs import PPOCR  # no video here is read (each is missing): the detector is beside the point
+
 SHARD = 20_000
-# the fast detector: its replica starts sooner, and no video here is read (each is missing)
-FAST = ("--detector", "ppocr")
 
 
 def dj_nbytes(path: Path) -> int:
@@ -59,7 +59,7 @@ def check_band(out: Path, fmt: str) -> dict[str, list[int]]:
 @pytest.mark.parametrize("executor,fmt", [("serial", "parquet"), ("local", "jsonl")])
 def test_shards_are_the_size_asked_for_and_hold_every_row_once(cheap_dataset, tmp_path, executor, fmt):
     out = tmp_path / "out"
-    command = ["run", "--dataset", str(cheap_dataset), "--export", str(out), "--executor", executor, *FAST,
+    command = ["run", "--dataset", str(cheap_dataset), "--export", str(out), "--executor", executor, *PPOCR,
                "--export-shard-size", str(SHARD), "--export-type", fmt]
     assert main(command) == 0
     sizes = check_band(out, fmt)
@@ -80,7 +80,7 @@ def test_a_compaction_cut_short_resumes_with_every_row_once(cheap_dataset, tmp_p
     """A crash after the rewritten shards are written but before the manifest
     names them: the resumed run removes them, keeps the old ones, and compacts again."""
     out = tmp_path / "out"
-    command = ["run", "--dataset", str(cheap_dataset), "--export", str(out), "--executor", "serial", *FAST,
+    command = ["run", "--dataset", str(cheap_dataset), "--export", str(out), "--executor", "serial", *PPOCR,
                "--export-shard-size", str(SHARD)]
     real = shards.Manifest._write_all
     calls = {"n": 0}

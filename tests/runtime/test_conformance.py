@@ -26,7 +26,7 @@ import pytest
 
 from textsieve.cli import main
 
-from runs import args, journal_done, outputs, summary
+from runs import PPOCR, args, journal_done, outputs, summary
 
 JUDGED = frozenset(range(5))  # the dataset's samples with videos that decode; the rest settle first
 # The detect time limit of the hang tests. It must also cover the retried, real call: on a busy
@@ -34,7 +34,6 @@ JUDGED = frozenset(range(5))  # the dataset's samples with videos that decode; t
 # in CI and was stopped a second time, failing frames that should have been retried. A PP-OCR batch
 # here takes about 0.05 s.
 DETECT_LIMIT = "10"
-FAST = ("--detector", "ppocr")  # the detector of the fault runs
 
 ray = pytest.importorskip("ray")
 
@@ -87,7 +86,7 @@ def undisturbed(dataset, tmp_path_factory) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def undisturbed_fast(dataset, tmp_path_factory) -> dict[str, str]:
     """The same with PP-OCR: what every fault run must reproduce."""
-    return serial_outputs(dataset, tmp_path_factory.mktemp("undisturbed-fast") / "out", *FAST)
+    return serial_outputs(dataset, tmp_path_factory.mktemp("undisturbed-fast") / "out", *PPOCR)
 
 
 def without(result: dict[str, str], index: int) -> dict[str, str]:
@@ -121,18 +120,18 @@ class TestConformance:
         same command resumes it."""
         if executor == "serial":
             faults = {"hang_replica_calls": [1], "oom_calls": [2], "once_dir": str(tmp_path)}
-            assert run_in_process(monkeypatch, dataset, tmp_path / "in-process", executor, faults, *FAST,
+            assert run_in_process(monkeypatch, dataset, tmp_path / "in-process", executor, faults, *PPOCR,
                                   "--detect-timeout-s", DETECT_LIMIT) == 0
             assert outputs(tmp_path / "in-process") == undisturbed_fast
             # a decoder dying is the same event here (the one process exits): one crash stands for both
             crashes = {"crash_replica_calls": [1], "once_dir": str(tmp_path)}
-            codes = [run_cli(dataset, tmp_path / "out", executor, crashes, *FAST).returncode for _ in range(2)]
+            codes = [run_cli(dataset, tmp_path / "out", executor, crashes, *PPOCR).returncode for _ in range(2)]
             assert codes == [71, 0], codes  # a crash stopped it, the same command finished it
             fired = {"replica-hang-1", "oom-2", "replica-crash-1"}
         else:
             faults = {"oom_calls": [1], "crash_replica_calls": [2], "crash_decode_on": ["v3.mp4"],
                       "once_dir": str(tmp_path)}
-            assert run_in_process(monkeypatch, dataset, tmp_path / "out", executor, faults, *FAST) == 0
+            assert run_in_process(monkeypatch, dataset, tmp_path / "out", executor, faults, *PPOCR) == 0
             # the replica that backed off died with its counters: the marker files say what fired
             assert summary(tmp_path / "out")["workers"]["restarts"]["replica"] == 1
             fired = {"oom-1", "replica-crash-2"}
@@ -151,7 +150,7 @@ class TestConformance:
         if executor != "serial":
             faults["crash_decode_on"] = ["v3.mp4"]
         t0 = time.monotonic()
-        code = run_in_process(monkeypatch, dataset, tmp_path / "out", executor, faults, *FAST, "--decode-timeout-s", "3")
+        code = run_in_process(monkeypatch, dataset, tmp_path / "out", executor, faults, *PPOCR, "--decode-timeout-s", "3")
         assert code == 0 and time.monotonic() - t0 < 200
         got = outputs(tmp_path / "out")
         errors = {json.loads(line)["index"]: json.loads(line) for line in got["errors.jsonl"].splitlines()}
@@ -175,7 +174,7 @@ class TestConformance:
         Ray, joined to the session's instance: the resume is the point, and
         starting one more instance costs 15-30 s on 2 cores)."""
         export = tmp_path / "out"
-        cmd = [sys.executable, "-m", "textsieve.cli", *args(dataset, export, executor, *FAST)]
+        cmd = [sys.executable, "-m", "textsieve.cli", *args(dataset, export, executor, *PPOCR)]
         # detection slowed down, so that the run is surely killed part-way
         slow = {**os.environ, "TEXTSIEVE_FAULTS": json.dumps({"slow_detect_s": 0.7})}
         log = tmp_path / "killed.log"
@@ -213,7 +212,7 @@ def test_a_hung_replica_is_stopped_and_its_frames_retried(executor, cluster, dat
     as a second loss should."""
     faults = {"hang_replica_calls": [1], "once_dir": str(tmp_path)}
     t0 = time.monotonic()
-    assert run_in_process(monkeypatch, dataset, tmp_path / "out", executor, faults, *FAST,
+    assert run_in_process(monkeypatch, dataset, tmp_path / "out", executor, faults, *PPOCR,
                           "--detect-timeout-s", DETECT_LIMIT) == 0
     assert (tmp_path / "replica-hang-1").exists() and time.monotonic() - t0 < 200
     assert outputs(tmp_path / "out") == undisturbed_fast

@@ -22,14 +22,13 @@ import numpy as np
 import psutil
 import pytest
 
-from runs import args, outputs, workers_of
+from runs import PPOCR, args, outputs, workers_of
 from textsieve.cli import main
 from textsieve.runtime.shm import PREFIX, SHM_DIR, FramePool, SharedFrame, pool_size, sweep_stale
 
 pytestmark = pytest.mark.skipif(not os.path.isdir(SHM_DIR), reason="no /dev/shm")
 
 
-PPOCR = ("--detector", "ppocr")
 
 
 def segments_of(pid: int) -> list[str]:

@@ -173,6 +173,13 @@ class ModelSpec:
     share: float = 1.0
     provider: str | None = None
 
+    def detector(self) -> registry.Detector:
+        """Its registry description, its provider imported first (in a worker
+        process, a detector described outside textsieve is not known until then)."""
+        if self.provider:
+            importlib.import_module(self.provider)
+        return registry.describe(self.name)
+
 
 @dataclass(frozen=True)
 class ReplicaSpec:
@@ -226,8 +233,7 @@ class DetectorReplica:
                  build: Callable[[str], Model] | None = None):
         self.spec, self.model, self.faults = spec, model, faults
         self.device = spec.replica.device
-        if model.provider:
-            importlib.import_module(model.provider)
+        model.detector()
         self.key = registry.prepare(model.name, **dict(model.params))
         planned = spec.replica
         if model.share < 1.0:  # the model's part of a replica that hosts several

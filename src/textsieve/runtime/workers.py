@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import importlib
 import multiprocessing as mp
 import os
 import select
@@ -33,7 +32,6 @@ import numpy as np
 import psutil
 
 from ..config import OcrFilter
-from ..detect import registry
 from ..errors import Failure, SystemicFailure, VideoError
 from ..video.frames import Limits, SampledVideo
 from .faults import Faults
@@ -109,9 +107,7 @@ def preload_for(specs: Iterable[ReplicaSpec]) -> None:
     would break every GPU replica forked from it."""
     modules = [__name__]
     for model in (m for spec in specs if spec.replica.device == "cpu" for m in spec.models):
-        if model.provider:  # a detector described outside textsieve (tests, benchmarks) registers itself
-            importlib.import_module(model.provider)
-        modules += [m for m in registry.describe(model.name).imports if m not in modules]
+        modules += [m for m in model.detector().imports if m not in modules]
     CTX.set_forkserver_preload(modules)
 
 

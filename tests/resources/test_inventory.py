@@ -91,6 +91,18 @@ def test_no_nvml_falls_back_without_failing():
     assert gpus == () and source == "none" and "NVML unavailable" in notes[0]
 
 
+def test_without_a_cuda_driver_the_inventory_does_not_import_torch():
+    # torch would see no GPU there, and its import costs every command and every Ray node's
+    # inventory task about 1.5 s of CPU
+    code = ("import sys; from textsieve.resources.inventory import cuda_driver_present, machine_inventory; "
+            "inventory = machine_inventory(); print(cuda_driver_present(), 'torch' in sys.modules, inventory.source)")
+    driver, torch_imported, source = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                                    check=True).stdout.split()
+    if driver == "True":
+        pytest.skip("a CUDA driver loads here: the torch fallback is the GPU kit's to check")
+    assert torch_imported == "False" and source in ("none", "nvml")
+
+
 def test_visible_indices_pure():
     devices = [(0, "GPU-x"), (1, "GPU-y")]
     assert visible_nvml_indices("1", devices) == [1]

@@ -122,8 +122,13 @@ def read(folder: Path) -> dict[str, str]:
     return {name: (folder / name).read_text() for name in OUTPUTS}
 
 
-def test_ray_outputs_equal_the_local_executors_and_follow_the_plan(cluster, dataset, tmp_path):
-    # PP-OCR: placement is the point here; CRAFT's equal outputs on Ray are test_conformance's
+def test_ray_outputs_equal_the_local_executors_and_follow_the_plan(cluster, dataset, tmp_path, monkeypatch):
+    # PP-OCR: placement is the point here; CRAFT's equal outputs on Ray are test_conformance's.
+    # Ray Data starts a pool's actors without waiting for them, so one actor could judge these 9
+    # samples before the other's constructor logged where it landed: here the pool waits for both.
+    from ray.data import DataContext
+
+    monkeypatch.setattr(DataContext.get_current(), "wait_for_min_actors_s", 300)
     run_serial(build_config(overrides={"dataset_path": str(dataset), "export_path": str(tmp_path / "serial"),
                                        "filter.max_area_ratio": 0.05, **FAST}).config)
     summary = RayExecutor(RunSetup.resolve(cfg(dataset, tmp_path / "ray", gpus=2, **FAST))).run()

@@ -7,6 +7,7 @@ so that ``plan`` and ``run`` behave on simulated GPUs exactly as on real ones.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import re
@@ -129,10 +130,25 @@ def gpu_inventory(env: Mapping[str, str] | None = None, nvml: Any | None = None,
             notes.append(f"CUDA_VISIBLE_DEVICES={env.get('CUDA_VISIBLE_DEVICES')!r} hides {len(devices) - len(visible)} of {len(devices)} GPUs")
         return gpus, "nvml", notes
     if use_torch:
+        if not cuda_driver_present():
+            notes.append("no CUDA driver (libcuda.so.1 does not load)")
+            return (), "none", notes
         gpus = _torch_gpus(notes)
         if gpus:
             return gpus, "torch", notes
     return (), "none", notes
+
+
+def cuda_driver_present() -> bool:
+    """Whether the CUDA driver library loads. torch's CUDA loads this same library by this same
+    name, so where it does not load torch sees no GPU either, and asking torch would only cost
+    its import (about 1.5 s of CPU, in every command and every Ray node's inventory task on a
+    machine without GPUs). Loading it creates no CUDA context."""
+    try:
+        ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return False
+    return True
 
 
 def _torch_gpus(notes: list[str]) -> tuple[GpuInfo, ...]:

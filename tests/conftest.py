@@ -3,6 +3,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+import sys
+import tempfile
 from fractions import Fraction
 from pathlib import Path
 
@@ -53,6 +56,31 @@ def small_dataset(tmp_path_factory) -> Path:
     path = d / "data.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
+
+
+def pytest_configure(config):
+    """Each pytest process (each xdist worker) keeps its Ray instances to itself. A command
+    without --address joins the instance that the machine's last `ray start` recorded in
+    Ray's temporary folder (the 3-node cluster of test_cluster records itself there): a
+    test's laptop run, in a subprocess, would join the other worker's cluster instead of
+    starting its own. Ray's sockets live in this folder: its path stays short."""
+    folder = tempfile.mkdtemp(prefix="tsray-", dir="/tmp")
+    config.stash[RAY_TMPDIR] = (os.environ.get("RAY_TMPDIR"), folder)
+    os.environ["RAY_TMPDIR"] = folder
+
+
+def pytest_unconfigure(config):
+    before, folder = config.stash[RAY_TMPDIR]
+    if "ray" in sys.modules and sys.modules["ray"].is_initialized():
+        sys.modules["ray"].shutdown()  # its processes write in the folder until then
+    shutil.rmtree(folder, ignore_errors=True)
+    if before is None:
+        os.environ.pop("RAY_TMPDIR", None)
+    else:
+        os.environ["RAY_TMPDIR"] = before
+
+
+RAY_TMPDIR = pytest.StashKey[tuple]()
 
 
 # One local Ray instance for every test that runs Ray in this process: starting one takes

@@ -8,7 +8,12 @@ textsieve did before), then once more each with a replica that crashes on its
 first call and is replaced. Both ways run in this one process, alternating,
 so the machine's noise hits both; read the ratios.
 
-    python bench/bench_startup.py [--runs 3]
+With --build: the CRAFT network's build alone, in one process, alternating
+EasyOCR's own (a Reader with its detector, as Data-Juicer builds it and
+textsieve did) and textsieve's (`load_craft`: on the meta device, then the
+file's tensors), with a check that both give the same tensors.
+
+    python bench/bench_startup.py [--runs 3] [--build]
 """
 
 from __future__ import annotations
@@ -75,7 +80,34 @@ def bench(runs: int) -> None:
         print(f"{kind}: spawn / forkserver, median of runs 2+: {later[1] / later[0]:.2f}x")
 
 
+def bench_build(runs: int) -> None:
+    import easyocr
+    import torch
+
+    from textsieve.detect.craft import load_craft
+    from textsieve.detect.weights import CRAFT_FILE, find_craft_weights
+
+    folder = find_craft_weights()
+    times: dict[str, list[float]] = {"easyocr": [], "textsieve": []}
+    for _ in range(runs):
+        started = time.perf_counter()
+        theirs = easyocr.Reader(["en"], gpu=False, model_storage_directory=str(folder),
+                                user_network_directory=str(folder), download_enabled=False, recognizer=False,
+                                verbose=False).detector
+        times["easyocr"].append(time.perf_counter() - started)
+        started = time.perf_counter()
+        ours = load_craft(folder / CRAFT_FILE, torch.device("cpu"))
+        times["textsieve"].append(time.perf_counter() - started)
+        assert all(torch.equal(a, b) for a, b in zip(ours.state_dict().values(), theirs.state_dict().values()))
+    for way, seconds in times.items():
+        print(f"{way:<10} {' / '.join(f'{t:.2f}' for t in seconds)} s")
+    print(f"easyocr / textsieve, medians: "
+          f"{statistics.median(times['easyocr']) / statistics.median(times['textsieve']):.1f}x")
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
-    bench(parser.parse_args().runs)
+    parser.add_argument("--build", action="store_true", help="the CRAFT network's build alone")
+    options = parser.parse_args()
+    (bench_build if options.build else bench)(options.runs)

@@ -63,6 +63,27 @@ def test_same_answer_as_easyocr_reader_built_like_data_juicer(detector):
     assert ours.free == [[[float(v) for v in p] for p in q] for q in f[0]]
 
 
+def test_the_network_holds_easyocrs_tensors_and_none_is_left_unset():
+    """load_craft builds on the meta device and skips the random start that the file overwrites:
+    every tensor equals what EasyOCR's get_detector loads (with its CPU quantisation, as
+    Data-Juicer gets it), and so does the output."""
+    import torch
+    from easyocr.detection import get_detector
+
+    from textsieve.detect.craft import load_craft
+
+    path = find_craft_weights() / CRAFT_FILE
+    theirs = get_detector(str(path), "cpu", quantize=True)
+    ours = load_craft(path, torch.device("cpu"))
+    expected, got = theirs.state_dict(), ours.state_dict()
+    assert list(got) == list(expected)
+    assert all(torch.equal(got[k], expected[k]) and not got[k].is_meta for k in expected)
+    assert not ours.training
+    image = torch.rand(1, 3, 96, 128, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert all(torch.equal(a, b) for a, b in zip(ours(image), theirs(image)))
+
+
 def test_params_change_detection(detector):
     strict = CraftDetector.__new__(CraftDetector)
     strict.__dict__.update(detector.__dict__)

@@ -1,8 +1,8 @@
 """CRAFT through EasyOCR, detection only, on one explicit device.
 
-The model is built on the CPU and then moved: EasyOCR's own GPU path wraps
-the network in ``DataParallel`` over every visible GPU, which is exactly the
-memory blow-up textsieve exists to avoid.
+The network is built here (``load_craft``) and loaded straight onto its one
+device: EasyOCR's own GPU path wraps it in ``DataParallel`` over every
+visible GPU, which is exactly the memory blow-up textsieve exists to avoid.
 """
 
 from __future__ import annotations
@@ -10,13 +10,14 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import asdict, dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from ..errors import ConfigError
 from .area import Detections
-from .weights import find_craft_weights
+from .weights import CRAFT_FILE, find_craft_weights
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,28 @@ def _autocast(net, device: str, precision: str):
     return Autocast(net)
 
 
+def load_craft(path: Path, device) -> "torch.nn.Module":
+    """EasyOCR's CRAFT network with the weights in ``path``, on ``device``, in eval mode: what
+    ``easyocr.detection.get_detector`` returns, built on the meta device first. Built as EasyOCR
+    builds it, torchvision's VGG-16 backbone fills every layer with random numbers, its 400 MB
+    classifier included (which CRAFT drops), for the file to overwrite them: 2.5 of the 3.4 s a
+    replica took to start on a CPU core. The load is strict, so the file sets every tensor of
+    the network, and none is left on the meta device. EasyOCR's dynamic int8 quantisation on a
+    CPU is left out: it converts linear and recurrent layers, and CRAFT has none (the result is
+    the same network, Data-Juicer's included)."""
+    import torch
+    from easyocr.craft import CRAFT
+    from easyocr.detection import copyStateDict
+
+    with torch.device("meta"):
+        net = CRAFT()
+    net.load_state_dict(copyStateDict(torch.load(path, map_location=device, weights_only=True)), assign=True)
+    unset = [name for name, t in [*net.named_parameters(), *net.named_buffers()] if t.is_meta]
+    if unset:  # a strict load sets everything: only a change in EasyOCR could get here
+        raise RuntimeError(f"{path}: these CRAFT tensors were not loaded: {unset}")
+    return net.eval()
+
+
 class CraftDetector:
     """Callable detector: a list of RGB frames in, one :class:`Detections` per
     frame out. Frames of equal size run through the network as one batch."""
@@ -133,23 +156,26 @@ class CraftDetector:
 
     def __init__(self, device: str = "cpu", params: CraftParams = CraftParams(), weights_dir: str | None = None,
                  channels_last: bool = True, precision: str = "fp32"):
-        import torch  # imported here: the parent process never needs it
         import easyocr
+        import torch  # imported here: the parent process never needs it
+        from easyocr.detection import get_textbox
 
         folder = find_craft_weights(weights_dir)
-        # Languages only pick a recogniser, which is not built; 'en' needs no file.
+        # Languages only pick a recogniser, which is not built; 'en' needs no file. The detector
+        # is built below, as EasyOCR would build it, and handed to the reader that runs it.
         reader = easyocr.Reader(
             ["en"],
             gpu=False,
             model_storage_directory=str(folder),
             user_network_directory=str(folder),
             download_enabled=False,
+            detector=False,
             recognizer=False,
             verbose=False,
-            quantize=False,
         )
+        reader.detect_network, reader.get_textbox = "craft", get_textbox
+        reader.detector = load_craft(folder / CRAFT_FILE, torch.device(str(device)))
         self.device = str(device)
-        reader.detector = reader.detector.to(torch.device(self.device))
         if channels_last:
             reader.detector = _channels_last(reader.detector)
         check_precision(self.device, precision)

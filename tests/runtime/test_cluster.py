@@ -2,7 +2,8 @@
 different inventories, each reporting its own (simulated GPUs through the
 node's environment, as `TEXTSIEVE_SIMULATE_GPUS=... ray start` would):
 
-- node A: 2 GPUs of 80 GiB: 2 replicas each (k = 2);
+- node A: 1 GPU of 80 GiB: 2 replicas (k = 2; one GPU, not two: each actor costs seconds
+  of start-up on 2 cores, and the placement of k = 1 over two GPUs is test_ray's);
 - node B: 1 GPU of 24 GiB with 3 GiB free: 1 replica (k = 1);
 - node C: no GPU: a CPU replica.
 
@@ -29,7 +30,7 @@ from textsieve.data.shards import read_manifest, read_shard
 ray = pytest.importorskip("ray")
 cluster_utils = pytest.importorskip("ray.cluster_utils")
 
-NODES = {"A": ("80GiB:80GiB,80GiB:80GiB", 2), "B": ("24GiB:3GiB", 1), "C": ("", 0)}
+NODES = {"A": ("80GiB:80GiB", 1), "B": ("24GiB:3GiB", 1), "C": ("", 0)}
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +81,7 @@ def test_plan_prints_every_nodes_plan(cluster, capsys):
     printed = capsys.readouterr()
     out = printed.out + printed.err
     assert all(f"({node_id[:12]})" in out for node_id in ids.values())
-    assert "Ray pool: 4 detector actor(s), 0.5 GPU" in out
+    assert "Ray pool: 2 detector actor(s), 0.5 GPU" in out
 
 
 def test_an_actor_killed_mid_run_loses_nothing(cluster, dataset, reference, tmp_path):
@@ -164,17 +165,17 @@ def test_a_data_juicer_ray_recipe_runs_where_every_nodes_plan_says(cluster, data
     detail = summary["executor_detail"]
     pools = {p["k"]: p for p in detail["pools"]}
     assert sorted(pools) == [0, 1, 2]
-    assert pools[2]["nodes"] == [ids["A"]] and pools[2]["size"] == 4 and pools[2]["num_gpus"] == 0.5
+    assert pools[2]["nodes"] == [ids["A"]] and pools[2]["size"] == 2 and pools[2]["num_gpus"] == 0.5
     assert pools[1]["nodes"] == [ids["B"]] and pools[1]["size"] == 1
     assert ids["C"] in pools[0]["nodes"] and pools[0]["actor_cpus"] == 0.0  # 2 cores: both for decode + repartition
     plans = {n["node"]: n["plan"] for n in detail["nodes"]}
-    assert [g["replicas"] for g in plans[ids["A"]]["gpus"]] == [2, 2]
+    assert [g["replicas"] for g in plans[ids["A"]]["gpus"]] == [2]
     assert [g["replicas"] for g in plans[ids["B"]]["gpus"]] == [1]
-    # actors: each on one GPU, never more on a GPU than its node's plan says (two on each of A's,
+    # actors: each on one GPU, never more on a GPU than its node's plan says (two on A's,
     # one on B's), none with a GPU on C. Fewer may be logged: on a loaded machine Ray Data can
     # finish these 18 samples and stop a pool's last actor before its constructor logged it.
     where = Counter((a["node"], tuple(a["gpu_ids"])) for a in detail["actors"])
-    assert where[(ids["A"], ("0",))] <= 2 and where[(ids["A"], ("1",))] <= 2
+    assert where[(ids["A"], ("0",))] <= 2
     assert where[(ids["B"], ("0",))] <= 1
     assert all(len(a["gpu_ids"]) == 1 for a in detail["actors"] if a["node"] in (ids["A"], ids["B"]))
     assert sum(n for (node, _), n in where.items() if node == ids["A"]) >= 1

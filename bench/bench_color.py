@@ -26,6 +26,7 @@ import json
 import os
 import subprocess
 from collections import defaultdict
+from fractions import Fraction
 from pathlib import Path
 
 import av

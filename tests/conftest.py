@@ -118,9 +118,9 @@ SLOW_MODULES = {"test_archives", "test_cluster", "test_conformance", "test_failu
                 "test_bad_rows", "test_run", "test_pieces", "test_cascade", "test_fast", "test_report", "test_kinds_run"}
 
 
-# The groups that take longest (`pytest -n 2 --dist loadgroup --durations=0`, December 2026: Ray
-# 451 s, the conformance matrix 178 s, the 3-node cluster 115 s, the rest under 55 s each)
-LONGEST_GROUPS = ["ray", "test_conformance", "test_cluster"]
+# The groups that take longest (`pytest -n 2 --dist loadgroup --durations=0`, 7 December 2026:
+# Ray 483 s, the 3-node cluster 143 s, the conformance matrix 75 s, the rest under 52 s each)
+LONGEST_GROUPS = ["ray", "test_cluster", "test_conformance"]
 GROUP = pytest.StashKey[str]()
 
 
@@ -158,7 +158,7 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.slow)
     # pytest-xdist deals the groups out in the order collected, each to the next free worker: the
     # longest first (largest first is near-even on two workers), the Ray group above all (about
-    # 450 s on 2 cores; last in line, it ran alone at the end while the other worker idled)
+    # 480 s on 2 cores; last in line, it ran alone at the end while the other worker idled)
     items.sort(key=lambda item: LONGEST_GROUPS.index(group_of(item)) if group_of(item) in LONGEST_GROUPS
                else len(LONGEST_GROUPS))
 

@@ -11,13 +11,16 @@ import importlib.util
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from ..errors import ConfigError
 from .area import Detections
 from .weights import CRAFT_FILE, find_craft_weights
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
@@ -126,7 +129,7 @@ def _autocast(net, device: str, precision: str):
     return Autocast(net)
 
 
-def load_craft(path: Path, device) -> "torch.nn.Module":
+def load_craft(path: Path, device: torch.device) -> torch.nn.Module:
     """EasyOCR's CRAFT network with the weights in ``path``, on ``device``, in eval mode: what
     ``easyocr.detection.get_detector`` returns, built on the meta device first. Built as EasyOCR
     builds it, torchvision's VGG-16 backbone fills every layer with random numbers, its 400 MB

@@ -15,7 +15,8 @@ from textsieve.cli import main
 
 OUTPUTS = ("kept.jsonl", "dropped.jsonl", "errors.jsonl", "stats.jsonl")
 # the detector of runs whose subject is not the detector: a PP-OCR replica starts (and restarts,
-# after a crash or a hang) in under a second, CRAFT's in 5-7 s of CPU in each process
+# after a crash or a hang) in under a second, CRAFT's in about 3 s of CPU in each process
+# (importing torch and EasyOCR)
 PPOCR = ("--detector", "ppocr")
 
 # shaped like Data-Juicer's own video recipes (configs/data_juicer_recipes)

@@ -106,7 +106,7 @@ def cluster(ray_local):
 
 
 # the detector where it is not what a test is about: a PP-OCR replica starts in under a second,
-# CRAFT's in 5-7 s of CPU in each actor
+# CRAFT's in about 3 s of CPU in each actor (importing torch and EasyOCR)
 FAST = {"filter.detector": "ppocr"}
 
 

@@ -233,7 +233,7 @@ class DetectorReplica:
                  build: Callable[[str], Model] | None = None):
         self.spec, self.model, self.faults = spec, model, faults
         self.device = spec.replica.device
-        model.detector()
+        model.detector()  # imports its provider: a detector described outside textsieve registers itself
         self.key = registry.prepare(model.name, **dict(model.params))
         planned = spec.replica
         if model.share < 1.0:  # the model's part of a replica that hosts several
